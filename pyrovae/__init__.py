@@ -1,0 +1,43 @@
+"""pyrovae: variational autoencoders whose model and guide are Pyro programs."""
+
+from .config import load_config, resolve_config
+from .data import DATASETS, ImageData, load_data
+from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
+from .evaluation import elbo_per_example
+from .guides import GUIDES, GuideFamily
+from .likelihoods import LIKELIHOODS, Likelihood
+from .networks import DECODERS, ENCODERS
+from .objectives import OBJECTIVES, Objective
+from .priors import PRIORS, Prior
+from .training import Trainer, load_run, resume, train
+from .vae import VAE
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "VAE",
+    "Trainer",
+    "train",
+    "resume",
+    "load_run",
+    "load_config",
+    "resolve_config",
+    "load_data",
+    "ImageData",
+    "elbo_per_example",
+    "PRIORS",
+    "LIKELIHOODS",
+    "ENCODERS",
+    "DECODERS",
+    "GUIDES",
+    "OBJECTIVES",
+    "DATASETS",
+    "Prior",
+    "Likelihood",
+    "GuideFamily",
+    "Objective",
+    "PyrovaeError",
+    "ConfigError",
+    "DataError",
+    "CheckpointError",
+]

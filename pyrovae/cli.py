@@ -1,0 +1,168 @@
+"""The ``pyrovae`` command line: train, evaluate and sample from VAEs.
+
+Errors in user input (a bad config, a missing data set, a damaged checkpoint) end the program
+with exit code 2 and a one-line reason on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import PyrovaeError
+
+
+def _add_data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-root", metavar="PATH",
+        help="folder holding the data sets in torchvision's layout (default: $PYROVAE_DATA, "
+        "else ~/.cache/pyrovae/data, downloading there when online)",
+    )
+
+
+def _add_device(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default,
+                   help="where to compute (auto: CUDA when available)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyrovae",
+        description="Variational autoencoders as Pyro programs: train, evaluate, sample.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "train", help="train a VAE from a config, or resume a run",
+        description="Train a VAE as a config file says, writing a run directory with "
+        "config.toml, checkpoint.pt (each epoch), metrics.jsonl and a picture of samples and "
+        "reconstructions. Or continue a stopped run with --resume.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", metavar="FILE", help="TOML config (see configs/mnist.toml)")
+    src.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory to create (with --config)")
+    p.add_argument("--epochs", type=int, help="total number of epochs (overrides the config)")
+    p.add_argument("--seed", type=int, help="random seed (overrides train.seed)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.lr=3e-4 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_device(p, None)
+    _add_data_root(p)
+
+    p = sub.add_parser(
+        "evaluate", help="evaluate a trained run on the test set",
+        description="Report the test-set ELBO (nats per example) of a trained run.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_device(p, "auto")
+    _add_data_root(p)
+
+    p = sub.add_parser(
+        "sample", help="draw samples from a trained run's model into a PNG",
+        description="Draw N samples E[x|z], z ~ p(z), from a trained run and save them as a grid.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--num", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the grid")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_device(p, "auto")
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .config import apply_overrides, load_config, resolve_config
+    from .training import resume, train
+
+    progress = not args.quiet
+    if args.resume:
+        if args.out or args.overrides or args.seed is not None or args.device:
+            raise PyrovaeError(
+                "--resume continues a run as it was configured; only --epochs and --data-root "
+                "may be given with it"
+            )
+        trainer = resume(args.resume, epochs=args.epochs, data_root=args.data_root,
+                         progress=progress)
+        out = Path(args.resume)
+    else:
+        if not args.out:
+            raise PyrovaeError("train --config needs --out RUN_DIR (the run directory to create)")
+        overrides = list(args.overrides)
+        if args.epochs is not None:
+            overrides.append(f"train.epochs={args.epochs}")
+        if args.seed is not None:
+            overrides.append(f"train.seed={args.seed}")
+        if args.device:
+            overrides.append(f'train.device="{args.device}"')
+        config = resolve_config(apply_overrides(load_config(args.config), overrides))
+        trainer = train(config, out=args.out, data_root=args.data_root, progress=progress)
+        out = Path(args.out)
+    last = trainer.metrics[-1]
+    print(f"test ELBO after {last['epoch']} epochs: {last['test_elbo']:.2f} nats/example")
+    print(f"run directory: {out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .data import load_data
+    from .training import EVAL_SEED, load_run
+    from .evaluation import elbo_per_example
+    from .training import _labels
+
+    vae, config, state = load_run(args.run_dir, device=args.device)
+    device = next(vae.parameters()).device
+    data = load_data(config["data"], device=device, root=args.data_root)
+    elbo = elbo_per_example(vae, data.test_images, _labels(vae, data.test_labels),
+                            batch_size=config["train"]["eval_batch_size"], seed=EVAL_SEED)
+    n = elbo.shape[0]
+    result = {
+        "elbo": elbo.mean().item(),
+        "elbo_se": (elbo.std() / n**0.5).item() if n > 1 else float("nan"),
+        "num_examples": n,
+        "epoch": int(state["epoch"]),
+        "dataset": data.name,
+        "binarize": "static" if data.binarize != "none" else "none",
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"run {args.run_dir} (epoch {result['epoch']}), {n} test examples of {data.name}:")
+        print(f"  test ELBO: {result['elbo']:.2f} ± {result['elbo_se']:.2f} nats/example")
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    import torch
+
+    from .plots import plot_samples
+    from .training import load_run
+
+    if args.num < 1:
+        raise PyrovaeError(f"--num {args.num} must be at least 1")
+    vae, _, _ = load_run(args.run_dir, device=args.device)
+    torch.manual_seed(args.seed)
+    samples = vae.sample(args.num)
+    path = plot_samples(samples, vae.image_shape, args.out)
+    print(f"wrote {args.num} samples to {path}")
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except PyrovaeError as exc:
+        print(f"pyrovae {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pyrovae {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Run configuration: one nested mapping, loaded from TOML or given in Python.
+
+Sections and their keys (defaults in :data:`DEFAULTS`)::
+
+    [data]       dataset, binarize, binarization_seed, train_limit, test_limit
+    [model]      latent_dim, and the components prior, likelihood, encoder, decoder, guide,
+                 each a table ``{ type = "<registered name>", <its parameters>... }``
+    [objective]  type, and the objective's parameters (e.g. num_particles)
+    [train]      epochs, batch_size, lr, seed, device, eval_batch_size
+
+:func:`resolve_config` validates a mapping and fills in every default; the result is what is
+saved in a run directory. Unknown sections, keys and names raise :class:`ConfigError` naming
+the key and listing the valid choices.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+from .registry import Registry, check_value
+
+Device = Literal["auto", "cpu", "cuda"]
+
+#: plain (non-component) keys of each section: name -> (type, default)
+SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
+    "data": {
+        "dataset": (str, "mnist"),
+        "binarize": (Literal["dynamic", "static", "none"], "dynamic"),
+        "binarization_seed": (int, 0),
+        "train_limit": (int, 0),
+        "test_limit": (int, 0),
+    },
+    "model": {"latent_dim": (int, 50)},
+    "train": {
+        "epochs": (int, 10),
+        "batch_size": (int, 128),
+        "lr": (float, 1e-3),
+        "seed": (int, 0),
+        "device": (Device, "auto"),
+        "eval_batch_size": (int, 1000),
+    },
+}
+
+#: component keys: (section, key) -> default component spec
+COMPONENT_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("model", "prior"): {"type": "standard_normal"},
+    ("model", "likelihood"): {"type": "bernoulli"},
+    ("model", "encoder"): {"type": "mlp"},
+    ("model", "decoder"): {"type": "mlp"},
+    ("model", "guide"): {"type": "diag_normal"},
+}
+
+#: sections that are a single component (``type`` plus parameters)
+COMPONENT_SECTIONS: dict[str, dict[str, Any]] = {"objective": {"type": "trace_elbo"}}
+
+POSITIVE_KEYS = {
+    "model.latent_dim",
+    "train.epochs",
+    "train.batch_size",
+    "train.lr",
+    "train.eval_batch_size",
+}
+
+
+def _registries() -> dict[str, Registry]:
+    from .data import DATASETS
+    from .guides import GUIDES
+    from .likelihoods import LIKELIHOODS
+    from .networks import DECODERS, ENCODERS
+    from .objectives import OBJECTIVES
+    from .priors import PRIORS
+
+    return {
+        "model.prior": PRIORS,
+        "model.likelihood": LIKELIHOODS,
+        "model.encoder": ENCODERS,
+        "model.decoder": DECODERS,
+        "model.guide": GUIDES,
+        "objective": OBJECTIVES,
+        "data.dataset": DATASETS,
+    }
+
+
+def _sections() -> list[str]:
+    return sorted(set(SCHEMA) | set(COMPONENT_SECTIONS))
+
+
+def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` and return a new, complete config with every default filled in.
+
+    Raises:
+        ConfigError: an unknown section, key or component name; a value of the wrong type;
+            a missing required parameter; a value out of range.
+    """
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(config).__name__}")
+    registries = _registries()
+    for section in config:
+        if section not in _sections():
+            raise ConfigError(
+                f"unknown config section {section!r}; valid sections: {', '.join(_sections())}"
+            )
+    resolved: dict[str, Any] = {}
+    for section, keys in SCHEMA.items():
+        given = config.get(section, {})
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"config section [{section}] must be a table, got {given!r}")
+        components = {k: v for (s, k), v in COMPONENT_DEFAULTS.items() if s == section}
+        valid = sorted(set(keys) | set(components))
+        for key in given:
+            if key not in valid:
+                raise ConfigError(
+                    f"{section}.{key} is not a known key; valid keys in [{section}]: "
+                    + ", ".join(valid)
+                )
+        out: dict[str, Any] = {}
+        for key, (annotation, default) in keys.items():
+            path = f"{section}.{key}"
+            value = check_value(given.get(key, default), annotation, path)
+            if path in POSITIVE_KEYS and value <= 0:
+                raise ConfigError(f"{path} = {value!r} must be positive")
+            if isinstance(value, int) and key.endswith("_limit") and value < 0:
+                raise ConfigError(f"{path} = {value!r} must be >= 0 (0 means all)")
+            out[key] = value
+        for key, default in components.items():
+            path = f"{section}.{key}"
+            out[key] = registries[path].resolve(copy.deepcopy(given.get(key, default)), path)
+        resolved[section] = out
+    registries["data.dataset"].get(resolved["data"]["dataset"], key="data.dataset")
+    for section, default in COMPONENT_SECTIONS.items():
+        resolved[section] = registries[section].resolve(
+            copy.deepcopy(config.get(section, default)), section
+        )
+    return resolved
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file and return it resolved (see :func:`resolve_config`)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
+    return resolve_config(raw)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``"a.b.c=value"`` (value in TOML syntax; bare words are strings)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r} must look like key.path=value, e.g. train.lr=3e-4")
+    path, value_text = text.split("=", 1)
+    keys = path.strip().split(".")
+    if not all(keys):
+        raise ConfigError(f"--set {text!r} has an empty key in {path!r}")
+    try:
+        value = tomllib.loads(f"v = {value_text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text.strip()
+    return keys, value
+
+
+def apply_overrides(config: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of ``config`` with each ``key.path=value`` override set (not yet validated)."""
+    out = copy.deepcopy(dict(config))
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = out
+        for key in keys[:-1]:
+            child = node.get(key)
+            if isinstance(child, str) and key in ("prior", "likelihood", "encoder", "decoder", "guide"):
+                child = {"type": child}
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text}: {key!r} is a value, not a table")
+            node[key] = child
+            node = child
+        if keys[-1] == "type" and node.get("type") not in (None, value):
+            node.clear()  # a new component type starts from its own defaults
+        node[keys[-1]] = value
+    return out
+
+
+def dumps_toml(config: Mapping[str, Any]) -> str:
+    """The config as TOML text (round-trips through :func:`load_config`)."""
+    import tomli_w
+
+    return tomli_w.dumps(config)

@@ -1,0 +1,199 @@
+"""Image data sets held as tensors on the training device, with explicit binarization.
+
+Images are flattened to vectors of ``data_dim = C*H*W`` grey levels in [0, 1]. Binarization:
+
+* ``"dynamic"``: training batches are fresh Bernoulli samples of the grey levels, drawn every
+  time a batch is sliced (the usual regulariser for binary MNIST).
+* ``"static"``: the training set is binarized once, with ``binarization_seed``.
+* ``"none"``: grey levels as they are.
+
+Whenever the training data is binary, the test set is binarized once with
+``binarization_seed`` (static), so that test numbers are comparable across runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+
+from .errors import DataError
+from .registry import Registry
+
+Binarization = Literal["dynamic", "static", "none"]
+
+#: environment variable naming the folder that holds the data sets
+DATA_ENV = "PYROVAE_DATA"
+#: environment variable that, set to 1, forbids downloads (missing data is then an error)
+OFFLINE_ENV = "PYROVAE_OFFLINE"
+
+
+def default_data_root() -> Path:
+    """``$PYROVAE_DATA`` if set, else ``$XDG_CACHE_HOME/pyrovae/data`` (``~/.cache/...``)."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "pyrovae" / "data"
+
+
+def resolve_data_root(root: str | os.PathLike | None) -> Path:
+    """The data root to use: ``root`` if given, else :func:`default_data_root`."""
+    return Path(root).expanduser() if root else default_data_root()
+
+
+class ImageDataset:
+    """A torchvision image data set known to pyrovae (registered by name)."""
+
+    type_name: ClassVar[str]
+    torchvision_name: ClassVar[str]
+    image_shape: ClassVar[tuple[int, int, int]] = (1, 28, 28)
+    num_classes: ClassVar[int] = 10
+
+    @classmethod
+    def load(
+        cls, root: Path, train: bool, download: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Grey levels ``(N, data_dim)`` in [0, 1] (float32, CPU) and labels ``(N,)`` (int64)."""
+        import torchvision.datasets
+
+        tv_cls = getattr(torchvision.datasets, cls.torchvision_name)
+        try:
+            ds = tv_cls(root=str(root), train=train, download=False)
+        except RuntimeError:
+            if not download:
+                raise DataError(
+                    f"{cls.torchvision_name} not found under data root '{root}' and downloads are "
+                    f"off ({OFFLINE_ENV}=1). Point pyrovae at a folder holding "
+                    f"{cls.torchvision_name}/raw/ in torchvision's layout with --data-root PATH "
+                    f"or {DATA_ENV}=PATH."
+                ) from None
+            try:
+                ds = tv_cls(root=str(root), train=train, download=True)
+            except Exception as exc:  # network, permissions, corrupt archive
+                raise DataError(
+                    f"{cls.torchvision_name} not found under data root '{root}' and the download "
+                    f"failed ({type(exc).__name__}: {exc}). If you are offline, point pyrovae at a "
+                    f"local copy (a folder holding {cls.torchvision_name}/raw/) with --data-root "
+                    f"PATH or {DATA_ENV}=PATH."
+                ) from None
+        images = ds.data.reshape(len(ds.data), -1).to(torch.float32) / 255.0
+        return images, ds.targets.to(torch.int64)
+
+    @classmethod
+    def data_dim(cls) -> int:
+        c, h, w = cls.image_shape
+        return c * h * w
+
+
+DATASETS: Registry[ImageDataset] = Registry("dataset")
+
+
+@DATASETS.register("mnist")
+class MNIST(ImageDataset):
+    torchvision_name = "MNIST"
+
+
+@DATASETS.register("fashion_mnist")
+class FashionMNIST(ImageDataset):
+    torchvision_name = "FashionMNIST"
+
+
+@DATASETS.register("kmnist")
+class KMNIST(ImageDataset):
+    torchvision_name = "KMNIST"
+
+
+def binarize_once(images: torch.Tensor, seed: int) -> torch.Tensor:
+    """One Bernoulli sample of grey levels ``images`` with a fixed ``seed`` (CPU generator, so
+    the result is the same on every device)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(images.cpu(), generator=gen).to(images.device)
+
+
+@dataclass
+class ImageData:
+    """Train and test sets of one data set, as tensors on ``device``.
+
+    Attributes:
+        train_images: ``(N_train, data_dim)``; grey levels for ``"dynamic"``/``"none"``,
+            {0, 1} for ``"static"``.
+        test_images: ``(N_test, data_dim)``; {0, 1} whenever training data is binary.
+        train_labels, test_labels: ``(N,)`` int64 class labels.
+    """
+
+    name: str
+    binarize: Binarization
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    image_shape: tuple[int, int, int]
+    num_classes: int
+
+    @property
+    def data_dim(self) -> int:
+        return self.train_images.shape[-1]
+
+    def train_batches(
+        self, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled ``(x, y)`` training batches sliced from the device tensors.
+
+        ``generator`` (on the data's device) drives the shuffle and dynamic binarization; the
+        last batch may be smaller."""
+        n = self.train_images.shape[0]
+        perm = torch.randperm(n, generator=generator, device=self.train_images.device)
+        for start in range(0, n, batch_size):
+            idx = perm[start : start + batch_size]
+            x = self.train_images[idx]
+            if self.binarize == "dynamic":
+                x = torch.bernoulli(x, generator=generator)
+            yield x, self.train_labels[idx]
+
+    def num_train_batches(self, batch_size: int) -> int:
+        return -(-self.train_images.shape[0] // batch_size)
+
+
+def load_data(
+    data_config: dict,
+    device: torch.device | str = "cpu",
+    root: str | os.PathLike | None = None,
+) -> ImageData:
+    """Load the data set described by the resolved ``data`` config section onto ``device``.
+
+    Args:
+        data_config: ``{"dataset", "binarize", "binarization_seed", "train_limit",
+            "test_limit"}`` (limits of 0 mean the whole split).
+        root: data root; default :func:`default_data_root`.
+    """
+    dataset = DATASETS.get(data_config["dataset"], key="data.dataset")
+    root = resolve_data_root(root)
+    download = os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes")
+    train_x, train_y = dataset.load(root, train=True, download=download)
+    test_x, test_y = dataset.load(root, train=False, download=download)
+    if data_config["train_limit"]:
+        train_x, train_y = train_x[: data_config["train_limit"]], train_y[: data_config["train_limit"]]
+    if data_config["test_limit"]:
+        test_x, test_y = test_x[: data_config["test_limit"]], test_y[: data_config["test_limit"]]
+    binarize = data_config["binarize"]
+    seed = data_config["binarization_seed"]
+    if binarize == "static":
+        train_x = binarize_once(train_x, seed)
+    if binarize in ("static", "dynamic"):
+        # a different stream from the training set's, same for every run
+        test_x = binarize_once(test_x, seed + 1)
+    device = torch.device(device)
+    return ImageData(
+        name=dataset.type_name,
+        binarize=binarize,
+        train_images=train_x.to(device),
+        train_labels=train_y.to(device),
+        test_images=test_x.to(device),
+        test_labels=test_y.to(device),
+        image_shape=dataset.image_shape,
+        num_classes=dataset.num_classes,
+    )

@@ -1,0 +1,21 @@
+"""Exceptions raised by pyrovae.
+
+Every error the library raises on bad input derives from :class:`PyrovaeError`, so the command
+line can turn it into a one-line message and a non-zero exit code instead of a traceback.
+"""
+
+
+class PyrovaeError(Exception):
+    """Base class of all user-facing pyrovae errors."""
+
+
+class ConfigError(PyrovaeError, ValueError):
+    """A config is malformed: unknown key or name, wrong type, missing value, bad combination."""
+
+
+class DataError(PyrovaeError):
+    """A data set cannot be found, downloaded or used with the chosen likelihood."""
+
+
+class CheckpointError(PyrovaeError):
+    """A run directory or checkpoint is missing, truncated or inconsistent."""

@@ -1,0 +1,53 @@
+"""Training objectives: each builds the Pyro ELBO that SVI minimises.
+
+All objectives are Pyro :class:`~pyro.infer.ELBO` instances; their ``loss`` is the negative
+bound summed over the mini-batch (nats per batch).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pyro.infer
+
+from .registry import Registry
+
+#: the model has one plate ("data"); vectorized particles add one more on the left
+MAX_PLATE_NESTING = 1
+
+
+class Objective:
+    """Base class: a declarative description of a Pyro ELBO."""
+
+    type_name: ClassVar[str]
+
+    def __init__(self, *, num_particles: int = 1) -> None:
+        if num_particles < 1:
+            from .errors import ConfigError
+
+            raise ConfigError(
+                f"objective.num_particles = {num_particles} must be at least 1"
+            )
+        self.num_particles = num_particles
+
+    def elbo(self) -> pyro.infer.ELBO:
+        """A fresh Pyro ELBO implementing this objective."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_particles={self.num_particles})"
+
+
+OBJECTIVES: Registry[Objective] = Registry("objective")
+
+
+@OBJECTIVES.register("trace_elbo")
+class TraceELBOObjective(Objective):
+    """Pyro's ``Trace_ELBO``: Monte Carlo estimate of E_q[log p(x,z) - log q(z|x)]."""
+
+    def elbo(self) -> pyro.infer.ELBO:
+        return pyro.infer.Trace_ELBO(
+            num_particles=self.num_particles,
+            vectorize_particles=self.num_particles > 1,
+            max_plate_nesting=MAX_PLATE_NESTING,
+        )

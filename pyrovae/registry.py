@@ -1,0 +1,189 @@
+"""Named registries of components, and validated construction from config mappings.
+
+A component (prior, likelihood, network, guide, objective, data set) is a class registered
+under a short name. Its *config parameters* are the keyword-only arguments of its
+``__init__``, with type annotations and defaults; arguments listed in ``context`` are supplied
+by the library (e.g. ``latent_dim``) and cannot be set from a config.
+
+Example::
+
+    PRIORS = Registry("prior")
+
+    @PRIORS.register("standard_normal")
+    class StandardNormalPrior(Prior):
+        def __init__(self, *, latent_dim: int) -> None: ...
+
+    PRIORS.build({"type": "standard_normal"}, key="model.prior", latent_dim=50)
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+_MISSING = inspect.Parameter.empty
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def check_value(value: Any, annotation: Any, key: str) -> Any:
+    """Return ``value`` checked (and, for int -> float and list -> tuple, converted) against
+    ``annotation``; raise :class:`ConfigError` naming ``key`` when it does not fit."""
+    if annotation is Any or annotation is _MISSING:
+        return value
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in args:
+            try:
+                return check_value(value, option, key)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(
+            f"{key} = {value!r} has the wrong type: expected {_type_name(annotation)}"
+        )
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise ConfigError(
+            f"{key} = {value!r} is not a valid choice; expected one of "
+            + ", ".join(repr(a) for a in args)
+        )
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{key} = {value!r} has the wrong type: expected None")
+    if origin in (tuple, list) or annotation in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(
+                f"{key} = {value!r} has the wrong type: expected a list ({_type_name(annotation)})"
+            )
+        item_type = args[0] if args else Any
+        return tuple(check_value(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(annotation, type) and isinstance(value, annotation):
+        return value
+    raise ConfigError(
+        f"{key} = {value!r} has the wrong type: expected {_type_name(annotation)}, "
+        f"got {type(value).__name__}"
+    )
+
+
+class Registry(Generic[T]):
+    """A mapping from names to component classes of one kind (``"prior"``, ``"likelihood"``...).
+
+    Args:
+        kind: what the components are, used in error messages.
+        context: names of constructor arguments the library supplies itself; they are not
+            config parameters.
+    """
+
+    def __init__(self, kind: str, context: tuple[str, ...] = ()) -> None:
+        self.kind = kind
+        self.context = frozenset(context)
+        self._classes: dict[str, type[T]] = {}
+
+    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+        """Class decorator registering ``cls`` under ``name``; sets ``cls.type_name``."""
+
+        def decorator(cls: type[T]) -> type[T]:
+            if name in self._classes:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            cls.type_name = name  # type: ignore[attr-defined]
+            self._classes[name] = cls
+            return cls
+
+        return decorator
+
+    def names(self) -> list[str]:
+        """The registered names, sorted."""
+        return sorted(self._classes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def get(self, name: Any, key: str = "type") -> type[T]:
+        """The class registered as ``name``; :class:`ConfigError` listing the choices if none."""
+        if not isinstance(name, str) or name not in self._classes:
+            raise ConfigError(
+                f"{key} = {name!r} is not a known {self.kind}; valid choices: "
+                + ", ".join(self.names())
+            )
+        return self._classes[name]
+
+    def parameters(self, name: str) -> dict[str, inspect.Parameter]:
+        """The config parameters of component ``name`` (constructor keywords minus context)."""
+        sig = inspect.signature(self.get(name).__init__)
+        hints = typing.get_type_hints(self.get(name).__init__)
+        params = {}
+        for pname, p in sig.parameters.items():
+            if pname == "self" or pname in self.context or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                continue
+            params[pname] = p.replace(annotation=hints.get(pname, p.annotation))
+        return params
+
+    def resolve(self, spec: Any, key: str) -> dict[str, Any]:
+        """Validate ``spec`` (a mapping with ``type`` and parameters, or a bare name) and return
+        it with every parameter present: defaults filled in, values type-checked."""
+        if isinstance(spec, str):
+            spec = {"type": spec}
+        if not isinstance(spec, Mapping):
+            raise ConfigError(
+                f"{key} must be a table with a 'type' key (one of {', '.join(self.names())}), "
+                f"got {spec!r}"
+            )
+        if "type" not in spec:
+            raise ConfigError(
+                f"{key} is missing 'type'; valid choices: {', '.join(self.names())}"
+            )
+        name = spec["type"]
+        self.get(name, key=f"{key}.type")
+        params = self.parameters(name)
+        resolved: dict[str, Any] = {"type": name}
+        for pkey, value in spec.items():
+            if pkey == "type":
+                continue
+            if pkey not in params:
+                valid = ", ".join(sorted(params)) or "(none)"
+                raise ConfigError(
+                    f"{key}.{pkey} is not a parameter of {self.kind} {name!r}; valid parameters: {valid}"
+                )
+            resolved[pkey] = check_value(value, params[pkey].annotation, f"{key}.{pkey}")
+        for pname, p in params.items():
+            if pname in resolved:
+                continue
+            if p.default is _MISSING:
+                raise ConfigError(f"{key}.{pname} is required for {self.kind} {name!r}")
+            default = p.default
+            resolved[pname] = list(default) if isinstance(default, tuple) else default
+        # tuples are an implementation detail of checking; configs hold lists
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()}
+
+    def build(self, spec: Any, key: str, **context: Any) -> T:
+        """Construct the component described by ``spec`` (validated as in :meth:`resolve`)."""
+        resolved = self.resolve(spec, key)
+        cls = self.get(resolved.pop("type"))
+        params = self.parameters(cls.type_name)  # type: ignore[attr-defined]
+        kwargs = {
+            k: check_value(v, params[k].annotation, f"{key}.{k}") for k, v in resolved.items()
+        }
+        sig = inspect.signature(cls.__init__).parameters
+        kwargs.update({k: v for k, v in context.items() if k in sig})
+        return cls(**kwargs)

@@ -1,0 +1,284 @@
+"""Training: Pyro ELBOs minimised with a torch Adam optimizer, checkpointed each epoch.
+
+The objective is a Pyro :class:`~pyro.infer.ELBO`; its ``differentiable_loss(model, guide,
+x, y)`` is the negative bound for a batch, which torch's Adam minimises over
+``vae.parameters()`` (the same objective and update as ``pyro.infer.SVI`` with
+``pyro.optim.Adam``, with one fused optimizer for all parameters).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .config import resolve_config
+from .data import ImageData, load_data
+from .errors import CheckpointError, ConfigError
+from .evaluation import elbo_per_example, fixed_rng
+from .plots import plot_samples_and_reconstructions
+from .objectives import OBJECTIVES
+from .vae import VAE
+
+#: seed of the draws used for the per-epoch test ELBO (same for every epoch and run)
+EVAL_SEED = 1234
+#: picture written to the run directory when training ends
+PICTURE_FILE = "samples_reconstructions.png"
+
+
+def select_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` fails clearly without a GPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device = 'cuda' but no CUDA GPU is available; use 'cpu' or 'auto'")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device = {name!r} is not valid; expected 'auto', 'cpu' or 'cuda'")
+    return torch.device(name)
+
+
+def _labels(vae: VAE, y: torch.Tensor) -> torch.Tensor | None:
+    """Labels are passed to the model only when its prior uses them."""
+    return y if getattr(vae.prior, "uses_labels", False) else None
+
+
+@dataclass
+class Trainer:
+    """Trains ``vae`` on ``data`` as the resolved ``config`` says, writing to ``run_dir``.
+
+    Attributes:
+        vae: the model (on ``device``).
+        data: train/test tensors on ``device``.
+        config: the resolved run config.
+        run_dir: where the checkpoint, metrics and pictures go (``None``: nowhere).
+        progress: show tqdm progress bars.
+    """
+
+    vae: VAE
+    data: ImageData
+    config: dict[str, Any]
+    device: torch.device
+    run_dir: Path | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        train = self.config["train"]
+        self.objective = OBJECTIVES.build(self.config["objective"], "objective")
+        self.elbo = self.objective.elbo()
+        self.optimizer = torch.optim.Adam(
+            self.vae.parameters(), lr=train["lr"], foreach=self.device.type != "cuda",
+            fused=self.device.type == "cuda" or None,
+        )
+        self.data_generator = torch.Generator(device=self.device)
+        self.data_generator.manual_seed(train["seed"])
+        pyro.set_rng_seed(train["seed"])
+        self.epoch = 0
+        self.metrics: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "epoch": self.epoch,
+            "config": self.config,
+            "model": self.vae.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "data_rng": self.data_generator.get_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        try:
+            self.vae.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.epoch = int(state["epoch"])
+            torch.set_rng_state(state["torch_rng"].cpu())
+            self.data_generator.set_state(state["data_rng"].cpu())
+            if self.device.type == "cuda" and "cuda_rng" in state:
+                torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(
+                f"checkpoint does not match this model/config ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0]})"
+            ) from None
+
+    # ------------------------------------------------------------------ loop
+    def train_epoch(self) -> float:
+        """One pass over the training set; returns the mean training ELBO (nats/example)."""
+        vae, opt, loss_fn = self.vae, self.optimizer, self.elbo.differentiable_loss
+        batch_size = self.config["train"]["batch_size"]
+        vae.train()
+        total = torch.zeros((), device=self.device)
+        seen = 0
+        bar = tqdm(
+            self.data.train_batches(batch_size, self.data_generator),
+            total=self.data.num_train_batches(batch_size),
+            desc=f"epoch {self.epoch + 1}/{self.config['train']['epochs']}",
+            disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True,
+        )
+        for step, (x, y) in enumerate(bar):
+            # validate distributions and shapes on the first step only: it costs time
+            with pyro.validation_enabled(step == 0):
+                loss = loss_fn(vae.model, vae.guide, x, _labels(vae, y)) / x.shape[0]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * x.shape[0]
+            seen += x.shape[0]
+            if step % 50 == 0 and self.progress:
+                bar.set_postfix(loss=f"{loss.item():.2f}")  # a host sync, only when shown
+        loss_sum = total.item()
+        if not math.isfinite(loss_sum):
+            raise FloatingPointError(
+                f"training loss became {loss_sum} in epoch {self.epoch + 1}; lower train.lr"
+            )
+        return -loss_sum / seen
+
+    def test_elbo(self) -> float:
+        """Mean test-set ELBO (nats per example), with fixed draws."""
+        self.vae.eval()
+        elbo = elbo_per_example(
+            self.vae, self.data.test_images, _labels(self.vae, self.data.test_labels),
+            batch_size=self.config["train"]["eval_batch_size"], seed=EVAL_SEED,
+        )
+        return elbo.mean().item()
+
+    def fit(self) -> list[dict[str, Any]]:
+        """Train until ``config["train"]["epochs"]``, checkpointing and logging each epoch."""
+        epochs = self.config["train"]["epochs"]
+        while self.epoch < epochs:
+            start = time.perf_counter()
+            train_elbo = self.train_epoch()
+            test_elbo = self.test_elbo()
+            self.epoch += 1
+            row = {"epoch": self.epoch, "train_elbo": train_elbo, "test_elbo": test_elbo}
+            self.metrics.append(row)
+            if self.run_dir is not None:
+                ckpt.save_checkpoint(self.run_dir, self.state_dict())
+                ckpt.write_metrics(self.run_dir, self.metrics)
+            if self.progress:
+                tqdm.write(
+                    f"epoch {self.epoch}/{epochs}: train ELBO {train_elbo:.2f}, "
+                    f"test ELBO {test_elbo:.2f} nats/example "
+                    f"({time.perf_counter() - start:.1f} s)",
+                    file=sys.stderr,
+                )
+        if self.run_dir is not None:
+            self.write_picture(self.run_dir / PICTURE_FILE)
+        return self.metrics
+
+    def write_picture(self, path: Path) -> Path:
+        """Samples from the model and reconstructions of the first test images, as a PNG."""
+        self.vae.eval()
+        x = self.data.test_images[:32]
+        with fixed_rng(EVAL_SEED, self.device):
+            samples = self.vae.sample(64)
+            recon = self.vae.reconstruct(x)
+        last = self.metrics[-1] if self.metrics else None
+        title = (f"{self.data.name}, epoch {last['epoch']}: test ELBO {last['test_elbo']:.2f} "
+                 "nats/example") if last else self.data.name
+        return plot_samples_and_reconstructions(
+            samples, x, recon, self.data.image_shape, path, title=title
+        )
+
+
+def _prepare(config: dict[str, Any], data_root: str | Path | None, progress: bool,
+             run_dir: Path | None) -> Trainer:
+    device = select_device(config["train"]["device"])
+    vae = VAE.from_config(config).to(device)
+    data = load_data(config["data"], device=device, root=data_root)
+    return Trainer(vae, data, config, device, run_dir=run_dir, progress=progress)
+
+
+def train(
+    config: dict[str, Any],
+    out: str | Path | None = None,
+    data_root: str | Path | None = None,
+    progress: bool = True,
+) -> Trainer:
+    """Train a new VAE as ``config`` says; with ``out``, write a run directory there.
+
+    The config is validated and the data loaded before ``out`` is created, so bad input
+    leaves no half-made run directory. ``out`` must not already hold a run.
+
+    Returns:
+        the :class:`Trainer`, whose ``vae`` is trained and ``metrics`` filled in.
+    """
+    config = resolve_config(config)
+    run_dir = Path(out) if out is not None else None
+    if run_dir is not None and (run_dir / ckpt.CHECKPOINT_FILE).exists():
+        raise CheckpointError(
+            f"'{run_dir}' already holds a run; continue it with `pyrovae train --resume "
+            f"{run_dir}` or choose another --out"
+        )
+    trainer = _prepare(config, data_root, progress, None)
+    if run_dir is not None:
+        created = not run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            ckpt.write_config(run_dir, config)
+            ckpt.write_metrics(run_dir, [])
+        except BaseException:
+            if created:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        trainer.run_dir = run_dir
+    trainer.fit()
+    return trainer
+
+
+def resume(
+    run_dir: str | Path,
+    epochs: int | None = None,
+    data_root: str | Path | None = None,
+    progress: bool = True,
+) -> Trainer:
+    """Continue the run in ``run_dir`` from its last checkpoint, up to ``epochs`` in total
+    (default: the run's configured epochs). On CPU the result equals an uninterrupted run."""
+    run_dir = Path(run_dir)
+    config = ckpt.read_config(run_dir)
+    state = ckpt.load_checkpoint(run_dir)
+    if epochs is not None:
+        if epochs < state["epoch"]:
+            raise ConfigError(
+                f"--epochs {epochs} is fewer than the {state['epoch']} epochs '{run_dir}' has run"
+            )
+        config["train"]["epochs"] = epochs
+    trainer = _prepare(config, data_root, progress, run_dir)
+    trainer.load_state_dict(state)
+    trainer.metrics = [r for r in ckpt.read_metrics(run_dir) if r["epoch"] <= trainer.epoch]
+    if epochs is not None:
+        ckpt.write_config(run_dir, config)
+    trainer.fit()
+    return trainer
+
+
+def load_run(
+    run_dir: str | Path, device: str = "auto"
+) -> tuple[VAE, dict[str, Any], dict[str, Any]]:
+    """The trained VAE of a run directory (in eval mode, on ``device``), its config and
+    checkpoint state."""
+    run_dir = Path(run_dir)
+    config = ckpt.read_config(run_dir)
+    dev = select_device(device)
+    state = ckpt.load_checkpoint(run_dir, map_location=dev)
+    vae = VAE.from_config(config).to(dev)
+    try:
+        vae.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"checkpoint in '{run_dir}' does not match its config.toml ({str(exc).splitlines()[0]})"
+        ) from None
+    vae.eval()
+    return vae, config, state

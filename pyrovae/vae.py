@@ -1,0 +1,149 @@
+"""The VAE: a Pyro model p(x, z) = p(x|z) p(z) and an amortized guide q(z|x).
+
+Both are plain Pyro programs over the sites ``"z"`` (latent, event shape ``(latent_dim,)``)
+and ``"x"`` (observed, event shape ``(data_dim,)``) inside ``pyro.plate("data", N)``. The
+components (prior, likelihood, encoder, decoder, guide family) are modules chosen by name.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+from .config import resolve_config
+from .data import DATASETS
+from .guides import GUIDES, GuideFamily
+from .likelihoods import LIKELIHOODS, Likelihood
+from .networks import DECODERS, ENCODERS
+from .priors import PRIORS, Prior
+
+_instance_ids = itertools.count()
+
+
+class VAE(nn.Module):
+    """A variational autoencoder whose ``model`` and ``guide`` are Pyro programs.
+
+    Args:
+        prior: p(z), event shape ``(latent_dim,)``.
+        likelihood: p(x|z) given decoder output ``(*batch, k, data_dim)``.
+        encoder: network ``(*batch, data_dim) -> (*batch, guide.num_params)``.
+        decoder: network ``(*batch, latent_dim) -> (*batch, k * data_dim)``.
+        guide_family: q(z|x) given encoder output.
+        data_dim: number of elements (pixels) per example.
+        image_shape: ``(C, H, W)`` of one example, for pictures and conv networks.
+        config: the resolved config this model was built from, if any.
+
+    Every Pyro ``param`` site registered by ``model``/``guide`` is a parameter of this module,
+    so ``vae.parameters()`` and ``vae.state_dict()`` hold the whole learned state.
+    """
+
+    def __init__(
+        self,
+        prior: Prior,
+        likelihood: Likelihood,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        guide_family: GuideFamily,
+        data_dim: int,
+        image_shape: tuple[int, ...] | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.prior = prior
+        self.likelihood = likelihood
+        self.encoder = encoder
+        self.decoder = decoder
+        self.guide_family = guide_family
+        self.latent_dim = prior.latent_dim
+        self.data_dim = data_dim
+        self.image_shape = tuple(image_shape) if image_shape else (data_dim,)
+        self.config = dict(config) if config is not None else None
+        #: name of this module in Pyro's param store (unique per instance)
+        self.pyro_name = f"vae{next(_instance_ids)}"
+        prior.attach(self)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "VAE":
+        """Build a VAE from a whole run config (as loaded from TOML, or its Python mapping).
+
+        The config is validated and completed first (see :func:`pyrovae.config.resolve_config`);
+        only the ``data`` section's data set (for the data shape) and ``model`` are used here.
+        """
+        config = resolve_config(config)
+        dataset = DATASETS.get(config["data"]["dataset"], key="data.dataset")
+        m = config["model"]
+        latent_dim, data_dim = m["latent_dim"], dataset.data_dim()
+        likelihood = LIKELIHOODS.build(m["likelihood"], "model.likelihood", data_dim=data_dim)
+        likelihood.check_data_config(config["data"]["binarize"])
+        guide_family = GUIDES.build(m["guide"], "model.guide", latent_dim=latent_dim)
+        context = {"image_shape": dataset.image_shape}
+        encoder = ENCODERS.build(
+            m["encoder"], "model.encoder",
+            in_features=data_dim, out_features=guide_family.num_params, **context,
+        )
+        decoder = DECODERS.build(
+            m["decoder"], "model.decoder",
+            in_features=latent_dim, out_features=likelihood.params_per_element * data_dim,
+            **context,
+        )
+        prior = PRIORS.build(
+            m["prior"], "model.prior",
+            latent_dim=latent_dim, data_dim=data_dim, num_classes=dataset.num_classes,
+        )
+        return cls(prior, likelihood, encoder, decoder, guide_family, data_dim,
+                   dataset.image_shape, config)
+
+    # ------------------------------------------------------------------ networks
+    def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
+        """q(z|x) for data ``x`` of shape ``(*batch, data_dim)``."""
+        return self.guide_family.distribution(self.encoder(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder output for latents ``(*batch, latent_dim)``: ``(*batch, k, data_dim)``."""
+        out = self.decoder(z)
+        return out.reshape(*out.shape[:-1], self.likelihood.params_per_element, self.data_dim)
+
+    def likelihood_distribution(self, z: torch.Tensor) -> dist.TorchDistribution:
+        """p(x|z) for latents ``(*batch, latent_dim)``, event shape ``(data_dim,)``."""
+        return self.likelihood.distribution(self.decode(z))
+
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x|z], shape ``(*batch, data_dim)``."""
+        return self.likelihood.mean(self.decode(z))
+
+    # ------------------------------------------------------------------ Pyro programs
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """p(x, z): ``z ~ prior``, ``x ~ likelihood(decoder(z))``; ``x`` is ``(N, data_dim)``.
+
+        ``y`` (``(N,)`` labels) is passed to label-conditional priors and ignored otherwise."""
+        pyro.module(self.pyro_name, self)
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", self.prior.distribution(y))
+            pyro.sample("x", self.likelihood_distribution(z), obs=x)
+        return z
+
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """q(z|x), amortized by the encoder; ``x`` is ``(N, data_dim)``."""
+        pyro.module(self.pyro_name, self)
+        with pyro.plate("data", x.shape[0]):
+            return pyro.sample("z", self.posterior(x))
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def sample(self, num: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Means E[x|z] of ``num`` prior draws z ~ p(z) (or p(z|y)): ``(num, data_dim)``."""
+        prior = self.prior.distribution(y)
+        z = prior.sample(torch.Size([num]) if not prior.batch_shape else torch.Size())
+        return self.decode_mean(z)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """E[x|z] for one draw z ~ q(z|x) per example: ``(N, data_dim)``."""
+        return self.decode_mean(self.posterior(x).sample())
