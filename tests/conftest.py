@@ -1,0 +1,57 @@
+"""Shared test set-up: offline MNIST from ../shared/data, tiny configs, clean Pyro state."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pyro
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Tests never touch the network: data comes from $PYROVAE_DATA or ../shared/data.
+os.environ.setdefault("PYROVAE_DATA", str(ROOT.parent / "shared" / "data"))
+os.environ["PYROVAE_OFFLINE"] = "1"
+DATA_ROOT = Path(os.environ["PYROVAE_DATA"])
+
+TINY_CONFIG: dict[str, Any] = {
+    "data": {"dataset": "mnist", "binarize": "dynamic", "train_limit": 512, "test_limit": 256},
+    "model": {
+        "latent_dim": 8,
+        "prior": {"type": "standard_normal"},
+        "likelihood": {"type": "bernoulli"},
+        "encoder": {"type": "mlp", "hidden": [64]},
+        "decoder": {"type": "mlp", "hidden": [64]},
+        "guide": {"type": "diag_normal"},
+    },
+    "objective": {"type": "trace_elbo", "num_particles": 1},
+    "train": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "seed": 0, "device": "cpu",
+              "eval_batch_size": 256},
+}
+
+
+def tiny_config(**sections: dict[str, Any]) -> dict[str, Any]:
+    """A copy of :data:`TINY_CONFIG` with the given sections' keys updated, e.g.
+    ``tiny_config(train={"epochs": 2}, model={"latent_dim": 2})``."""
+    config = copy.deepcopy(TINY_CONFIG)
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+@pytest.fixture
+def tiny() -> dict[str, Any]:
+    """A fresh tiny config (512 train / 256 test MNIST images, 8-d latent, CPU)."""
+    return tiny_config()
+
+
+@pytest.fixture(autouse=True)
+def clean_pyro_state():
+    """Every test starts with an empty param store, a fixed seed and validation on."""
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    pyro.enable_validation(True)
+    yield
+    pyro.clear_param_store()
