@@ -80,7 +80,6 @@ class Trainer:
         )
         self.data_generator = torch.Generator(device=self.device)
         self.data_generator.manual_seed(train["seed"])
-        pyro.set_rng_seed(train["seed"])
         self.epoch = 0
         self.metrics: list[dict[str, Any]] = []
 
@@ -196,6 +195,7 @@ class Trainer:
 def _prepare(config: dict[str, Any], data_root: str | Path | None, progress: bool,
              run_dir: Path | None) -> Trainer:
     device = select_device(config["train"]["device"])
+    pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
     vae = VAE.from_config(config).to(device)
     data = load_data(config["data"], device=device, root=data_root)
     return Trainer(vae, data, config, device, run_dir=run_dir, progress=progress)
