@@ -90,6 +90,16 @@ def _sections() -> list[str]:
     return sorted(set(SCHEMA) | set(COMPONENT_SECTIONS))
 
 
+def _with_default_type(spec: Any, default: dict[str, Any]) -> Any:
+    """A component spec with the default ``type`` filled in when the table names none, so
+    ``encoder = { hidden = [128] }`` tunes the default encoder."""
+    if spec is None:
+        return copy.deepcopy(default)
+    if isinstance(spec, Mapping) and "type" not in spec:
+        return {"type": default["type"], **copy.deepcopy(dict(spec))}
+    return copy.deepcopy(spec)
+
+
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``config`` and return a new, complete config with every default filled in.
 
@@ -129,12 +139,12 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = value
         for key, default in components.items():
             path = f"{section}.{key}"
-            out[key] = registries[path].resolve(copy.deepcopy(given.get(key, default)), path)
+            out[key] = registries[path].resolve(_with_default_type(given.get(key), default), path)
         resolved[section] = out
     registries["data.dataset"].get(resolved["data"]["dataset"], key="data.dataset")
     for section, default in COMPONENT_SECTIONS.items():
         resolved[section] = registries[section].resolve(
-            copy.deepcopy(config.get(section, default)), section
+            _with_default_type(config.get(section), default), section
         )
     return resolved
 
