@@ -164,8 +164,9 @@ class Trainer:
             row = {"epoch": self.epoch, "train_elbo": train_elbo, "test_elbo": test_elbo}
             self.metrics.append(row)
             if self.run_dir is not None:
-                ckpt.save_checkpoint(self.run_dir, self.state_dict())
+                # metrics first: resume drops rows newer than the checkpoint
                 ckpt.write_metrics(self.run_dir, self.metrics)
+                ckpt.save_checkpoint(self.run_dir, self.state_dict())
             if self.progress:
                 tqdm.write(
                     f"epoch {self.epoch}/{epochs}: train ELBO {train_elbo:.2f}, "
