@@ -222,14 +222,12 @@ class LocationScaleLikelihood(Likelihood):
 
     def describe(self) -> str:
         s = self.scale_symbol
+        family = self.family.__name__
         if self.scale_mode == "learned":
-            return f"prod_d {self.family.__name__}(x_d | mu_d = f(z)_d, {s}), one learned {s}"
+            return f"prod_d {family}(x_d | mu_d = f(z)_d, {s}), one learned {s}"
         if self.scale_mode == "learned_per_pixel":
-            return (
-                f"prod_d {self.family.__name__}(x_d | mu_d = f(z)_d, {s}_d), a learned {s}_d "
-                "per pixel"
-            )
-        return f"prod_d {self.family.__name__}(x_d | mu_d = f(z)_d, {s}), fixed {s} = {self.scale_mode:g}"
+            return f"prod_d {family}(x_d | mu_d = f(z)_d, {s}_d), a learned {s}_d per pixel"
+        return f"prod_d {family}(x_d | mu_d = f(z)_d, {s}), fixed {s} = {self.scale_mode:g}"
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, scale={self.scale_mode!r}"

@@ -161,7 +161,7 @@ class VampPrior(Prior):
 
     def distribution(self, y: torch.Tensor | None = None) -> dist.TorchDistribution:
         if self._posterior is None:
-            raise RuntimeError("VampPrior needs a VAE: build it through VAE(...) or VAE.from_config")
+            raise RuntimeError("a VampPrior must belong to a VAE (VAE(...) or VAE.from_config)")
         posteriors = self._posterior(self.pseudo_inputs)  # batch (K,)
         return Mixture(self.pseudo_inputs.new_zeros(self.components), posteriors)
 
@@ -180,7 +180,11 @@ class FlowPrior(Prior):
     sampling takes ``latent_dim`` sequential passes (generation only)."""
 
     def __init__(
-        self, *, latent_dim: int, num_flows: int = 2, hidden: list[int] = (64,)  # type: ignore[assignment]
+        self,
+        *,
+        latent_dim: int,
+        num_flows: int = 2,
+        hidden: list[int] = (64,),  # type: ignore[assignment]
     ) -> None:
         super().__init__(latent_dim)
         if num_flows < 1:

@@ -86,7 +86,9 @@ def config_for(prior: str, likelihood: str, guide: str, objective: str) -> dict[
 
 def test_every_component_is_covered():
     assert set(BINARIZE) == set(LIKELIHOODS.names())
-    assert set(PRIORS.names()) == {"standard_normal", "normal", "mog", "vamp", "flow", "conditional"}
+    assert set(PRIORS.names()) == {
+        "standard_normal", "normal", "mog", "vamp", "flow", "conditional"
+    }
     assert set(GUIDES.names()) == {"diag_normal", "iaf"}
 
 

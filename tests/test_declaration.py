@@ -54,7 +54,8 @@ def test_set_switches_a_component_type_to_its_defaults():
     ["model.prior=vamp", "model.prior.components=7"],  # short form
 ])
 def test_set_type_and_parameters(overrides):
-    config = resolve_config(apply_overrides(load_config(ROOT / "configs" / "mnist.toml"), overrides))
+    base = load_config(ROOT / "configs" / "mnist.toml")
+    config = resolve_config(apply_overrides(base, overrides))
     assert config["model"]["prior"] == {"type": "vamp", "components": 7}
 
 

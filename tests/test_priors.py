@@ -106,7 +106,9 @@ def test_density_normalises_and_matches_samples(case):
     assert chi_square(samples + 0.2)[0] > threshold
 
 
-def diag_normal_log_density(z: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def diag_normal_log_density(
+    z: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
     """log N(z | loc, diag scale^2) written out, summed over the last dimension."""
     return (-0.5 * ((z - loc) / scale) ** 2 - scale.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
 
