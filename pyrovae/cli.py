@@ -1,4 +1,4 @@
-"""The ``pyrovae`` command line: train, evaluate and sample from VAEs.
+"""The ``pyrovae`` command line: train, describe, evaluate and sample from VAEs.
 
 Errors in user input (a bad config, a missing data set, a damaged checkpoint) end the program
 with exit code 2 and a one-line reason on stderr, never a traceback.
@@ -54,6 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(p)
 
     p = sub.add_parser(
+        "describe", help="show the model a config (or run directory) defines, in words and math",
+        description="Validate a config and print the model it defines: p(x, z) = p(x|z) p(z) "
+        "with each factor's family and parameters, the guide q(z|x) and the objective. "
+        "Nothing is trained and no data is read.",
+    )
+    p.add_argument("config", metavar="CONFIG",
+                   help="TOML config file, or a run directory (its config.toml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.prior.type=vamp (repeatable)")
+    p.add_argument("--toml", action="store_true",
+                   help="also print the complete config, every default filled in")
+
+    p = sub.add_parser(
         "evaluate", help="evaluate a trained run on the test set",
         description="Report the test-set ELBO (nats per example) of a trained run.",
     )
@@ -70,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the grid")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--label", type=int, metavar="CLASS",
+                   help="draw every sample of this class (needs model.prior.type = 'conditional')")
     _add_device(p, "auto")
     return parser
 
@@ -104,6 +119,21 @@ def cmd_train(args: argparse.Namespace) -> None:
     last = trainer.metrics[-1]
     print(f"test ELBO after {last['epoch']} epochs: {last['test_elbo']:.2f} nats/example")
     print(f"run directory: {out}")
+
+
+def cmd_describe(args: argparse.Namespace) -> None:
+    from .checkpoint import CONFIG_FILE
+    from .config import apply_overrides, dumps_toml, load_config, resolve_config
+    from .vae import VAE
+
+    path = Path(args.config)
+    if path.is_dir():
+        path = path / CONFIG_FILE
+    config = resolve_config(apply_overrides(load_config(path), args.overrides))
+    print(VAE.from_config(config).describe())
+    if args.toml:
+        print()
+        print(dumps_toml(config), end="")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -143,12 +173,21 @@ def cmd_sample(args: argparse.Namespace) -> None:
         raise PyrovaeError(f"--num {args.num} must be at least 1")
     vae, _, _ = load_run(args.run_dir, device=args.device)
     torch.manual_seed(args.seed)
-    samples = vae.sample(args.num)
-    path = plot_samples(samples, vae.image_shape, args.out)
+    samples = vae.sample(args.num, y=args.label)
+    if args.label is None:
+        path = plot_samples(samples, vae.image_shape, args.out)
+    else:
+        path = plot_samples(samples, vae.image_shape, args.out,
+                            title=f"samples from p(x|z), z ~ p(z | y = {args.label})")
     print(f"wrote {args.num} samples to {path}")
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample}
+COMMANDS = {
+    "train": cmd_train,
+    "describe": cmd_describe,
+    "evaluate": cmd_evaluate,
+    "sample": cmd_sample,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

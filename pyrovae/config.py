@@ -90,16 +90,6 @@ def _sections() -> list[str]:
     return sorted(set(SCHEMA) | set(COMPONENT_SECTIONS))
 
 
-def _with_default_type(spec: Any, default: dict[str, Any]) -> Any:
-    """A component spec with the default ``type`` filled in when the table names none, so
-    ``encoder = { hidden = [128] }`` tunes the default encoder."""
-    if spec is None:
-        return copy.deepcopy(default)
-    if isinstance(spec, Mapping) and "type" not in spec:
-        return {"type": default["type"], **copy.deepcopy(dict(spec))}
-    return copy.deepcopy(spec)
-
-
 def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Validate ``config`` and return a new, complete config with every default filled in.
 
@@ -139,14 +129,26 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = value
         for key, default in components.items():
             path = f"{section}.{key}"
-            out[key] = registries[path].resolve(_with_default_type(given.get(key), default), path)
+            spec = _with_default_type(given.get(key, default), default)
+            out[key] = registries[path].resolve(spec, path)
         resolved[section] = out
     registries["data.dataset"].get(resolved["data"]["dataset"], key="data.dataset")
     for section, default in COMPONENT_SECTIONS.items():
-        resolved[section] = registries[section].resolve(
-            _with_default_type(config.get(section), default), section
-        )
+        spec = _with_default_type(config.get(section, default), default)
+        resolved[section] = registries[section].resolve(spec, section)
+    # an objective is a few numbers: build it to run its own range checks (beta > 0, ...);
+    # model components check theirs when VAE.from_config builds them
+    registries["objective"].build(resolved["objective"], "objective")
     return resolved
+
+
+def _with_default_type(spec: Any, default: Mapping[str, Any]) -> Any:
+    """A copy of a component ``spec``; a table without ``type`` gets the default type, so
+    ``[objective] beta = 0.5`` means the default objective with ``beta = 0.5``."""
+    spec = copy.deepcopy(spec)
+    if isinstance(spec, Mapping) and "type" not in spec:
+        spec = {"type": default["type"], **spec}
+    return spec
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -178,14 +180,26 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """A copy of ``config`` with each ``key.path=value`` override set (not yet validated)."""
+    """A copy of ``config`` with each ``key.path=value`` override set (not yet validated).
+
+    Overrides that choose a component's type (``model.prior.type=vamp``, or the short
+    ``model.prior=vamp``) are applied first and reset that component to the new type's
+    defaults, so ``--set model.prior.components=10 --set model.prior.type=vamp`` means a
+    VampPrior with 10 components whatever the order."""
+    component_keys = {key for _, key in COMPONENT_DEFAULTS} | set(COMPONENT_SECTIONS)
+    parsed = [(text, *parse_override(text)) for text in overrides]
+    chooses_type = [
+        keys[-1] == "type" or (keys[-1] in component_keys and isinstance(value, str))
+        for _, keys, value in parsed
+    ]
+    ordered = [p for p, first in zip(parsed, chooses_type) if first]
+    ordered += [p for p, first in zip(parsed, chooses_type) if not first]
     out = copy.deepcopy(dict(config))
-    for text in overrides:
-        keys, value = parse_override(text)
+    for text, keys, value in ordered:
         node = out
         for key in keys[:-1]:
             child = node.get(key)
-            if isinstance(child, str) and key in ("prior", "likelihood", "encoder", "decoder", "guide"):
+            if isinstance(child, str) and key in component_keys:
                 child = {"type": child}
             if child is None:
                 child = {}

@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pyro.distributions as dist
+import pyro.distributions.transforms as T
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .errors import ConfigError
 from .registry import Registry
 
 
@@ -32,6 +34,10 @@ class GuideFamily(nn.Module):
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
         raise NotImplementedError
+
+    def describe(self) -> str:
+        """q(z|x) in words, with e(x) the encoder output (for :meth:`pyrovae.VAE.describe`)."""
+        return self.type_name
 
     def extra_repr(self) -> str:
         return f"type={self.type_name!r}, latent_dim={self.latent_dim}"
@@ -60,3 +66,64 @@ class DiagNormalGuide(GuideFamily):
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
         loc, scale = self.loc_scale(params)
         return dist.Normal(loc, scale).to_event(1)
+
+    def describe(self) -> str:
+        return "N(z | mu(x), diag sigma(x)^2), (mu, sigma) from the encoder"
+
+
+@GUIDES.register("iaf")
+class IAFGuide(DiagNormalGuide):
+    """Inverse autoregressive flow (Kingma et al., 2016) on top of the diagonal Gaussian:
+    ``z_0 ~ N(mu(x), diag sigma(x)^2)``, then ``num_flows`` of Pyro's
+    ``ConditionalAffineAutoregressive`` transforms (stable variant, MADE networks of sizes
+    ``hidden``) conditioned on a context ``h(x)`` of ``context_dim`` numbers. The encoder emits
+    ``(mu, raw sigma, h)``: ``2 * latent_dim + context_dim`` numbers per example.
+
+    Sampling and scoring the guide's own samples are parallel (Pyro caches the flow's
+    inverse); scoring another ``z`` (e.g. a VampPrior over this guide) inverts the flow in
+    ``latent_dim`` sequential passes."""
+
+    def __init__(
+        self,
+        *,
+        latent_dim: int,
+        num_flows: int = 2,
+        hidden: list[int] = (64,),  # type: ignore[assignment]
+        context_dim: int = 16,
+        min_scale: float = 1e-4,
+    ) -> None:
+        super().__init__(latent_dim=latent_dim, min_scale=min_scale)
+        if num_flows < 1:
+            raise ConfigError(f"model.guide.num_flows = {num_flows} must be at least 1")
+        if context_dim < 1:
+            raise ConfigError(f"model.guide.context_dim = {context_dim} must be at least 1")
+        if latent_dim < 2:
+            raise ConfigError(
+                f"model.guide.type = 'iaf' needs model.latent_dim >= 2 (got {latent_dim}): an "
+                "autoregressive flow in one dimension is a plain affine map"
+            )
+        if not hidden or any(h <= 0 for h in hidden):
+            raise ConfigError(f"model.guide.hidden = {list(hidden)} must hold positive sizes")
+        self.context_dim = context_dim
+        self.flows = nn.ModuleList(
+            T.conditional_affine_autoregressive(
+                latent_dim, context_dim, hidden_dims=list(hidden), stable=True
+            )
+            for _ in range(num_flows)
+        )
+
+    @property
+    def num_params(self) -> int:
+        return 2 * self.latent_dim + self.context_dim
+
+    def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
+        gaussian_params, context = params.split([2 * self.latent_dim, self.context_dim], dim=-1)
+        base = super().distribution(gaussian_params)
+        return dist.TransformedDistribution(base, [flow.condition(context) for flow in self.flows])
+
+    def describe(self) -> str:
+        return (
+            "N(mu(x), diag sigma(x)^2) pushed through "
+            f"{len(self.flows)} inverse autoregressive flows conditioned on a "
+            f"{self.context_dim}-d context h(x); (mu, sigma, h) from the encoder"
+        )

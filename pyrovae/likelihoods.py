@@ -5,9 +5,16 @@ params_per_element`` numbers per data element, into a Pyro distribution with bat
 ``batch`` and event shape ``(D,)`` (``D`` = pixels, treated as one event with ``to_event(1)``).
 Its ``log_prob`` is in nats per example.
 
-Each likelihood declares the data it accepts (:attr:`Likelihood.data_kind`): ``"binary"``
-({0, 1}), ``"unit_interval"`` ([0, 1]) or ``"real"``; :meth:`Likelihood.check_data_config`
-refuses a data preparation it cannot model before any work starts.
+Each likelihood declares the data it accepts (:attr:`Likelihood.data_kind`):
+
+* ``"binary"``: {0, 1} (a probability mass; needs binarized data);
+* ``"unit_interval"``: grey levels in [0, 1] (a density on [0, 1]; binarized data is refused,
+  because on {0, 1} such a density can grow without bound and the "log-likelihood" with it);
+* ``"real"``: any finite numbers.
+
+:meth:`Likelihood.check_data_config` refuses a data preparation it cannot model before any
+work starts, and :meth:`Likelihood.check_data` refuses out-of-support values with the same
+kind of message (the model calls it while Pyro validation is on).
 """
 
 from __future__ import annotations
@@ -17,11 +24,42 @@ from typing import ClassVar, Literal
 import pyro.distributions as dist
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .registry import Registry
 
 DataKind = Literal["binary", "unit_interval", "real"]
+
+_DATA_WORDS: dict[str, tuple[str, str]] = {
+    # kind: (what it needs, how to fix the data)
+    "binary": (
+        "binary data (every value 0 or 1)",
+        "binarize it (data.binarize = 'dynamic' or 'static'), or opt in to Bernoulli "
+        "cross-entropy on grey levels with model.likelihood.allow_grey_levels = true",
+    ),
+    "unit_interval": ("grey levels in [0, 1]", "scale the data into [0, 1]"),
+    "real": ("finite real numbers", "remove or replace the NaN/infinite values"),
+}
+
+
+def check_support(x: torch.Tensor, kind: DataKind, likelihood: str) -> None:
+    """Raise :class:`DataError` naming ``likelihood`` and an offending value when ``x`` is
+    not of data ``kind``. Reads the data on the host (a device sync): call it once per data
+    set, not per step."""
+    if kind == "binary":
+        bad = (x != 0) & (x != 1)
+    elif kind == "unit_interval":
+        bad = ~((x >= 0) & (x <= 1))
+    else:
+        bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        needs, fix = _DATA_WORDS[kind]
+        example = x[bad].flatten()[0].item()
+        raise DataError(
+            f"model.likelihood.type = {likelihood!r} needs {needs}, but the data hold "
+            f"{example:.6g} ({int(bad.sum())} of {x.numel()} values are outside); {fix}"
+        )
 
 
 class Likelihood(nn.Module):
@@ -41,6 +79,11 @@ class Likelihood(nn.Module):
         """The mean of ``x`` given ``params``, shape ``(*batch, D)``; used for pictures."""
         return self.distribution(params).mean
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The value the density is evaluated at for data ``x`` (identity unless a likelihood
+        documents otherwise, e.g. ``beta`` clamps into its open support)."""
+        return x
+
     def check_data_config(self, binarize: str) -> None:
         """Raise :class:`ConfigError` when data prepared with ``binarize`` is outside the support."""
         binary = binarize in ("dynamic", "static")
@@ -48,8 +91,25 @@ class Likelihood(nn.Module):
             raise ConfigError(
                 f"model.likelihood.type = {self.type_name!r} needs binary data but "
                 f"data.binarize = {binarize!r}; set data.binarize to 'dynamic' or 'static', "
-                "or choose a likelihood for grey levels (e.g. 'continuous_bernoulli')"
+                "choose a likelihood for grey levels (e.g. 'continuous_bernoulli'), or opt in "
+                "to Bernoulli cross-entropy on grey levels with "
+                "model.likelihood.allow_grey_levels = true"
             )
+        if self.data_kind == "unit_interval" and binary:
+            raise ConfigError(
+                f"model.likelihood.type = {self.type_name!r} is a density on grey levels in "
+                f"[0, 1], but data.binarize = {binarize!r}: on binary data that density (and the "
+                "reported log-likelihood) grows without bound. Set data.binarize = 'none', or "
+                "use model.likelihood.type = 'bernoulli' for binarized data"
+            )
+
+    def check_data(self, x: torch.Tensor) -> None:
+        """Raise :class:`DataError` when ``x`` holds values outside this likelihood's data."""
+        check_support(x, self.data_kind, self.type_name)
+
+    def describe(self) -> str:
+        """p(x|z) in words, with f(z) the decoder output (for :meth:`pyrovae.VAE.describe`)."""
+        return self.type_name
 
     def extra_repr(self) -> str:
         return f"type={self.type_name!r}, data={self.data_kind}"
@@ -60,29 +120,79 @@ LIKELIHOODS: Registry[Likelihood] = Registry("likelihood", context=("data_dim",)
 
 @LIKELIHOODS.register("bernoulli")
 class BernoulliLikelihood(Likelihood):
-    """Independent Bernoulli pixels parameterised by logits: ``x_d ~ Bernoulli(sigmoid(l_d))``."""
+    """Independent Bernoulli pixels parameterised by logits: ``x_d ~ Bernoulli(sigmoid(l_d))``.
+
+    ``allow_grey_levels = true`` accepts grey levels in [0, 1] too: ``log_prob`` is then the
+    negative binary cross-entropy, which is *not* a normalised log-likelihood of grey-level
+    data (use ``continuous_bernoulli`` for one).
+    """
 
     data_kind = "binary"
 
-    def __init__(self, *, data_dim: int) -> None:
+    def __init__(self, *, data_dim: int, allow_grey_levels: bool = False) -> None:
         super().__init__()
+        self.allow_grey_levels = allow_grey_levels
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
+        if self.allow_grey_levels:  # Bernoulli's support check would refuse grey levels
+            base = dist.Bernoulli(logits=params[..., 0, :], validate_args=False)
+            return dist.Independent(base, 1, validate_args=False)
         return dist.Bernoulli(logits=params[..., 0, :]).to_event(1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params[..., 0, :])
 
+    def check_data_config(self, binarize: str) -> None:
+        if not self.allow_grey_levels:
+            super().check_data_config(binarize)
 
-@LIKELIHOODS.register("gaussian")
-class GaussianLikelihood(Likelihood):
-    """Independent Gaussian pixels ``x_d ~ N(mu_d, sigma^2)`` with decoder means ``mu``.
+    def check_data(self, x: torch.Tensor) -> None:
+        kind: DataKind = "unit_interval" if self.allow_grey_levels else "binary"
+        check_support(x, kind, self.type_name)
 
-    ``scale`` is a fixed positive number, ``"learned"`` (one global sigma) or
-    ``"learned_per_pixel"`` (one sigma per element); learned scales start at ``init_scale``.
+    def describe(self) -> str:
+        text = "prod_d Bernoulli(x_d | p_d = sigmoid(f(z)_d)), a mass on binary pixels"
+        if self.allow_grey_levels:
+            text += " (grey levels allowed: cross-entropy, not a normalised likelihood)"
+        return text
+
+
+@LIKELIHOODS.register("continuous_bernoulli")
+class ContinuousBernoulliLikelihood(Likelihood):
+    """Continuous Bernoulli pixels (Loaiza-Ganem & Cunningham, 2019) for grey levels in [0, 1]:
+    density ``C(lam) lam^x (1 - lam)^(1 - x)`` with ``lam = sigmoid(l_d)`` and the normaliser
+    ``C(lam) = 2 artanh(1 - 2 lam) / (1 - 2 lam)`` (``C(1/2) = 2``) that the plain Bernoulli
+    cross-entropy lacks. ``E[x|z]`` is not ``lam``; pictures use the true mean."""
+
+    data_kind = "unit_interval"
+
+    def __init__(self, *, data_dim: int) -> None:
+        super().__init__()
+
+    def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
+        return dist.ContinuousBernoulli(logits=params[..., 0, :]).to_event(1)
+
+    def describe(self) -> str:
+        return (
+            "prod_d ContinuousBernoulli(x_d | lam_d = sigmoid(f(z)_d)), density "
+            "C(lam) lam^x (1-lam)^(1-x) on grey levels in [0, 1]"
+        )
+
+
+class LocationScaleLikelihood(Likelihood):
+    """Independent pixels ``x_d ~ family(mu_d, s)`` with decoder locations ``mu = f(z)``.
+
+    ``scale`` is a fixed positive number, ``"learned"`` (one global s) or
+    ``"learned_per_pixel"`` (one s per element); learned scales start at ``init_scale``.
+    A learned scale can shrink without bound on pixels that are constant in the data (e.g.
+    MNIST's always-black border), so the log-likelihood is then unbounded too.
     """
 
     data_kind = "real"
+    #: the distribution family, called as ``family(loc, scale)``
+    family: ClassVar[type[dist.TorchDistribution]]
+    #: the scale parameter's name in :meth:`describe`
+    scale_symbol: ClassVar[str] = "s"
 
     def __init__(
         self,
@@ -105,10 +215,91 @@ class GaussianLikelihood(Likelihood):
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
         loc = params[..., 0, :]
-        return dist.Normal(loc, self.log_scale.exp().expand_as(loc)).to_event(1)
+        return self.family(loc, self.log_scale.exp().expand_as(loc)).to_event(1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return params[..., 0, :]
 
+    def describe(self) -> str:
+        s = self.scale_symbol
+        family = self.family.__name__
+        if self.scale_mode == "learned":
+            return f"prod_d {family}(x_d | mu_d = f(z)_d, {s}), one learned {s}"
+        if self.scale_mode == "learned_per_pixel":
+            return f"prod_d {family}(x_d | mu_d = f(z)_d, {s}_d), a learned {s}_d per pixel"
+        return f"prod_d {family}(x_d | mu_d = f(z)_d, {s}), fixed {s} = {self.scale_mode:g}"
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, scale={self.scale_mode!r}"
+
+
+@LIKELIHOODS.register("gaussian")
+class GaussianLikelihood(LocationScaleLikelihood):
+    """Independent Gaussian pixels ``x_d ~ N(mu_d, sigma^2)`` with decoder means ``mu``."""
+
+    family = dist.Normal
+    scale_symbol = "sigma"
+
+
+@LIKELIHOODS.register("laplace")
+class LaplaceLikelihood(LocationScaleLikelihood):
+    """Independent Laplace pixels ``x_d ~ Laplace(mu_d, b)``, density
+    ``exp(-|x - mu| / b) / (2 b)``, with decoder locations (medians) ``mu``."""
+
+    family = dist.Laplace
+    scale_symbol = "b"
+
+
+@LIKELIHOODS.register("beta")
+class BetaLikelihood(Likelihood):
+    """Independent Beta pixels ``x_d ~ Beta(a_d, b_d)`` for grey levels, with
+    ``a, b = softplus(f(z)) + min_concentration`` (the decoder emits 2 numbers per pixel).
+
+    A Beta density is 0 or infinite at exactly 0 and 1, where most MNIST pixels are, so the
+    density is evaluated at ``clamp(x, eps, 1 - eps)``: data preparation that is part of the
+    model (:meth:`prepare`). The default ``eps = 1/510`` is half a grey level of 8-bit images:
+    it keeps every level distinct and in order, and moves 0 and 1 by less than the
+    quantisation step. Log-likelihoods are those of the clamped data, so they depend on
+    ``eps`` (the density near the edges can reach ~1/eps); compare runs only at equal ``eps``.
+    """
+
+    params_per_element = 2
+    data_kind = "unit_interval"
+
+    def __init__(
+        self, *, data_dim: int, eps: float = 1 / 510, min_concentration: float = 1e-3
+    ) -> None:
+        super().__init__()
+        if not 0 < eps < 0.5:
+            raise ConfigError(f"model.likelihood.eps = {eps} must be in (0, 0.5)")
+        if not min_concentration > 0:
+            raise ConfigError(
+                f"model.likelihood.min_concentration = {min_concentration} must be positive"
+            )
+        self.eps = eps
+        self.min_concentration = min_concentration
+
+    def concentrations(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(a, b)``, each ``(*batch, D)``: the exponents of ``x`` and ``1 - x``."""
+        a, b = F.softplus(params).unbind(-2)
+        return a + self.min_concentration, b + self.min_concentration
+
+    def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
+        a, b = self.concentrations(params)
+        return dist.Beta(a, b).to_event(1)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        a, b = self.concentrations(params)
+        return a / (a + b)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(self.eps, 1.0 - self.eps)
+
+    def describe(self) -> str:
+        return (
+            "prod_d Beta(x'_d | a_d, b_d), (a, b) = softplus(f(z)) + "
+            f"{self.min_concentration:g}, on x' = clamp(x, {self.eps:.4g}, 1 - {self.eps:.4g})"
+        )
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, eps={self.eps:.4g}"

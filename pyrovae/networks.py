@@ -59,6 +59,132 @@ class MLP(nn.Module):
             if i < len(sizes) - 2:
                 layers.append(ACTIVATIONS[activation]())
         self.net = nn.Sequential(*layers)
+        self.sizes = sizes
+        self.activation = activation
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.net(inputs)
+
+    def describe(self) -> str:
+        """The network in words, e.g. ``MLP 784 -> 400 -> 100 (relu)``."""
+        if len(self.sizes) == 2:
+            return f"linear map {self.sizes[0]} -> {self.sizes[1]}"
+        return f"MLP {' -> '.join(map(str, self.sizes))} ({self.activation})"
+
+
+def _conv_shapes(
+    image_shape: tuple[int, ...], channels: list[int], key: str
+) -> list[tuple[int, int, int]]:
+    """Feature-map shapes ``(C, H, W)`` after each stride-2 layer, from the image on."""
+    if len(image_shape) != 3:
+        raise ConfigError(f"{key}.type = 'conv' needs images (C, H, W), got shape {image_shape}")
+    if not channels or any(c <= 0 for c in channels):
+        raise ConfigError(f"{key}.channels = {list(channels)} must hold positive channel counts")
+    c, h, w = image_shape
+    factor = 2 ** len(channels)
+    if h % factor or w % factor:
+        raise ConfigError(
+            f"{key}.channels = {list(channels)} halves the {h}x{w} image {len(channels)} times, "
+            f"so height and width must be divisible by {factor}; use fewer layers"
+        )
+    return [(c, h, w)] + [(ch, h >> (i + 1), w >> (i + 1)) for i, ch in enumerate(channels)]
+
+
+def _fold_batch(inputs: torch.Tensor, trailing: int) -> tuple[torch.Tensor, torch.Size]:
+    """Flatten all leading dimensions into one (convolutions take exactly one batch dim)."""
+    batch = inputs.shape[:-trailing]
+    return inputs.reshape(-1, *inputs.shape[-trailing:]), batch
+
+
+@ENCODERS.register("conv")
+class ConvEncoder(nn.Module):
+    """Convolutional encoder for images: ``len(channels)`` stride-2 4x4 convolutions (each
+    halves height and width), then a linear map to ``out_features``.
+
+    For 1x28x28 with ``channels = [32, 64]``: 1x28x28 -> 32x14x14 -> 64x7x7 -> out_features.
+    Input ``(*batch, C*H*W)``, output ``(*batch, out_features)``.
+    """
+
+    type_name: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        in_features: int,
+        out_features: int,
+        image_shape: tuple[int, int, int],
+        channels: list[int] = (32, 64),  # type: ignore[assignment]
+        activation: Activation = "relu",
+    ) -> None:
+        super().__init__()
+        self.shapes = _conv_shapes(tuple(image_shape), list(channels), "model.encoder")
+        layers: list[nn.Module] = []
+        for (c_in, _, _), (c_out, _, _) in zip(self.shapes[:-1], self.shapes[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
+        c, h, w = self.shapes[-1]
+        self.conv = nn.Sequential(*layers)
+        self.linear = nn.Linear(c * h * w, out_features)
+        self.activation = activation
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        x, batch = _fold_batch(inputs, 1)
+        features = self.conv(x.reshape(-1, *self.shapes[0])).flatten(1)
+        out = self.linear(features)
+        return out.reshape(*batch, out.shape[-1])
+
+    def describe(self) -> str:
+        maps = " -> ".join("x".join(map(str, s)) for s in self.shapes)
+        return f"conv net {maps} -> linear {self.linear.out_features} ({self.activation})"
+
+
+@DECODERS.register("conv")
+class ConvDecoder(nn.Module):
+    """Transposed-convolution decoder for images, the mirror of :class:`ConvEncoder`: a linear
+    map to the smallest feature map, then ``len(channels)`` stride-2 4x4 transposed
+    convolutions (each doubles height and width); ``channels`` are listed as in the encoder
+    (image side first).
+
+    For 1x28x28 with ``channels = [32, 64]`` and k numbers per pixel: in_features -> 64x7x7
+    -> 32x14x14 -> (k*1)x28x28. Output ``(*batch, k*C*H*W)`` ordered as ``(k, C, H, W)``.
+    """
+
+    type_name: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        in_features: int,
+        out_features: int,
+        image_shape: tuple[int, int, int],
+        channels: list[int] = (32, 64),  # type: ignore[assignment]
+        activation: Activation = "relu",
+    ) -> None:
+        super().__init__()
+        shapes = _conv_shapes(tuple(image_shape), list(channels), "model.decoder")
+        c, h, w = shapes[0]
+        if out_features % (c * h * w):
+            raise ConfigError(
+                f"model.decoder: {out_features} outputs are not a whole number per pixel of "
+                f"a {c}x{h}x{w} image"
+            )
+        per_pixel = out_features // (c * h * w)
+        shapes[0] = (per_pixel * c, h, w)
+        self.shapes = shapes[::-1]  # smallest feature map first
+        c0, h0, w0 = self.shapes[0]
+        self.linear = nn.Linear(in_features, c0 * h0 * w0)
+        layers: list[nn.Module] = [ACTIVATIONS[activation]()]
+        for i, ((c_in, _, _), (c_out, _, _)) in enumerate(zip(self.shapes[:-1], self.shapes[1:])):
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
+            if i < len(self.shapes) - 2:
+                layers.append(ACTIVATIONS[activation]())
+        self.deconv = nn.Sequential(*layers)
+        self.activation = activation
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        z, batch = _fold_batch(inputs, 1)
+        out = self.deconv(self.linear(z).reshape(-1, *self.shapes[0])).flatten(1)
+        return out.reshape(*batch, out.shape[-1])
+
+    def describe(self) -> str:
+        maps = " -> ".join("x".join(map(str, s)) for s in self.shapes)
+        return f"linear {self.linear.in_features} -> transposed conv net {maps} ({self.activation})"

@@ -2,16 +2,21 @@
 
 A prior returns a Pyro distribution with event shape ``(latent_dim,)``. Its batch shape is
 ``()`` unless it depends on per-example inputs (labels); the ``"data"`` plate broadcasts it.
+Only ``log_prob`` is needed for training (``z`` comes from the guide); ``sample`` is used to
+generate.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import pyro.distributions as dist
+import pyro.distributions.transforms as T
 import torch
 from torch import nn
 
+from .errors import ConfigError
 from .registry import Registry
 
 
@@ -35,8 +40,39 @@ class Prior(nn.Module):
         """p(z), or p(z|y) for label-conditional priors; event shape ``(latent_dim,)``."""
         raise NotImplementedError
 
+    def describe(self) -> str:
+        """p(z) in words (for :meth:`pyrovae.VAE.describe`)."""
+        return self.type_name
+
     def extra_repr(self) -> str:
         return f"type={self.type_name!r}, latent_dim={self.latent_dim}"
+
+
+class Mixture(dist.MixtureSameFamily):
+    """``p(z) = sum_k w_k p_k(z)``: torch's ``MixtureSameFamily`` with the value broadcast
+    against the components before scoring, so components whose parameters cannot broadcast
+    implicitly (conditional flows, e.g. a VampPrior over an IAF guide) work too.
+
+    ``component_distribution`` has batch shape ``(*batch, K)``; ``logits`` are ``(*batch, K)``.
+    """
+
+    def __init__(self, logits: torch.Tensor, components: dist.TorchDistribution) -> None:
+        super().__init__(dist.Categorical(logits=logits), components)
+
+    def expand(self, batch_shape: torch.Size, _instance: Mixture | None = None) -> Mixture:
+        new = self._get_checked_instance(Mixture, _instance)
+        return super().expand(batch_shape, _instance=new)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(x)
+        x = self._pad(x)  # (*sample, *batch, 1, *event)
+        components = self.component_distribution
+        event = len(self.event_shape)
+        shape = torch.broadcast_shapes(x.shape[: x.dim() - event], components.batch_shape)
+        log_prob_x = components.log_prob(x.expand(shape + self.event_shape))
+        log_weights = torch.log_softmax(self.mixture_distribution.logits, dim=-1)
+        return torch.logsumexp(log_prob_x + log_weights, dim=-1)
 
 
 PRIORS: Registry[Prior] = Registry("prior", context=("latent_dim", "data_dim", "num_classes"))
@@ -53,3 +89,155 @@ class StandardNormalPrior(Prior):
 
     def distribution(self, y: torch.Tensor | None = None) -> dist.TorchDistribution:
         return dist.Normal(self.loc, self.scale).to_event(1)
+
+    def describe(self) -> str:
+        return "N(z | 0, I)"
+
+
+@PRIORS.register("normal")
+class NormalPrior(Prior):
+    """p(z) = N(mu, diag(sigma^2)) with learned mean ``mu`` and scale ``sigma`` (start: N(0, I))."""
+
+    def __init__(self, *, latent_dim: int) -> None:
+        super().__init__(latent_dim)
+        self.loc = nn.Parameter(torch.zeros(latent_dim))
+        self.log_scale = nn.Parameter(torch.zeros(latent_dim))
+
+    def distribution(self, y: torch.Tensor | None = None) -> dist.TorchDistribution:
+        return dist.Normal(self.loc, self.log_scale.exp()).to_event(1)
+
+    def describe(self) -> str:
+        return "N(z | mu, diag sigma^2), learned mu and sigma"
+
+
+@PRIORS.register("mog")
+class MixtureOfGaussiansPrior(Prior):
+    """p(z) = sum_k w_k N(z | mu_k, diag(sigma_k^2)): a learned mixture of ``components``
+    diagonal Gaussians. Means start at N(0, init_spread^2 I) draws, scales at 1, weights equal."""
+
+    def __init__(self, *, latent_dim: int, components: int = 10, init_spread: float = 1.0) -> None:
+        super().__init__(latent_dim)
+        if components < 1:
+            raise ConfigError(f"model.prior.components = {components} must be at least 1")
+        if init_spread < 0:
+            raise ConfigError(f"model.prior.init_spread = {init_spread} must be >= 0")
+        self.components = components
+        self.logits = nn.Parameter(torch.zeros(components))
+        self.locs = nn.Parameter(torch.randn(components, latent_dim) * init_spread)
+        self.log_scales = nn.Parameter(torch.zeros(components, latent_dim))
+
+    def distribution(self, y: torch.Tensor | None = None) -> dist.TorchDistribution:
+        gaussians = dist.Normal(self.locs, self.log_scales.exp()).to_event(1)
+        return Mixture(self.logits, gaussians)
+
+    def describe(self) -> str:
+        return (
+            f"sum_k w_k N(z | mu_k, diag sigma_k^2), a learned mixture of {self.components} "
+            "diagonal Gaussians"
+        )
+
+
+@PRIORS.register("vamp")
+class VampPrior(Prior):
+    """VampPrior (Tomczak & Welling, 2018): p(z) = (1/K) sum_k q(z | u_k), the guide's
+    posteriors at ``components`` learned pseudo-inputs ``u_k`` (data-shaped, start as uniform
+    draws in [0, 1], unconstrained afterwards).
+
+    Scoring a latent costs one encoder pass over the K pseudo-inputs per call and a ``(N, K,
+    latent_dim)`` density table; with an ``iaf`` guide also ``latent_dim`` sequential flow
+    inversions (see the README for timings)."""
+
+    def __init__(self, *, latent_dim: int, data_dim: int, components: int = 500) -> None:
+        super().__init__(latent_dim)
+        if components < 1:
+            raise ConfigError(f"model.prior.components = {components} must be at least 1")
+        self.components = components
+        self.pseudo_inputs = nn.Parameter(torch.rand(components, data_dim))
+        self._posterior: Callable[[torch.Tensor], dist.TorchDistribution] | None = None
+
+    def attach(self, vae: nn.Module) -> None:
+        # a bound method, not a submodule: the encoder and guide stay registered once, in vae
+        self._posterior = vae.posterior  # type: ignore[assignment]
+
+    def distribution(self, y: torch.Tensor | None = None) -> dist.TorchDistribution:
+        if self._posterior is None:
+            raise RuntimeError("a VampPrior must belong to a VAE (VAE(...) or VAE.from_config)")
+        posteriors = self._posterior(self.pseudo_inputs)  # batch (K,)
+        return Mixture(self.pseudo_inputs.new_zeros(self.components), posteriors)
+
+    def describe(self) -> str:
+        return (
+            f"(1/{self.components}) sum_k q(z | u_k), VampPrior over {self.components} learned "
+            "pseudo-inputs u_k"
+        )
+
+
+@PRIORS.register("flow")
+class FlowPrior(Prior):
+    """p(z): N(0, I) pushed through ``num_flows`` affine autoregressive transforms (Pyro's
+    ``AffineAutoregressive`` with MADE networks of sizes ``hidden``, used in the
+    masked-autoregressive direction): scoring a latent is one parallel pass per flow,
+    sampling takes ``latent_dim`` sequential passes (generation only)."""
+
+    def __init__(
+        self,
+        *,
+        latent_dim: int,
+        num_flows: int = 2,
+        hidden: list[int] = (64,),  # type: ignore[assignment]
+    ) -> None:
+        super().__init__(latent_dim)
+        if num_flows < 1:
+            raise ConfigError(f"model.prior.num_flows = {num_flows} must be at least 1")
+        if latent_dim < 2:
+            raise ConfigError(
+                f"model.prior.type = 'flow' needs model.latent_dim >= 2 (got {latent_dim}): an "
+                "autoregressive flow in one dimension is a plain affine map"
+            )
+        if not hidden or any(h <= 0 for h in hidden):
+            raise ConfigError(f"model.prior.hidden = {list(hidden)} must hold positive sizes")
+        self.flows = nn.ModuleList(
+            T.affine_autoregressive(latent_dim, hidden_dims=list(hidden)) for _ in range(num_flows)
+        )
+        self.register_buffer("loc", torch.zeros(latent_dim))
+        self.register_buffer("scale", torch.ones(latent_dim))
+
+    def distribution(self, y: torch.Tensor | None = None) -> dist.TorchDistribution:
+        base = dist.Normal(self.loc, self.scale).to_event(1)
+        # the inverse transforms sample (sequential) and score (parallel) as MAF does
+        return dist.TransformedDistribution(base, [flow.inv for flow in self.flows])
+
+    def describe(self) -> str:
+        return (
+            f"N(0, I) pushed through {len(self.flows)} learned affine autoregressive flows "
+            "(masked autoregressive direction)"
+        )
+
+
+@PRIORS.register("conditional")
+class ConditionalPrior(Prior):
+    """Class-conditional prior p(z|y) = N(z | mu_y, I) with a learned mean per label (the
+    simple conditional VAE; means start at 0). The model then takes labels ``y``, and
+    :meth:`pyrovae.VAE.sample` can ask for a class. Without labels, p(z) is the marginal under
+    uniform labels, (1/C) sum_y N(z | mu_y, I)."""
+
+    uses_labels = True
+
+    def __init__(self, *, latent_dim: int, num_classes: int, init_spread: float = 1.0) -> None:
+        super().__init__(latent_dim)
+        if init_spread < 0:
+            raise ConfigError(f"model.prior.init_spread = {init_spread} must be >= 0")
+        self.num_classes = num_classes
+        self.class_means = nn.Parameter(torch.randn(num_classes, latent_dim) * init_spread)
+
+    def distribution(self, y: torch.Tensor | None = None) -> dist.TorchDistribution:
+        if y is None:
+            gaussians = dist.Normal(self.class_means, 1.0).to_event(1)
+            return Mixture(self.class_means.new_zeros(self.num_classes), gaussians)
+        return dist.Normal(self.class_means[y], 1.0).to_event(1)
+
+    def describe(self) -> str:
+        return (
+            f"N(z | mu_y, I), a learned mean per class y (of {self.num_classes}); without y, "
+            "the uniform mixture over classes"
+        )

@@ -129,15 +129,14 @@ class Registry(Generic[T]):
         return self._classes[name]
 
     def parameters(self, name: str) -> dict[str, inspect.Parameter]:
-        """The config parameters of component ``name`` (constructor keywords minus context)."""
-        sig = inspect.signature(self.get(name).__init__)
-        hints = typing.get_type_hints(self.get(name).__init__)
-        params = {}
-        for pname, p in sig.parameters.items():
-            if pname == "self" or pname in self.context or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-                continue
-            params[pname] = p.replace(annotation=hints.get(pname, p.annotation))
-        return params
+        """The config parameters of component ``name`` (constructor keywords minus context).
+
+        A constructor that takes ``**kwargs`` also accepts its base class's parameters (e.g.
+        every objective inherits ``beta`` from :class:`~pyrovae.objectives.Objective`)."""
+        return {
+            pname: p for pname, p in _init_parameters(self.get(name)).items()
+            if pname not in self.context
+        }
 
     def resolve(self, spec: Any, key: str) -> dict[str, Any]:
         """Validate ``spec`` (a mapping with ``type`` and parameters, or a bare name) and return
@@ -184,6 +183,26 @@ class Registry(Generic[T]):
         kwargs = {
             k: check_value(v, params[k].annotation, f"{key}.{k}") for k, v in resolved.items()
         }
-        sig = inspect.signature(cls.__init__).parameters
-        kwargs.update({k: v for k, v in context.items() if k in sig})
+        accepted = _init_parameters(cls)
+        kwargs.update({k: v for k, v in context.items() if k in accepted})
         return cls(**kwargs)
+
+
+def _init_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """Keyword parameters of ``cls.__init__`` with resolved annotations; when it takes
+    ``**kwargs``, followed by those of the next class up the MRO that defines ``__init__``."""
+    params: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        init = vars(klass)["__init__"]
+        hints = typing.get_type_hints(init)
+        forwards = False
+        for pname, p in inspect.signature(init).parameters.items():
+            if p.kind is p.VAR_KEYWORD:
+                forwards = True
+            elif pname != "self" and p.kind is not p.VAR_POSITIONAL and pname not in params:
+                params[pname] = p.replace(annotation=hints.get(pname, p.annotation))
+        if not forwards:
+            break
+    return params

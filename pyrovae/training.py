@@ -78,6 +78,11 @@ class Trainer:
             self.vae.parameters(), lr=train["lr"], foreach=self.device.type != "cuda",
             fused=self.device.type == "cuda" or None,
         )
+        #: weight of the "z" site (beta x KL warm-up), refilled in place every step so the
+        #: loop never syncs with the device; None when it is always 1
+        self.kl_scale = (
+            torch.ones((), device=self.device) if self.objective.scales_kl else None
+        )
         self.data_generator = torch.Generator(device=self.device)
         self.data_generator.manual_seed(train["seed"])
         self.epoch = 0
@@ -114,22 +119,28 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def train_epoch(self) -> float:
-        """One pass over the training set; returns the mean training ELBO (nats/example)."""
+        """One pass over the training set; returns the mean training ELBO (nats/example), or
+        the bound with the KL weighted by beta and warm-up when the objective asks for it."""
         vae, opt, loss_fn = self.vae, self.optimizer, self.elbo.differentiable_loss
         batch_size = self.config["train"]["batch_size"]
         vae.train()
         total = torch.zeros((), device=self.device)
         seen = 0
+        num_batches = self.data.num_train_batches(batch_size)
         bar = tqdm(
             self.data.train_batches(batch_size, self.data_generator),
-            total=self.data.num_train_batches(batch_size),
+            total=num_batches,
             desc=f"epoch {self.epoch + 1}/{self.config['train']['epochs']}",
             disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True,
         )
+        scale_kwargs = {} if self.kl_scale is None else {"kl_scale": self.kl_scale}
         for step, (x, y) in enumerate(bar):
+            if self.kl_scale is not None:
+                self.kl_scale.fill_(self.objective.kl_scale(self.epoch, step, num_batches))
             # validate distributions and shapes on the first step only: it costs time
             with pyro.validation_enabled(step == 0):
-                loss = loss_fn(vae.model, vae.guide, x, _labels(vae, y)) / x.shape[0]
+                loss = loss_fn(vae.model, vae.guide, x, _labels(vae, y), **scale_kwargs)
+                loss = loss / x.shape[0]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

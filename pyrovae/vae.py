@@ -7,17 +7,21 @@ components (prior, likelihood, encoder, decoder, guide family) are modules chose
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Mapping
 from typing import Any
 
 import pyro
 import pyro.distributions as dist
+import pyro.poutine as poutine
 import torch
+from pyro.poutine.util import is_validation_enabled
 from torch import nn
 
 from .config import resolve_config
 from .data import DATASETS
+from .errors import ConfigError
 from .guides import GUIDES, GuideFamily
 from .likelihoods import LIKELIHOODS, Likelihood
 from .networks import DECODERS, ENCODERS
@@ -119,26 +123,62 @@ class VAE(nn.Module):
         return self.likelihood.mean(self.decode(z))
 
     # ------------------------------------------------------------------ Pyro programs
-    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def model(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        kl_scale: float | torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """p(x, z): ``z ~ prior``, ``x ~ likelihood(decoder(z))``; ``x`` is ``(N, data_dim)``.
 
-        ``y`` (``(N,)`` labels) is passed to label-conditional priors and ignored otherwise."""
+        ``y`` (``(N,)`` labels) is passed to label-conditional priors and ignored otherwise.
+        ``kl_scale`` (positive; ``None`` means 1) weights the log-density of ``"z"`` here and
+        in :meth:`guide` through ``poutine.scale``: training passes ``beta`` times the KL
+        warm-up factor, evaluation leaves it out. While Pyro validation is on, ``x`` is
+        checked against the likelihood's support (:meth:`Likelihood.check_data`)."""
         pyro.module(self.pyro_name, self)
+        if is_validation_enabled():
+            self.likelihood.check_data(x)
         with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", self.prior.distribution(y))
-            pyro.sample("x", self.likelihood_distribution(z), obs=x)
+            with _scaled(kl_scale):
+                z = pyro.sample("z", self.prior.distribution(y))
+            pyro.sample("x", self.likelihood_distribution(z), obs=self.likelihood.prepare(x))
         return z
 
-    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """q(z|x), amortized by the encoder; ``x`` is ``(N, data_dim)``."""
+    def guide(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        kl_scale: float | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """q(z|x), amortized by the encoder; ``x`` is ``(N, data_dim)``; ``kl_scale`` as in
+        :meth:`model`."""
         pyro.module(self.pyro_name, self)
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", x.shape[0]), _scaled(kl_scale):
             return pyro.sample("z", self.posterior(x))
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
-    def sample(self, num: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Means E[x|z] of ``num`` prior draws z ~ p(z) (or p(z|y)): ``(num, data_dim)``."""
+    def sample(self, num: int, y: int | torch.Tensor | None = None) -> torch.Tensor:
+        """Means E[x|z] of ``num`` prior draws z ~ p(z): ``(num, data_dim)``.
+
+        With a label-conditional prior, ``y`` asks for a class: an ``int`` (all ``num`` draws
+        of that class) or ``(num,)`` labels; without it, z comes from the prior's marginal."""
+        if y is not None:
+            if not self.prior.uses_labels:
+                raise ConfigError(
+                    f"sampling with a class label needs a label-conditional prior "
+                    f"(model.prior.type = 'conditional'), but this VAE's prior is "
+                    f"{self.prior.type_name!r}"
+                )
+            if isinstance(y, int):
+                num_classes = getattr(self.prior, "num_classes", None)
+                if num_classes is not None and not 0 <= y < num_classes:
+                    raise ConfigError(
+                        f"class label {y} is out of range: expected 0 to {num_classes - 1}"
+                    )
+                device = next(iter(self.parameters())).device
+                y = torch.full((num,), y, dtype=torch.long, device=device)
         prior = self.prior.distribution(y)
         z = prior.sample(torch.Size([num]) if not prior.batch_shape else torch.Size())
         return self.decode_mean(z)
@@ -147,3 +187,56 @@ class VAE(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """E[x|z] for one draw z ~ q(z|x) per example: ``(N, data_dim)``."""
         return self.decode_mean(self.posterior(x).sample())
+
+    # ------------------------------------------------------------------ description
+    def describe(self) -> str:
+        """The model in words and math: p(x, z) = p(x|z) p(z) with each factor's family and
+        parameters, the guide q(z|x), and (when built from a config) the data and objective.
+        Each line ends with the config keys that choose it."""
+        shape = "x".join(map(str, self.image_shape))
+        data = f"{shape} = {self.data_dim} elements"
+        if self.config is not None:
+            d = self.config["data"]
+            data = f"{d['dataset']} {data}, data.binarize = {d['binarize']!r}"
+        num_params = sum(p.numel() for p in self.parameters())
+        given = " | y" if self.prior.uses_labels else ""
+        lines = [
+            f"VAE: x = {data}; latent z in R^{self.latent_dim}; {num_params:,} parameters",
+            f"  p(x, z{given}) = p(x | z) p(z{given})",
+            f"  p(z{given}) = {self.prior.describe()}",
+            f"      [model.prior = {self.prior.type_name}]",
+            f"  p(x | z) = {self.likelihood.describe()}",
+            f"      f(z) = decoder: {_describe_network(self.decoder)}",
+            f"      [model.likelihood = {self.likelihood.type_name}, "
+            f"model.decoder = {_type_name(self.decoder)}]",
+            f"  q(z | x) = {self.guide_family.describe()}",
+            f"      encoder: {_describe_network(self.encoder)}",
+            f"      [model.guide = {self.guide_family.type_name}, "
+            f"model.encoder = {_type_name(self.encoder)}]",
+        ]
+        if self.config is not None:
+            from .objectives import OBJECTIVES
+
+            objective = OBJECTIVES.build(self.config["objective"], "objective")
+            lines += [
+                f"  objective: {objective.describe()}",
+                f"      [objective = {objective.type_name}]",
+            ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+
+def _describe_network(net: nn.Module) -> str:
+    describe = getattr(net, "describe", None)
+    return describe() if callable(describe) else type(net).__name__
+
+
+def _type_name(net: nn.Module) -> str:
+    return getattr(net, "type_name", type(net).__name__)
+
+
+def _scaled(scale: float | torch.Tensor | None) -> contextlib.AbstractContextManager:
+    """``poutine.scale(scale)``, or nothing when there is no scale (no cost in the hot loop)."""
+    return contextlib.nullcontext() if scale is None else poutine.scale(scale=scale)
