@@ -27,7 +27,8 @@ def parse_args() -> argparse.Namespace:
                    help="folder for the PNG (default: %(default)s)")
     p.add_argument("--run", type=Path, metavar="RUN_DIR",
                    help="use this trained run instead of training a new VAE")
-    p.add_argument("--pairs", type=int, default=8, help="rows of the picture (default: %(default)s)")
+    p.add_argument("--pairs", type=int, default=8,
+                   help="rows of the picture (default: %(default)s)")
     p.add_argument("--steps", type=int, default=10,
                    help="decoded points per row, ends included (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")

@@ -7,7 +7,7 @@ Writes into --out:
                 cell covers equal prior mass
 and prints the test ELBO (nats per example).
 
-The defaults (10,000 training images, 10 epochs) run in a few minutes on 2 CPU cores. The
+The defaults (20,000 training images, 10 epochs) run in a few minutes on 2 CPU cores. The
 full-size run: --train-limit 0 --test-limit 0 --epochs 50.
 """
 
@@ -27,7 +27,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("examples_out/latent_2d"),
                    help="folder for the PNGs (default: %(default)s)")
     p.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
-    p.add_argument("--train-limit", type=int, default=10_000,
+    p.add_argument("--train-limit", type=int, default=20_000,
                    help="use the first N training images, 0 = all 60,000 (default: %(default)s)")
     p.add_argument("--test-limit", type=int, default=5_000,
                    help="use the first N test images, 0 = all 10,000 (default: %(default)s)")

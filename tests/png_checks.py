@@ -23,6 +23,8 @@ def assert_picture(path: str | Path, min_side: int = 200) -> np.ndarray:
     path = Path(path)
     assert path.is_file(), f"{path} was not written"
     image = matplotlib.image.imread(path)
+    if image.ndim == 2:  # an 8-bit grey PNG
+        image = np.repeat(image[..., None], 3, axis=2)
     assert image.ndim == 3 and image.shape[2] in (3, 4), f"{path}: shape {image.shape}"
     height, width = image.shape[:2]
     assert min(height, width) >= min_side, f"{path} is only {width}x{height} pixels"

@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import pyrovae
 from png_checks import assert_picture, checked_figures  # noqa: F401  (fixture)
-from pyrovae import ConfigError, figures
+from pyrovae import ConfigError, checkpoint, figures
 from pyrovae.cli import main
 
 from conftest import ROOT, tiny_config
@@ -62,15 +63,17 @@ def test_example_help_describes_it(script, monkeypatch, capsys):
 # ---------------------------------------------------------------------------- pyrovae plot
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[int, Path]:
-    """Tiny trained run directories with a 2-D and an 8-D latent space."""
-    out = {}
-    for latent_dim in (2, 8):
-        run_dir = tmp_path_factory.mktemp(f"run{latent_dim}")
-        pyrovae.train(tiny_config(model={"latent_dim": latent_dim},
-                                  data={"train_limit": 256, "test_limit": 256}),
-                      out=run_dir, progress=False)
-        out[latent_dim] = run_dir
-    return out
+    """Run directories with a 2-D latent space (trained for one tiny epoch) and an 8-D one
+    (untrained: the refusals happen before any data is needed)."""
+    run2 = tmp_path_factory.mktemp("run2")
+    config = tiny_config(model={"latent_dim": 2}, data={"train_limit": 256, "test_limit": 256})
+    pyrovae.train(config, out=run2, progress=False)
+    run8 = tmp_path_factory.mktemp("run8")
+    config = pyrovae.resolve_config(tiny_config(model={"latent_dim": 8}))
+    checkpoint.write_config(run8, config)
+    model = pyrovae.VAE.from_config(config).state_dict()
+    checkpoint.save_checkpoint(run8, {"epoch": 0, "model": model})
+    return {2: run2, 8: run8}
 
 
 @pytest.mark.parametrize("kind", figures.KINDS)
@@ -83,8 +86,8 @@ def test_plot_command_draws_each_kind(kind, runs, capsys, checked_figures):  # n
 
 
 def test_plot_command_writes_to_out(runs, tmp_path):
-    out = tmp_path / "deep" / "curves.png"
-    assert main(["plot", str(runs[8]), "--kind", "curves", "--out", str(out)]) == 0
+    out = tmp_path / "deep" / "samples.png"
+    assert main(["plot", str(runs[8]), "--kind", "samples", "--out", str(out)]) == 0
     assert_picture(out)
 
 
@@ -95,10 +98,12 @@ def test_two_dimensional_figures_refuse_other_latent_sizes(kind, runs, tmp_path,
     err = capsys.readouterr().err
     assert "latent_dim = 8" in err and "model.latent_dim = 2" in err and "Traceback" not in err
     assert not out.exists()
-    vae, config, _ = pyrovae.load_run(runs[8], device="cpu")
-    data = pyrovae.load_data(config["data"])
+    vae, _, _ = pyrovae.load_run(runs[8], device="cpu")
+    x, y = torch.rand(16, vae.data_dim), torch.arange(16) % 10
+    draw = {"latent": lambda: figures.latent(vae, x, y, out),
+            "manifold": lambda: figures.manifold(vae, out)}[kind]
     with pytest.raises(ConfigError, match=r"latent_dim = 8.*model\.latent_dim = 2"):
-        figures.draw(kind, vae, out, data=data)
+        draw()
     assert not out.exists()
 
 

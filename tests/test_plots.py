@@ -114,6 +114,14 @@ def test_figure_is_a_legible_picture(name, tmp_path, checked_figures):  # noqa: 
     assert not missing, f"{name}: texts {missing} not among {record['texts']}"
 
 
+def test_grey_figures_are_stored_as_grey_pngs_and_colour_ones_as_rgb(tmp_path):
+    from PIL import Image
+
+    grey = plots.plot_samples(images(16), SHAPE, tmp_path / "grey.png")
+    colour = plots.plot_elbo_curves(METRICS, tmp_path / "colour.png")
+    assert Image.open(grey).mode == "L" and Image.open(colour).mode == "RGB"
+
+
 def test_image_grid_places_each_image_with_white_gaps():
     x = torch.arange(5.0)[:, None].expand(5, 6) / 10  # image i is 2x3 pixels of value i/10
     grid = plots.image_grid(x, (1, 2, 3), ncols=2)
