@@ -1,5 +1,6 @@
 """pyrovae: variational autoencoders whose model and guide are Pyro programs."""
 
+from . import figures, plots
 from .config import load_config, resolve_config
 from .data import DATASETS, ImageData, load_data
 from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
@@ -40,4 +41,6 @@ __all__ = [
     "ConfigError",
     "DataError",
     "CheckpointError",
+    "plots",
+    "figures",
 ]

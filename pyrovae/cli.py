@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import PyrovaeError
+from .figures import KINDS as FIGURE_KINDS
 
 
 def _add_data_root(p: argparse.ArgumentParser) -> None:
@@ -86,6 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", type=int, metavar="CLASS",
                    help="draw every sample of this class (needs model.prior.type = 'conditional')")
     _add_device(p, "auto")
+
+    p = sub.add_parser(
+        "plot", help="draw a figure of a trained run into a PNG",
+        description="Draw one figure of a trained run: samples (a grid of E[x|z], z ~ p(z)), "
+        "reconstructions (test inputs above their reconstructions), curves (train/test ELBO "
+        "per epoch), latent (test-set posterior means coloured by class; 2-D latents only), "
+        "manifold (decoder means over a 15x15 grid of standard-Normal quantiles; 2-D latents "
+        "only) or interpolation (between pairs of test digits).",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--kind", required=True, choices=FIGURE_KINDS, help="which figure to draw")
+    p.add_argument("--out", metavar="FILE.png",
+                   help="where to write the figure (default: RUN_DIR/KIND.png)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the draws (default 0)")
+    _add_device(p, "auto")
+    _add_data_root(p)
     return parser
 
 
@@ -182,11 +199,34 @@ def cmd_sample(args: argparse.Namespace) -> None:
     print(f"wrote {args.num} samples to {path}")
 
 
+def cmd_plot(args: argparse.Namespace) -> None:
+    from . import figures
+    from .checkpoint import read_metrics
+    from .data import load_data
+    from .plots import require_2d_latent
+    from .training import load_run
+
+    vae, config, _ = load_run(args.run_dir, device=args.device)
+    if args.kind in ("latent", "manifold"):  # refuse before loading any data
+        require_2d_latent(vae.latent_dim, f"{args.kind} figure")
+    metrics = read_metrics(Path(args.run_dir)) if args.kind == "curves" else []
+    if args.kind == "curves" and not metrics:
+        raise PyrovaeError(f"'{args.run_dir}' has no metrics yet: no epoch has finished")
+    data = None
+    if args.kind in ("reconstructions", "latent", "interpolation"):
+        data = load_data(config["data"], device=next(vae.parameters()).device,
+                         root=args.data_root)
+    out = Path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"
+    path = figures.draw(args.kind, vae, out, data=data, metrics=metrics, seed=args.seed)
+    print(f"wrote the {args.kind} figure to {path}")
+
+
 COMMANDS = {
     "train": cmd_train,
     "describe": cmd_describe,
     "evaluate": cmd_evaluate,
     "sample": cmd_sample,
+    "plot": cmd_plot,
 }
 
 

@@ -1,24 +1,83 @@
 """Pictures of what a VAE does (matplotlib, headless ``Agg`` backend).
 
-Each function draws one figure to a PNG file and returns the path. Images are flat vectors
-``(N, C*H*W)`` with values in [0, 1], shown with ``image_shape = (C, H, W)``.
+Each ``plot_*`` function draws one kind of figure from tensors (or arrays) to a PNG file and
+returns the path; none of them touches a model (:mod:`pyrovae.figures` computes the tensors
+from a trained VAE). Conventions:
+
+* images are flat vectors ``(N, C*H*W)`` with values in [0, 1], shown with
+  ``image_shape = (C, H, W)`` (colour channels are averaged to grey);
+* log-likelihoods, ELBOs and KL divergences are in nats per example;
+* text never overlaps and every axis says what it measures and in which unit.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from PIL import Image  # noqa: E402  (matplotlib's own image library)
+
+from .errors import ConfigError  # noqa: E402
+
+#: resolution of every PNG (pixels per inch)
+DPI = 100
+NATS = "nats per example"
+
+ArrayLike = torch.Tensor | np.ndarray | Sequence[float]
+
+
+# ---------------------------------------------------------------------------- helpers
+def _tensor(values: Any) -> torch.Tensor:
+    """``values`` as a float32 CPU tensor (detached)."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().float().cpu()
+    return torch.as_tensor(np.asarray(values, dtype=np.float32))
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG (creating its folder) and close it.
+
+    Figures drawn only in greys are stored as 8-bit grey images, others as RGB (no alpha):
+    losslessly, at a half to a quarter of matplotlib's RGBA size."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    # "tight" grows the saved area to every text, so no label is ever cut at the border
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.08)
+    plt.close(fig)
+    rgba = np.asarray(Image.open(buffer).convert("RGBA"))
+    opaque = bool((rgba[..., 3] == 255).all())
+    rgb = rgba[..., :3]
+    grey = opaque and bool((rgb == rgb[..., :1]).all())
+    mode = "L" if grey else "RGB" if opaque else "RGBA"
+    Image.fromarray(rgba).convert(mode).save(path, format="PNG", optimize=True)
+    return path
+
+
+def require_2d_latent(latent_dim: int, what: str) -> None:
+    """Raise :class:`ConfigError` unless ``latent_dim == 2`` (pictures drawn in the z-plane)."""
+    if latent_dim != 2:
+        raise ConfigError(
+            f"the {what} is drawn in a 2-D latent space, but this model has "
+            f"latent_dim = {latent_dim}; train a model with model.latent_dim = 2 "
+            "(e.g. `pyrovae train ... --set model.latent_dim=2`, or examples/latent_2d.py)"
+        )
 
 
 def image_grid(images: torch.Tensor, image_shape: tuple[int, ...], ncols: int) -> torch.Tensor:
-    """Tile ``(N, C*H*W)`` images into one ``(rows*H, ncols*W)`` grey image (1 px gaps)."""
+    """Tile ``(N, C*H*W)`` images into one ``(rows*H, ncols*W)`` grey image (1 px white gaps)."""
     c, h, w = image_shape if len(image_shape) == 3 else (1, *image_shape)
-    images = images.detach().float().cpu().reshape(-1, c, h, w).mean(1)
+    images = _tensor(images).reshape(-1, c, h, w).mean(1)
     n = images.shape[0]
     nrows = -(-n // ncols)
     grid = torch.ones(nrows * (h + 1) - 1, ncols * (w + 1) - 1)
@@ -28,11 +87,92 @@ def image_grid(images: torch.Tensor, image_shape: tuple[int, ...], ncols: int) -
     return grid
 
 
-def _show_grid(ax: plt.Axes, grid: torch.Tensor, title: str) -> None:
+def _image_height(image_shape: tuple[int, ...]) -> int:
+    return image_shape[-2] if len(image_shape) >= 2 else 1
+
+
+def _show_grid(ax: plt.Axes, grid: torch.Tensor, title: str = "") -> None:
     ax.imshow(grid.numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    ax.set_title(title)
+    if title:
+        ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def _label_rows(ax: plt.Axes, labels: Sequence[str], cell_height: int) -> None:
+    """Put one tick label at the vertical centre of each row of a grid of cells."""
+    ax.set_yticks([r * (cell_height + 1) + (cell_height - 1) / 2 for r in range(len(labels))])
+    ax.set_yticklabels(labels)
+    ax.tick_params(axis="y", length=0)
+
+
+# ---------------------------------------------------------------------------- image grids
+def plot_samples(
+    samples: torch.Tensor,
+    image_shape: tuple[int, ...],
+    path: str | Path,
+    title: str = "samples E[x|z], z ~ p(z)",
+) -> Path:
+    """A square-ish grid of ``(N, C*H*W)`` samples."""
+    n = samples.shape[0]
+    ncols = max(1, int(round(n**0.5)))
+    nrows = -(-n // ncols)
+    fig, ax = plt.subplots(figsize=(5, 5 * nrows / ncols + 0.5), layout="constrained")
+    _show_grid(ax, image_grid(samples, image_shape, ncols), title)
+    return _save(fig, path)
+
+
+def pair_rows(inputs: torch.Tensor, reconstructions: torch.Tensor, ncols: int) -> torch.Tensor:
+    """Interleave rows of ``ncols`` inputs with the rows of their reconstructions (both
+    ``(N, D)``): ``(2 * blocks * ncols, D)``, a last partial row pair filled with white."""
+    inputs, reconstructions = _tensor(inputs), _tensor(reconstructions)
+    if reconstructions.shape != inputs.shape:
+        raise ValueError(
+            f"inputs {tuple(inputs.shape)} and reconstructions {tuple(reconstructions.shape)} "
+            "must have the same shape"
+        )
+    n, dim = inputs.shape
+    blocks = -(-n // ncols)
+    filler = torch.ones(blocks * ncols - n, dim)
+    inputs, reconstructions = torch.cat([inputs, filler]), torch.cat([reconstructions, filler])
+    return torch.stack(
+        [inputs.reshape(blocks, ncols, dim), reconstructions.reshape(blocks, ncols, dim)], dim=1
+    ).reshape(-1, dim)
+
+
+def _show_pairs(ax: plt.Axes, inputs: torch.Tensor, reconstructions: torch.Tensor,
+                image_shape: tuple[int, ...], ncols: int, recon_label: str, title: str) -> None:
+    """Rows of inputs above rows of reconstructions, a wider white gap between row pairs."""
+    h, gap = _image_height(image_shape), 4
+    grid = image_grid(pair_rows(inputs, reconstructions, ncols), image_shape, ncols)
+    pair_height = 2 * (h + 1)  # two rows and their 1 px gaps
+    blocks = -(-grid.shape[0] // pair_height)
+    strip = torch.ones(gap, grid.shape[1])
+    parts = []
+    for b in range(blocks):
+        parts += [grid[b * pair_height : b * pair_height + 2 * h + 1]] + [strip] * (b < blocks - 1)
+    _show_grid(ax, torch.cat(parts), title)
+    step = 2 * h + 1 + gap
+    centres = [b * step + (h - 1) / 2 + r * (h + 1) for b in range(blocks) for r in (0, 1)]
+    ax.set_yticks(centres)
+    ax.set_yticklabels(["input", recon_label] * blocks)
+    ax.tick_params(axis="y", length=0)
+
+
+def plot_reconstructions(
+    inputs: torch.Tensor,
+    reconstructions: torch.Tensor,
+    image_shape: tuple[int, ...],
+    path: str | Path,
+    ncols: int = 8,
+    title: str = "test inputs and their reconstructions E[x|z], z ~ q(z|x)",
+) -> Path:
+    """Inputs ``(N, C*H*W)`` in one row, their reconstructions in the row below, and so on."""
+    blocks = -(-inputs.shape[0] // ncols)
+    fig, ax = plt.subplots(figsize=(0.75 * ncols + 1.4, 0.8 * 2 * blocks + 0.6),
+                           layout="constrained")
+    _show_pairs(ax, inputs, reconstructions, image_shape, ncols, "reconstruction", title)
+    return _save(fig, path)
 
 
 def plot_samples_and_reconstructions(
@@ -43,34 +183,353 @@ def plot_samples_and_reconstructions(
     path: str | Path,
     title: str = "",
 ) -> Path:
-    """Left: a grid of model samples E[x|z], z ~ p(z). Right: inputs (odd columns) beside
-    their reconstructions (even columns)."""
+    """Left: a grid of model samples E[x|z], z ~ p(z). Right: rows of inputs, each above the
+    row of their reconstructions."""
     ncols = 8
-    pairs = torch.stack([inputs, reconstructions], dim=1).reshape(-1, inputs.shape[-1])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5.6))
-    _show_grid(axes[0], image_grid(samples, image_shape, ncols), "samples from p(x|z), z ~ p(z)")
-    _show_grid(
-        axes[1], image_grid(pairs, image_shape, ncols),
-        "inputs (odd columns) and reconstructions",
-    )
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 5.6), layout="constrained")
+    _show_grid(axes[0], image_grid(samples, image_shape, ncols), "samples E[x|z], z ~ p(z)")
+    _show_pairs(axes[1], inputs, reconstructions, image_shape, ncols, "recon.",
+                "test inputs / reconstructions")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
-def plot_samples(samples: torch.Tensor, image_shape: tuple[int, ...], path: str | Path,
-                 title: str = "samples from p(x|z), z ~ p(z)") -> Path:
-    """A square-ish grid of samples."""
-    n = samples.shape[0]
-    ncols = max(1, int(round(n**0.5)))
-    fig, ax = plt.subplots(figsize=(6, 6 * (-(-n // ncols)) / ncols + 0.4))
-    _show_grid(ax, image_grid(samples, image_shape, ncols), title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+def plot_grids(
+    panels: Mapping[str, torch.Tensor],
+    image_shape: tuple[int, ...],
+    path: str | Path,
+    ncols: int = 8,
+    title: str = "",
+) -> Path:
+    """Several image grids side by side, one per entry ``name -> (N, C*H*W)`` (e.g. samples
+    of models trained with different priors), each titled by its name."""
+    if not panels:
+        raise ValueError("plot_grids needs at least one panel")
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.9),
+                             layout="constrained", squeeze=False)
+    for ax, (name, images) in zip(axes[0], panels.items()):
+        _show_grid(ax, image_grid(images, image_shape, ncols), name)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_class_rows(
+    images: torch.Tensor,
+    image_shape: tuple[int, ...],
+    path: str | Path,
+    class_names: Sequence[str] | None = None,
+    title: str = "samples E[x|z], z ~ p(z|y), one row per class y",
+) -> Path:
+    """Generated images ``(num_classes, per_class, C*H*W)``: one row per class, labelled."""
+    images = _tensor(images)
+    num_classes, per_class = images.shape[:2]
+    names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"{len(names)} class names given for {num_classes} rows of images")
+    fig, ax = plt.subplots(figsize=(0.55 * per_class + 1.2, 0.55 * num_classes + 0.7),
+                           layout="constrained")
+    _show_grid(ax, image_grid(images.reshape(-1, images.shape[-1]), image_shape, per_class), title)
+    _label_rows(ax, names, _image_height(image_shape))
+    ax.set_ylabel("class y")
+    return _save(fig, path)
+
+
+def plot_interpolations(
+    decoded: torch.Tensor,
+    image_shape: tuple[int, ...],
+    path: str | Path,
+    starts: torch.Tensor | None = None,
+    ends: torch.Tensor | None = None,
+    title: str = "decoded means E[x|z] along straight lines between posterior means",
+) -> Path:
+    """One interpolation per row: ``decoded`` is ``(pairs, steps, C*H*W)``, the decoder means at
+    ``z = (1-t) z_start + t z_end`` for ``t = 0..1``. ``starts``/``ends`` ``(pairs, C*H*W)``,
+    when given, are the input images, drawn in their own columns at either side."""
+    decoded = _tensor(decoded)
+    pairs, steps = decoded.shape[:2]
+    widths = [1] * (starts is not None) + [steps] + [1] * (ends is not None)
+    fig, axes = plt.subplots(
+        1, len(widths), figsize=(0.6 * sum(widths) + 1.0, 0.6 * pairs + 1.2),
+        gridspec_kw={"width_ratios": widths}, layout="constrained", squeeze=False,
+    )
+    axes = list(axes[0])
+    middle = axes[1] if starts is not None else axes[0]
+    _show_grid(middle, image_grid(decoded.reshape(-1, decoded.shape[-1]), image_shape, steps))
+    middle.set_xlabel(f"t = 0 \u2192 1 in {steps} equal steps")
+    if starts is not None:
+        _show_grid(axes[0], image_grid(starts, image_shape, 1), "input A")
+    if ends is not None:
+        _show_grid(axes[-1], image_grid(ends, image_shape, 1), "input B")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def manifold_grid(
+    latent_dim: int, n: int = 15, low: float = 0.05, high: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latent points of the ``n x n`` manifold picture of a 2-D latent space.
+
+    The axis values are the standard Normal's quantiles ``Phi^-1(p)`` of ``n`` evenly spaced
+    probabilities ``p = low..high``, so equal prior mass lies between neighbouring points.
+
+    Returns:
+        ``z`` of shape ``(n*n, 2)`` in reading order (row 0 = the largest ``z_2``, column 0 =
+        the smallest ``z_1``) and the axis values ``(n,)``, ascending.
+
+    Raises:
+        ConfigError: ``latent_dim`` is not 2.
+    """
+    require_2d_latent(latent_dim, "manifold")
+    if not 0.0 < low < high < 1.0:
+        raise ValueError(f"need 0 < low < high < 1 for quantiles, got low={low}, high={high}")
+    values = torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(low, high, n))
+    z2, z1 = torch.meshgrid(values.flip(0), values, indexing="ij")
+    return torch.stack([z1.reshape(-1), z2.reshape(-1)], dim=-1), values
+
+
+def plot_manifold(
+    decoded: torch.Tensor,
+    axis_values: torch.Tensor,
+    image_shape: tuple[int, ...],
+    path: str | Path,
+    title: str = "decoder means E[x|z] over the latent plane",
+) -> Path:
+    """The learned manifold: ``decoded`` ``(n*n, C*H*W)`` are the decoder means at the points
+    of :func:`manifold_grid` (whose ``axis_values`` ``(n,)`` label the axes)."""
+    decoded, axis_values = _tensor(decoded), _tensor(axis_values)
+    n = axis_values.shape[0]
+    if decoded.shape[0] != n * n:
+        raise ValueError(f"{decoded.shape[0]} images given for a {n}x{n} manifold")
+    c, h, w = image_shape if len(image_shape) == 3 else (1, *image_shape)
+    fig, ax = plt.subplots(figsize=(7, 7.4), layout="constrained")
+    _show_grid(ax, image_grid(decoded, image_shape, n), title)
+    shown = range(0, n, 2) if n > 8 else range(n)
+    ax.set_xticks([i * (w + 1) + (w - 1) / 2 for i in shown])
+    ax.set_xticklabels([f"{axis_values[i]:.2f}" for i in shown])
+    ax.set_yticks([i * (h + 1) + (h - 1) / 2 for i in shown])
+    ax.set_yticklabels([f"{axis_values[n - 1 - i]:.2f}" for i in shown])
+    ax.set_xlabel("$z_1$ (standard Normal quantiles of p = 0.05 \u2026 0.95)")
+    ax.set_ylabel("$z_2$")
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------- latent space
+def plot_latent_scatter(
+    means: torch.Tensor,
+    labels: torch.Tensor,
+    path: str | Path,
+    class_names: Sequence[str] | None = None,
+    title: str = "posterior means E[z|x] of test images",
+) -> Path:
+    """Scatter of 2-D posterior means ``(N, 2)`` coloured by class ``labels`` ``(N,)``, with a
+    colour bar naming the classes.
+
+    Raises:
+        ConfigError: the means are not 2-D (the model's latent_dim is not 2).
+    """
+    means, labels = _tensor(means), torch.as_tensor(labels).cpu().long()
+    if means.ndim != 2:
+        raise ValueError(f"means must have shape (N, latent_dim), got {tuple(means.shape)}")
+    require_2d_latent(means.shape[1], "latent scatter")
+    num_classes = int(labels.max().item()) + 1 if class_names is None else len(class_names)
+    names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
+    base = plt.get_cmap("tab10" if num_classes <= 10 else "tab20")
+    cmap = ListedColormap([base(i % base.N) for i in range(num_classes)])
+    norm = BoundaryNorm(np.arange(num_classes + 1) - 0.5, num_classes)
+    fig, ax = plt.subplots(figsize=(7, 6), layout="constrained")
+    size = float(np.clip(20000 / max(len(labels), 1), 2, 16))  # smaller points when many
+    points = ax.scatter(means[:, 0], means[:, 1], c=labels.numpy(), cmap=cmap, norm=norm,
+                        s=size, alpha=0.7, linewidths=0, rasterized=True)
+    bar = fig.colorbar(points, ax=ax, ticks=np.arange(num_classes))
+    bar.solids.set_alpha(1.0)  # the key shows the full colours, not the points' transparency
+    bar.ax.set_yticklabels(names)
+    bar.set_label("class")
+    ax.set_xlabel("posterior mean of $z_1$")
+    ax.set_ylabel("posterior mean of $z_2$")
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+    return _save(fig, path)
+
+
+def plot_kl_per_dimension(
+    kl: ArrayLike,
+    path: str | Path,
+    threshold: float = 0.01,
+    sort: bool = True,
+    title: str = "",
+) -> Path:
+    """Bar chart of the KL divergence of each latent dimension ``(latent_dim,)`` in nats per
+    example (e.g. E_x KL(q(z_d|x) || p(z_d))); dimensions above ``threshold`` are *active*
+    and drawn in colour, collapsed ones in grey."""
+    kl = _tensor(kl).reshape(-1)
+    order = torch.argsort(kl, descending=True) if sort else torch.arange(kl.shape[0])
+    values = kl[order].numpy()
+    active = values > threshold
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.16 * len(values) + 2), 4), layout="constrained")
+    ax.bar(np.arange(len(values)), values, color=np.where(active, "tab:blue", "lightgrey"),
+           width=0.8)
+    ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1,
+               label=f"active-unit threshold ({threshold:g} nats)")
+    ax.set_xlabel("latent dimension" + (" (sorted by KL)" if sort else ""))
+    ax.set_ylabel(f"KL ({NATS})")
+    if len(values) <= 20:
+        ax.set_xticks(np.arange(len(values)))
+        ax.set_xticklabels([str(int(i)) for i in order])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title or f"KL per latent dimension: {int(active.sum())} of {len(values)} active")
+    ax.legend(loc="upper right")
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------- numbers
+def plot_elbo_curves(
+    metrics: Sequence[Mapping[str, float]],
+    path: str | Path,
+    title: str = "ELBO during training",
+) -> Path:
+    """Training and test ELBO per epoch from a run's metrics rows
+    (``{"epoch", "train_elbo", "test_elbo"}``, nats per example)."""
+    if not metrics:
+        raise ValueError("no metrics rows to plot: the run has not finished an epoch yet")
+    epochs = [row["epoch"] for row in metrics]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
+    ax.plot(epochs, [row["train_elbo"] for row in metrics], "o-", markersize=3,
+            label="train (mean over the epoch's batches)")
+    ax.plot(epochs, [row["test_elbo"] for row in metrics], "s-", markersize=3,
+            label="test (after the epoch)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"ELBO ({NATS})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_log_likelihood_vs_k(
+    ks: ArrayLike,
+    estimates: ArrayLike,
+    standard_errors: ArrayLike,
+    path: str | Path,
+    elbo: float | None = None,
+    elbo_se: float | None = None,
+    title: str = "importance-sampled log-likelihood vs number of samples K",
+) -> Path:
+    """``log p̂(x)`` (mean over examples, nats per example) against the number of importance
+    samples ``K`` on a log axis, with ±1 standard-error bars; the ELBO, when given, is drawn
+    as the K = 1 reference line (with its ±1 SE band)."""
+    ks, estimates, se = (_tensor(v).numpy() for v in (ks, estimates, standard_errors))
+    fig, ax = plt.subplots(figsize=(6.5, 4.4), layout="constrained")
+    if elbo is not None:
+        ax.axhline(elbo, color="grey", linestyle="--", linewidth=1, label="ELBO (the K = 1 bound)")
+        if elbo_se is not None:
+            ax.axhspan(elbo - elbo_se, elbo + elbo_se, color="grey", alpha=0.15, linewidth=0)
+    ax.errorbar(ks, estimates, yerr=se, fmt="o-", markersize=4, capsize=3,
+                label="log p\u0302(x) \u00b1 1 standard error")
+    ax.set_xscale("log")
+    ax.set_xlabel("number of importance samples K (log scale)")
+    ax.set_ylabel(f"log p\u0302(x) ({NATS})")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_ess_vs_k(
+    ks: ArrayLike,
+    ess: ArrayLike,
+    path: str | Path,
+    standard_errors: ArrayLike | None = None,
+    title: str = "effective sample size of the importance weights",
+) -> Path:
+    """Effective sample size (mean over examples) against ``K`` on log-log axes, beside the
+    ideal ``ESS = K`` of a proposal equal to the true posterior."""
+    ks, ess = _tensor(ks).numpy(), _tensor(ess).numpy()
+    fig, ax = plt.subplots(figsize=(6.5, 4.4), layout="constrained")
+    ax.plot(ks, ks, color="grey", linestyle=":", label="ESS = K (q(z|x) = p(z|x))")
+    yerr = None if standard_errors is None else _tensor(standard_errors).numpy()
+    ax.errorbar(ks, ess, yerr=yerr, fmt="o-", markersize=4, capsize=3,
+                label="measured ESS" + (" \u00b1 1 standard error" if yerr is not None else ""))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("number of importance samples K (log scale)")
+    ax.set_ylabel("effective sample size (log scale)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper left")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_model_comparison(
+    names: Sequence[str],
+    elbo: ArrayLike,
+    elbo_se: ArrayLike,
+    path: str | Path,
+    log_likelihood: ArrayLike | None = None,
+    log_likelihood_se: ArrayLike | None = None,
+    title: str = "test-set bounds per model",
+) -> Path:
+    """A table-like comparison of models: one row per model, its test ELBO and (when given)
+    importance-sampled log-likelihood drawn as points with ±1 standard-error bars, and the
+    numbers written out in a column beside them (all in nats per example)."""
+    names = list(names)
+    elbo, elbo_se = _tensor(elbo).numpy(), _tensor(elbo_se).numpy()
+    has_ll = log_likelihood is not None
+    if has_ll:
+        ll = _tensor(log_likelihood).numpy()
+        ll_se = (_tensor(log_likelihood_se).numpy() if log_likelihood_se is not None
+                 else np.zeros_like(ll))
+    rows = np.arange(len(names))[::-1]  # first model on top
+    fig, (ax, table) = plt.subplots(
+        1, 2, figsize=(10, 0.5 * len(names) + 1.6), sharey=True,
+        gridspec_kw={"width_ratios": [3, 1.7] if has_ll else [3, 1]}, layout="constrained",
+    )
+    ax.errorbar(elbo, rows + (0.12 if has_ll else 0), xerr=elbo_se, fmt="o", capsize=3,
+                label="test ELBO")
+    if has_ll:
+        ax.errorbar(ll, rows - 0.12, xerr=ll_se, fmt="s", capsize=3,
+                    label="log p\u0302(x) (importance sampled)")
+    ax.set_yticks(rows)
+    ax.set_yticklabels(names)
+    ax.set_ylim(-0.7, len(names) - 0.3)
+    ax.set_xlabel(f"{NATS} (higher is better; bars: \u00b1 1 standard error)")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32 if len(names) < 4 else -0.18),
+              ncols=2, frameon=False)
+    table.axis("off")
+    columns = [("test ELBO", elbo, elbo_se)] + ([("log p\u0302(x)", ll, ll_se)] if has_ll else [])
+    for j, (header, values, errors) in enumerate(columns):
+        x = (j + 0.5) / len(columns)
+        table.text(x, len(names) - 0.45, header, ha="center", va="bottom", weight="bold")
+        for row, v, e in zip(rows, values, errors):
+            table.text(x, row, f"{v:.2f} \u00b1 {e:.2f}", ha="center", va="center",
+                       family="monospace")
+    table.set_xlim(0, 1)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_rate_distortion(
+    rate: ArrayLike,
+    distortion: ArrayLike,
+    path: str | Path,
+    labels: Sequence[str] | None = None,
+    title: str = "rate and distortion",
+) -> Path:
+    """Distortion ``-E_q log p(x|z)`` against rate ``E_x KL(q(z|x) || p(z))`` (both nats per
+    example), one point per model, each annotated with its label (e.g. ``"beta = 4"``);
+    lines of constant ELBO = -(rate + distortion) run at 45 degrees."""
+    rate, distortion = _tensor(rate).numpy(), _tensor(distortion).numpy()
+    fig, ax = plt.subplots(figsize=(6.5, 4.6), layout="constrained")
+    ax.plot(rate, distortion, "o-", markersize=5)
+    ax.margins(0.15)  # room for the annotations inside the axes
+    for i, text in enumerate(labels or []):
+        ax.annotate(text, (rate[i], distortion[i]), xytext=(6, 6), textcoords="offset points")
+    ax.set_xlabel(f"rate: KL(q(z|x) || p(z)) ({NATS})")
+    ax.set_ylabel(f"distortion: \u2212E log p(x|z) ({NATS})")
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    return _save(fig, path)

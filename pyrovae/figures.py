@@ -1,0 +1,148 @@
+"""Figures of a trained VAE: compute what a picture shows from a model and data, then draw it
+with :mod:`pyrovae.plots`.
+
+One function per figure kind, each writing a PNG and returning its path; :func:`draw` picks
+one by name (it backs ``pyrovae plot RUN_DIR --kind KIND``). Random draws use a fixed seed
+(and leave the caller's random stream untouched), so a figure is reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import plots
+from .data import ImageData
+from .evaluation import fixed_rng
+from .vae import VAE
+
+#: the figure kinds :func:`draw` knows
+KINDS = ("samples", "reconstructions", "curves", "latent", "manifold", "interpolation")
+
+
+def _device(vae: VAE) -> torch.device:
+    return next(vae.parameters()).device
+
+
+@torch.no_grad()
+def posterior_means(
+    vae: VAE, x: torch.Tensor, batch_size: int = 1000, num_samples: int = 64
+) -> torch.Tensor:
+    """E[z|x] under the guide q(z|x) for each example of ``x`` ``(N, data_dim)``: ``(N,
+    latent_dim)``. Guides without a closed-form mean (e.g. flows) are averaged over
+    ``num_samples`` draws."""
+    out = []
+    for start in range(0, x.shape[0], batch_size):
+        q = vae.posterior(x[start : start + batch_size])
+        try:
+            out.append(q.mean)
+        except NotImplementedError:
+            out.append(q.sample(torch.Size([num_samples])).mean(0))
+    return torch.cat(out)
+
+
+def samples(vae: VAE, path: str | Path, num: int = 64, seed: int = 0,
+            y: torch.Tensor | None = None) -> Path:
+    """A grid of ``num`` samples E[x|z], z ~ p(z) (or p(z|y) for labels ``y``)."""
+    with fixed_rng(seed, _device(vae)):
+        images = vae.sample(num, y)
+    return plots.plot_samples(images, vae.image_shape, path)
+
+
+def reconstructions(vae: VAE, images: torch.Tensor, path: str | Path, num: int = 32,
+                    seed: int = 0) -> Path:
+    """The first ``num`` of ``images`` above their reconstructions E[x|z], z ~ q(z|x)."""
+    x = images[:num]
+    with fixed_rng(seed, _device(vae)):
+        recon = vae.reconstruct(x)
+    return plots.plot_reconstructions(x, recon, vae.image_shape, path)
+
+
+def curves(metrics: Sequence[Mapping[str, Any]], path: str | Path,
+           title: str = "ELBO during training") -> Path:
+    """Training and test ELBO per epoch from a run's metrics rows."""
+    return plots.plot_elbo_curves(metrics, path, title=title)
+
+
+def latent(vae: VAE, images: torch.Tensor, labels: torch.Tensor, path: str | Path,
+           class_names: Sequence[str] | None = None) -> Path:
+    """Scatter of the posterior means of ``images`` coloured by ``labels`` (2-D latents only).
+
+    Raises:
+        ConfigError: the model's latent_dim is not 2.
+    """
+    plots.require_2d_latent(vae.latent_dim, "latent scatter")
+    return plots.plot_latent_scatter(posterior_means(vae, images), labels, path, class_names)
+
+
+@torch.no_grad()
+def manifold(vae: VAE, path: str | Path, n: int = 15) -> Path:
+    """Decoder means over an ``n x n`` grid of the latent plane at standard-Normal quantiles
+    (2-D latents only).
+
+    Raises:
+        ConfigError: the model's latent_dim is not 2.
+    """
+    z, axis_values = plots.manifold_grid(vae.latent_dim, n)
+    decoded = vae.decode_mean(z.to(_device(vae)))
+    return plots.plot_manifold(decoded, axis_values, vae.image_shape, path)
+
+
+def interpolation_pairs(labels: torch.Tensor, pairs: int, seed: int = 0) -> torch.Tensor:
+    """``(pairs, 2)`` indices of examples, each pair of two different classes, chosen at
+    random with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(labels.shape[0], generator=gen)
+    labels = labels.cpu()
+    chosen: list[tuple[int, int]] = []
+    i = 0
+    while len(chosen) < pairs and i + 1 < len(order):
+        a, b = int(order[i]), int(order[i + 1])
+        if labels[a] != labels[b]:
+            chosen.append((a, b))
+            i += 2
+        else:
+            i += 1
+    if len(chosen) < pairs:
+        raise ValueError(f"found only {len(chosen)} pairs of differently labelled examples")
+    return torch.tensor(chosen)
+
+
+@torch.no_grad()
+def interpolation(vae: VAE, images: torch.Tensor, labels: torch.Tensor, path: str | Path,
+                  pairs: int = 6, steps: int = 10, seed: int = 0) -> Path:
+    """Decoder means along straight lines between the posterior means of ``pairs`` pairs of
+    differently labelled ``images``, ``steps`` points each, inputs shown at either side."""
+    index = interpolation_pairs(labels, pairs, seed).to(images.device)
+    x_a, x_b = images[index[:, 0]], images[index[:, 1]]
+    z_a, z_b = posterior_means(vae, x_a), posterior_means(vae, x_b)
+    t = torch.linspace(0.0, 1.0, steps, device=z_a.device)[None, :, None]
+    z = (1 - t) * z_a[:, None, :] + t * z_b[:, None, :]  # (pairs, steps, latent_dim)
+    decoded = vae.decode_mean(z)
+    return plots.plot_interpolations(decoded, vae.image_shape, path, starts=x_a, ends=x_b)
+
+
+def draw(kind: str, vae: VAE, path: str | Path, data: ImageData | None = None,
+         metrics: Sequence[Mapping[str, Any]] = (), seed: int = 0) -> Path:
+    """Draw the figure ``kind`` (one of :data:`KINDS`) of ``vae`` to ``path``.
+
+    ``data`` (its test set) is needed by "reconstructions", "latent" and "interpolation";
+    ``metrics`` (a run's rows) by "curves"."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown figure kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind == "samples":
+        return samples(vae, path, seed=seed)
+    if kind == "curves":
+        return curves(metrics, path)
+    if kind == "manifold":
+        return manifold(vae, path)
+    if data is None:
+        raise ValueError(f"the {kind!r} figure needs the data set")
+    if kind == "reconstructions":
+        return reconstructions(vae, data.test_images, path, seed=seed)
+    if kind == "latent":
+        return latent(vae, data.test_images, data.test_labels, path)
+    return interpolation(vae, data.test_images, data.test_labels, path, seed=seed)

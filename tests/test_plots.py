@@ -1,0 +1,173 @@
+"""pyrovae.plots on synthetic tensors: every figure kind is written, is a real picture, has
+no overlapping text and says what it shows; the 2-D-only pictures refuse other latent sizes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from png_checks import assert_picture, checked_figures  # noqa: F401  (fixture)
+from pyrovae import ConfigError, plots
+
+SHAPE = (1, 28, 28)
+DIM = 784
+
+
+def images(n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` random grey images ``(n, 784)`` in [0, 1]."""
+    return torch.rand(n, DIM, generator=torch.Generator().manual_seed(seed))
+
+
+METRICS = [{"epoch": e, "train_elbo": -150 + 3 * e, "test_elbo": -140 + 2.5 * e}
+           for e in range(1, 11)]
+KS = [1, 10, 100, 1000, 5000]
+
+# name -> (draw(path), texts the figure must show)
+CASES = {
+    "samples": (lambda p: plots.plot_samples(images(64), SHAPE, p), ["z ~ p(z)"]),
+    "reconstructions": (
+        lambda p: plots.plot_reconstructions(images(13), images(13, 1), SHAPE, p),
+        ["input", "reconstruction"],
+    ),
+    "samples_and_reconstructions": (
+        lambda p: plots.plot_samples_and_reconstructions(
+            images(64), images(32), images(32, 1), SHAPE, p, title="epoch 3: -100.00 nats"),
+        ["input", "recon.", "epoch 3: -100.00 nats"],
+    ),
+    "grids": (
+        lambda p: plots.plot_grids({f"prior {i}": images(64, i) for i in range(4)}, SHAPE, p,
+                                   title="samples per prior"),
+        ["prior 0", "prior 3", "samples per prior"],
+    ),
+    "class_rows": (
+        lambda p: plots.plot_class_rows(images(100).reshape(10, 10, DIM), SHAPE, p),
+        ["class y", "0", "9"],
+    ),
+    "interpolations": (
+        lambda p: plots.plot_interpolations(images(60).reshape(6, 10, DIM), SHAPE, p,
+                                            starts=images(6, 1), ends=images(6, 2)),
+        ["input A", "input B", "t = 0 \u2192 1 in 10 equal steps"],
+    ),
+    "manifold": (
+        lambda p: plots.plot_manifold(images(225), plots.manifold_grid(2)[1], SHAPE, p),
+        ["$z_2$", "1.64", "-1.64"],
+    ),
+    "latent_scatter": (
+        lambda p: plots.plot_latent_scatter(torch.randn(2000, 2),
+                                            torch.arange(2000) % 10, p),
+        ["class", "posterior mean of $z_1$", "0", "9"],
+    ),
+    "kl_per_dimension": (
+        lambda p: plots.plot_kl_per_dimension(torch.tensor([0.5, 0.0, 0.02, 0.005, 1.0]), p),
+        ["KL per latent dimension: 3 of 5 active", "KL (nats per example)"],
+    ),
+    "kl_per_dimension_50": (
+        lambda p: plots.plot_kl_per_dimension(torch.linspace(2, 0, 50) ** 3, p),
+        ["KL per latent dimension: 44 of 50 active"],  # (2(1 - i/49))^3 > 0.01 iff i <= 43
+    ),
+    "elbo_curves": (
+        lambda p: plots.plot_elbo_curves(METRICS, p),
+        ["ELBO (nats per example)", "epoch", "test (after the epoch)"],
+    ),
+    "log_likelihood_vs_k": (
+        lambda p: plots.plot_log_likelihood_vs_k(
+            KS, [-100, -95, -93, -92.5, -92.3], [0.5] * 5, p, elbo=-100.1, elbo_se=0.5),
+        ["ELBO (the K = 1 bound)", "log p\u0302(x) (nats per example)",
+         "number of importance samples K (log scale)"],
+    ),
+    "ess_vs_k": (
+        lambda p: plots.plot_ess_vs_k(KS, [1, 5, 30, 200, 800], p,
+                                      standard_errors=[0, 0.5, 3, 20, 80]),
+        ["effective sample size (log scale)"],
+    ),
+    "model_comparison": (
+        lambda p: plots.plot_model_comparison(
+            ["standard_normal", "mog", "vamp", "flow"], [-99.5, -98.7, -97.9, -98.2],
+            [0.5] * 4, p, log_likelihood=[-94.1, -93.5, -92.8, -93.0],
+            log_likelihood_se=[0.45] * 4),
+        ["vamp", "test ELBO", "log p\u0302(x)", "-97.90 \u00b1 0.50", "-92.80 \u00b1 0.45"],
+    ),
+    "model_comparison_elbo_only": (
+        lambda p: plots.plot_model_comparison(["bernoulli", "gaussian"], [-99.5, 700.1],
+                                              [0.5, 3.0], p),
+        ["bernoulli", "700.10 \u00b1 3.00"],
+    ),
+    "rate_distortion": (
+        lambda p: plots.plot_rate_distortion([30, 20, 10, 5], [70, 80, 95, 120], p,
+                                             labels=["beta = 0.5", "beta = 1", "beta = 2",
+                                                     "beta = 4"]),
+        ["beta = 0.5", "beta = 4"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_figure_is_a_legible_picture(name, tmp_path, checked_figures):  # noqa: F811
+    draw, expected_texts = CASES[name]
+    path = draw(tmp_path / "sub" / f"{name}.png")
+    assert path == tmp_path / "sub" / f"{name}.png"
+    assert_picture(path)
+    (record,) = checked_figures  # no overlapping text: checked before saving
+    missing = [t for t in expected_texts if not any(t in shown for shown in record["texts"])]
+    assert not missing, f"{name}: texts {missing} not among {record['texts']}"
+
+
+def test_grey_figures_are_stored_as_grey_pngs_and_colour_ones_as_rgb(tmp_path):
+    from PIL import Image
+
+    grey = plots.plot_samples(images(16), SHAPE, tmp_path / "grey.png")
+    colour = plots.plot_elbo_curves(METRICS, tmp_path / "colour.png")
+    assert Image.open(grey).mode == "L" and Image.open(colour).mode == "RGB"
+
+
+def test_image_grid_places_each_image_with_white_gaps():
+    x = torch.arange(5.0)[:, None].expand(5, 6) / 10  # image i is 2x3 pixels of value i/10
+    grid = plots.image_grid(x, (1, 2, 3), ncols=2)
+    assert grid.shape == (3 * 3 - 1, 2 * 4 - 1)
+    for i in range(5):
+        r, c = divmod(i, 2)
+        assert torch.all(grid[3 * r : 3 * r + 2, 4 * c : 4 * c + 3] == i / 10)
+    assert torch.all(grid[2, :] == 1) and torch.all(grid[:, 3] == 1)  # gaps
+    assert torch.all(grid[6:, 4:] == 1)  # the missing sixth image is blank
+
+
+def test_pair_rows_puts_each_input_row_above_its_reconstructions():
+    inputs, recon = torch.arange(5.0)[:, None], -torch.arange(5.0)[:, None]
+    rows = plots.pair_rows(inputs, recon, ncols=3).reshape(-1)
+    assert rows.tolist() == [0, 1, 2, -0, -1, -2, 3, 4, 1, -3, -4, 1]  # 1 = white filler
+    with pytest.raises(ValueError, match="same shape"):
+        plots.pair_rows(inputs, recon[:4], ncols=3)
+
+
+def test_manifold_grid_is_at_standard_normal_quantiles_in_reading_order():
+    z, values = plots.manifold_grid(2, n=15)
+    p = torch.linspace(0.05, 0.95, 15)
+    assert torch.allclose(values, torch.distributions.Normal(0.0, 1.0).icdf(p))
+    # Phi^-1(0.95) = 1.6448536 (tables), and the quantiles are symmetric about 0
+    assert math.isclose(values[-1].item(), 1.6448536, abs_tol=1e-5)
+    assert torch.allclose(values, -values.flip(0), atol=1e-6)
+    assert z.shape == (225, 2)
+    grid = z.reshape(15, 15, 2)
+    assert torch.equal(grid[0, :, 0], values)  # columns: z1 ascending left to right
+    assert torch.equal(grid[:, 0, 1], values.flip(0))  # rows: z2 descending top to bottom
+
+
+@pytest.mark.parametrize("latent_dim", [1, 8])
+def test_two_dimensional_pictures_refuse_other_latent_sizes(latent_dim, tmp_path):
+    with pytest.raises(ConfigError, match=rf"latent_dim = {latent_dim}.*model\.latent_dim = 2"):
+        plots.manifold_grid(latent_dim)
+    with pytest.raises(ConfigError, match=rf"latent_dim = {latent_dim}.*model\.latent_dim = 2"):
+        plots.plot_latent_scatter(torch.zeros(10, latent_dim), torch.zeros(10), tmp_path / "l.png")
+    assert not (tmp_path / "l.png").exists()
+
+
+def test_bad_inputs_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="no metrics"):
+        plots.plot_elbo_curves([], tmp_path / "c.png")
+    with pytest.raises(ValueError, match="10 images given for a 15x15"):
+        plots.plot_manifold(images(10), plots.manifold_grid(2)[1], SHAPE, tmp_path / "m.png")
+    with pytest.raises(ValueError, match="3 class names given for 10 rows"):
+        plots.plot_class_rows(images(20).reshape(10, 2, DIM), SHAPE, tmp_path / "r.png",
+                              class_names=["a", "b", "c"])
