@@ -8,6 +8,7 @@ x, y)`` is the negative bound for a batch, which torch's Adam minimises over
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 import sys
@@ -114,11 +115,25 @@ class Trainer:
             ) from None
 
     # ------------------------------------------------------------------ loop
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """One optimizer step on the batch ``x`` (``(N, data_dim)``, labels ``y``).
+
+        Returns the batch's loss (negative ELBO summed over the batch, nats) as a detached
+        device tensor: nothing here waits for the device. Runs under the caller's Pyro
+        validation setting, with the VAE's param-store registration off (the optimizer
+        updates ``vae.parameters()`` directly)."""
+        vae = self.vae
+        with vae.param_store_registration(False):
+            loss = self.elbo.differentiable_loss(vae.model, vae.guide, x, _labels(vae, y))
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss / x.shape[0]).backward()
+        self.optimizer.step()
+        return loss.detach()
+
     def train_epoch(self) -> float:
         """One pass over the training set; returns the mean training ELBO (nats/example)."""
-        vae, opt, loss_fn = self.vae, self.optimizer, self.elbo.differentiable_loss
         batch_size = self.config["train"]["batch_size"]
-        vae.train()
+        self.vae.train()
         total = torch.zeros((), device=self.device)
         seen = 0
         bar = tqdm(
@@ -127,17 +142,21 @@ class Trainer:
             desc=f"epoch {self.epoch + 1}/{self.config['train']['epochs']}",
             disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True,
         )
-        for step, (x, y) in enumerate(bar):
-            # validate distributions and shapes on the first step only: it costs time
-            with pyro.validation_enabled(step == 0):
-                loss = loss_fn(vae.model, vae.guide, x, _labels(vae, y)) / x.shape[0]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach() * x.shape[0]
+        batches = iter(bar)
+        # validate distributions, shapes and the loss on the first step only: it costs time
+        # and reads values back from the device
+        for x, y in itertools.islice(batches, 1):
+            with pyro.validation_enabled(True):
+                total += self.train_step(x, y)
             seen += x.shape[0]
-            if step % 50 == 0 and self.progress:
-                bar.set_postfix(loss=f"{loss.item():.2f}")  # a host sync, only when shown
+        with pyro.validation_enabled(False):
+            for step, (x, y) in enumerate(batches, start=1):
+                batch_loss = self.train_step(x, y)
+                total += batch_loss
+                seen += x.shape[0]
+                if self.progress and step % 50 == 0:
+                    # a host sync, only when a progress bar shows it
+                    bar.set_postfix(loss=f"{batch_loss.item() / x.shape[0]:.2f}")
         loss_sum = total.item()
         if not math.isfinite(loss_sum):
             raise FloatingPointError(
