@@ -2,8 +2,7 @@
 
 All contenders train the same network (the default MNIST VAE: 784-400-50 MLPs, Bernoulli
 pixels, diagonal-Normal guide, standard-Normal prior), from the same initial weights, on the
-same dynamically binarized MNIST batches of 128, with the same torch Adam (foreach on CPU,
-fused on CUDA):
+same dynamically binarized MNIST batches of 128, with the same torch Adam (fused):
 
 (a) ``hand``: a hand-written PyTorch VAE computing each objective's estimator directly
     (single-sample ELBO, analytic-KL ELBO, IWAE bound);
@@ -27,6 +26,7 @@ both measured by :func:`pyrovae.elbo_per_example` with the same seed.
     PYROVAE_DATA=/path/to/data python bench/train_speed.py
     PYROVAE_DATA=/path/to/data python bench/train_speed.py --device cuda
     python bench/train_speed.py --threads 1 --train-limit 12800 --epochs 2   # quick look
+    python bench/train_speed.py --profile --no-svi --epochs 0    # where the time goes
 
 On CUDA the script also counts host synchronisations per pyrovae step
 (``torch.cuda.set_sync_debug_mode``).
@@ -157,10 +157,9 @@ def vae_from_hand(hand: HandVAE, config: dict[str, Any]) -> pyrovae.VAE:
     return vae
 
 
-def adam(params: Any, lr: float, device: torch.device) -> torch.optim.Adam:
-    """The optimizer every contender but plain SVI uses (the Trainer's)."""
-    cuda = device.type == "cuda"
-    return torch.optim.Adam(params, lr=lr, foreach=not cuda, fused=cuda or None)
+def adam(params: Any, lr: float) -> torch.optim.Adam:
+    """The optimizer every contender but plain SVI uses: the Trainer's (fused Adam)."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
 
 
 # ---------------------------------------------------------------------- contenders
@@ -185,7 +184,7 @@ class Contender:
 def hand_contender(estimator: str, vae: pyrovae.VAE, data: pyrovae.ImageData,
                    config: dict[str, Any], device: torch.device, **kwargs: Any) -> Contender:
     hand = hand_from_vae(vae)
-    opt = adam(hand.parameters(), config["train"]["lr"], device)
+    opt = adam(hand.parameters(), config["train"]["lr"])
     loss_fn = getattr(hand, estimator)
     generator = torch.Generator(device=device).manual_seed(config["train"]["seed"])
     batch_size = config["train"]["batch_size"]
@@ -293,6 +292,27 @@ def time_steps(contenders: list[Contender], pool: list, args: argparse.Namespace
             c.syncs_per_step = count_syncs(c, pool, min(args.steps, 20))
 
 
+def profile_steps(contenders: list[Contender], pool: list, args: argparse.Namespace,
+                  device: torch.device) -> None:
+    """Print where the time of each contender's steps goes: the Python functions (cProfile,
+    by cumulative time) and the torch operators (torch.profiler, by self time)."""
+    import cProfile
+    import pstats
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    for c in contenders:
+        print(f"\n===== {c.name}: cProfile of {args.steps} steps (cumulative time)")
+        profiler = cProfile.Profile()
+        profiler.runcall(run_steps, c, pool, args.steps, device)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+        with profile(activities=activities) as prof:
+            run_steps(c, pool, args.steps, device)
+        sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        print(f"===== {c.name}: torch.profiler of {args.steps} steps ({sort})")
+        print(prof.key_averages().table(sort_by=sort, row_limit=25))
+
+
 def time_epochs(contenders: list[Contender], args: argparse.Namespace,
                 device: torch.device) -> None:
     runnable = [c for c in contenders if c.epoch is not None]
@@ -387,8 +407,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latent-dim", type=int, default=50)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=50, help="timed steps per repeat")
-    p.add_argument("--repeats", type=int, default=9)
+    p.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
+    p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--warmup", type=int, default=20, help="untimed steps per contender")
     p.add_argument("--pool", type=int, default=16, help="distinct batches the steps cycle over")
     p.add_argument("--epochs", type=int, default=2,
@@ -396,6 +416,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-limit", type=int, default=0, help="training examples (0: all)")
     p.add_argument("--test-limit", type=int, default=0, help="test examples (0: all)")
     p.add_argument("--no-svi", action="store_true", help="leave out the plain-SVI contenders")
+    p.add_argument("--profile", action="store_true",
+                   help="after warm-up, profile --steps steps of each contender and stop")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--data-root", help="data folder (default: $PYROVAE_DATA or the cache)")
     return p.parse_args(argv)
@@ -438,6 +460,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         contenders.insert(2, svi_contender(fresh_vae(), config, validate=False))
     for line in skipped:
         print(line, file=sys.stderr)
+    if args.profile:
+        for c in contenders:
+            run_steps(c, pool, args.warmup, device)
+        profile_steps(contenders, pool, args, device)
+        return {}
     time_steps(contenders, pool, args, device)
     if args.epochs:
         time_epochs(contenders, args, device)

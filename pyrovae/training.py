@@ -4,6 +4,13 @@ The objective is a Pyro :class:`~pyro.infer.ELBO`; its ``differentiable_loss(mod
 x, y)`` is the negative bound for a batch, which torch's Adam minimises over
 ``vae.parameters()`` (the same objective and update as ``pyro.infer.SVI`` with
 ``pyro.optim.Adam``, with one fused optimizer for all parameters).
+
+The hot loop (:meth:`Trainer.train_step`) is kept free of per-step overhead that the model does
+not need: the VAE's parameters are not re-registered in Pyro's param store each step (the
+optimizer holds them), Pyro's validation runs on the first step of each epoch only, the data
+batches are sliced from tensors already on the device, and the loss is summed on the device
+and read back once per epoch (or when a progress bar shows it), so that on a GPU no step waits
+for the host.
 """
 
 from __future__ import annotations
@@ -75,10 +82,9 @@ class Trainer:
         train = self.config["train"]
         self.objective = OBJECTIVES.build(self.config["objective"], "objective")
         self.elbo = self.objective.elbo()
-        self.optimizer = torch.optim.Adam(
-            self.vae.parameters(), lr=train["lr"], foreach=self.device.type != "cuda",
-            fused=self.device.type == "cuda" or None,
-        )
+        # one fused Adam kernel over all parameters, on CPU as on CUDA (measured on the 2-core
+        # CPU for the 784-400-50 VAE: 0.6 ms per step, against 1.9 ms for foreach)
+        self.optimizer = torch.optim.Adam(self.vae.parameters(), lr=train["lr"], fused=True)
         self.data_generator = torch.Generator(device=self.device)
         self.data_generator.manual_seed(train["seed"])
         pyro.set_rng_seed(train["seed"])
