@@ -132,8 +132,9 @@ class VAE(nn.Module):
         """Within the block, ``model``/``guide`` do (``True``) or do not (``False``) register
         this module's parameters in Pyro's param store; the previous setting is restored after.
 
-        ``pyro.module`` costs two ``param`` sites per parameter tensor per step, which a loop
-        that optimises ``vae.parameters()`` with a torch optimizer does not need. Pyro's
+        ``pyro.module`` puts one ``param`` site per parameter tensor through Pyro's handler
+        stack each time ``model`` or ``guide`` runs, which a loop that optimises
+        ``vae.parameters()`` with a torch optimizer does not need. Pyro's
         ``SVI`` with ``pyro.optim`` does need it: it finds the parameters to update from the
         ``param`` sites of its traces, so leave registration on (the default) for ``SVI``.
 
