@@ -10,6 +10,7 @@ from .likelihoods import LIKELIHOODS, Likelihood
 from .networks import DECODERS, ENCODERS
 from .objectives import OBJECTIVES, Objective
 from .priors import PRIORS, Prior
+from .trace_elbo import SyncFreeTrace_ELBO
 from .training import Trainer, load_run, resume, train
 from .vae import VAE
 
@@ -37,6 +38,7 @@ __all__ = [
     "Likelihood",
     "GuideFamily",
     "Objective",
+    "SyncFreeTrace_ELBO",
     "PyrovaeError",
     "ConfigError",
     "DataError",

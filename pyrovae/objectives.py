@@ -18,6 +18,7 @@ import pyro.infer
 
 from .errors import ConfigError
 from .registry import Registry
+from .trace_elbo import SyncFreeTrace_ELBO
 
 #: the model has one plate ("data"); vectorized particles add one more on the left
 MAX_PLATE_NESTING = 1
@@ -101,12 +102,15 @@ OBJECTIVES: Registry[Objective] = Registry("objective")
 
 @OBJECTIVES.register("trace_elbo")
 class TraceELBOObjective(Objective):
-    """Pyro's ``Trace_ELBO``: Monte Carlo estimate of E_q[log p(x,z) - log q(z|x)]."""
+    """Pyro's ``Trace_ELBO``: Monte Carlo estimate of E_q[log p(x,z) - log q(z|x)].
+
+    Built as :class:`pyrovae.SyncFreeTrace_ELBO`, a ``Trace_ELBO`` with the same loss and
+    gradients whose ``differentiable_loss`` does not wait for the device."""
 
     summary = "maximise the ELBO E_q(z|x)[log p(x|z) + log p(z) - log q(z|x)] (Pyro Trace_ELBO)"
 
     def elbo(self) -> pyro.infer.ELBO:
-        return pyro.infer.Trace_ELBO(
+        return SyncFreeTrace_ELBO(
             num_particles=self.num_particles,
             vectorize_particles=self.num_particles > 1,
             max_plate_nesting=MAX_PLATE_NESTING,

@@ -4,10 +4,18 @@ The objective is a Pyro :class:`~pyro.infer.ELBO`; its ``differentiable_loss(mod
 x, y)`` is the negative bound for a batch, which torch's Adam minimises over
 ``vae.parameters()`` (the same objective and update as ``pyro.infer.SVI`` with
 ``pyro.optim.Adam``, with one fused optimizer for all parameters).
+
+The hot loop (:meth:`Trainer.train_step`) is kept free of per-step overhead that the model does
+not need: the VAE's parameters are not re-registered in Pyro's param store each step (the
+optimizer holds them), Pyro's validation runs on the first step of each epoch only, the data
+batches are sliced from tensors already on the device, and the loss is summed on the device
+and read back once per epoch (or when a progress bar shows it), so that on a GPU no step waits
+for the host.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 import sys
@@ -74,10 +82,9 @@ class Trainer:
         train = self.config["train"]
         self.objective = OBJECTIVES.build(self.config["objective"], "objective")
         self.elbo = self.objective.elbo()
-        self.optimizer = torch.optim.Adam(
-            self.vae.parameters(), lr=train["lr"], foreach=self.device.type != "cuda",
-            fused=self.device.type == "cuda" or None,
-        )
+        # one fused Adam kernel over all parameters, on CPU as on CUDA (measured on the 2-core
+        # CPU for the 784-400-50 VAE: 0.6 ms per step, against 1.9 ms for foreach)
+        self.optimizer = torch.optim.Adam(self.vae.parameters(), lr=train["lr"], fused=True)
         #: weight of the "z" site (beta x KL warm-up), refilled in place every step so the
         #: loop never syncs with the device; None when it is always 1
         self.kl_scale = (
@@ -118,12 +125,34 @@ class Trainer:
             ) from None
 
     # ------------------------------------------------------------------ loop
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """One optimizer step on the batch ``x`` (``(N, data_dim)``, labels ``y``).
+
+        Returns the batch's loss (negative ELBO summed over the batch, nats) as a detached
+        device tensor: nothing here waits for the device. Runs under the caller's Pyro
+        validation setting, with the VAE's param-store registration off (the optimizer
+        updates ``vae.parameters()`` directly)."""
+        vae = self.vae
+        scale = {} if self.kl_scale is None else {"kl_scale": self.kl_scale}
+        with vae.param_store_registration(False):
+            loss = self.elbo.differentiable_loss(
+                vae.model, vae.guide, x, _labels(vae, y), **scale
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss / x.shape[0]).backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def _update_kl_scale(self, step: int, num_batches: int) -> None:
+        """Set the "z" weight for ``step`` of the current epoch (in place: no host sync)."""
+        if self.kl_scale is not None:
+            self.kl_scale.fill_(self.objective.kl_scale(self.epoch, step, num_batches))
+
     def train_epoch(self) -> float:
         """One pass over the training set; returns the mean training ELBO (nats/example), or
         the bound with the KL weighted by beta and warm-up when the objective asks for it."""
-        vae, opt, loss_fn = self.vae, self.optimizer, self.elbo.differentiable_loss
         batch_size = self.config["train"]["batch_size"]
-        vae.train()
+        self.vae.train()
         total = torch.zeros((), device=self.device)
         seen = 0
         num_batches = self.data.num_train_batches(batch_size)
@@ -133,21 +162,23 @@ class Trainer:
             desc=f"epoch {self.epoch + 1}/{self.config['train']['epochs']}",
             disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True,
         )
-        scale_kwargs = {} if self.kl_scale is None else {"kl_scale": self.kl_scale}
-        for step, (x, y) in enumerate(bar):
-            if self.kl_scale is not None:
-                self.kl_scale.fill_(self.objective.kl_scale(self.epoch, step, num_batches))
-            # validate distributions and shapes on the first step only: it costs time
-            with pyro.validation_enabled(step == 0):
-                loss = loss_fn(vae.model, vae.guide, x, _labels(vae, y), **scale_kwargs)
-                loss = loss / x.shape[0]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach() * x.shape[0]
+        batches = iter(bar)
+        # validate distributions, shapes and the loss on the first step only: it costs time
+        # and reads values back from the device
+        for x, y in itertools.islice(batches, 1):
+            self._update_kl_scale(0, num_batches)
+            with pyro.validation_enabled(True):
+                total += self.train_step(x, y)
             seen += x.shape[0]
-            if step % 50 == 0 and self.progress:
-                bar.set_postfix(loss=f"{loss.item():.2f}")  # a host sync, only when shown
+        with pyro.validation_enabled(False):
+            for step, (x, y) in enumerate(batches, start=1):
+                self._update_kl_scale(step, num_batches)
+                batch_loss = self.train_step(x, y)
+                total += batch_loss
+                seen += x.shape[0]
+                if self.progress and step % 50 == 0:
+                    # a host sync, only when a progress bar shows it
+                    bar.set_postfix(loss=f"{batch_loss.item() / x.shape[0]:.2f}")
         loss_sum = total.item()
         if not math.isfinite(loss_sum):
             raise FloatingPointError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pyro
@@ -45,6 +45,11 @@ class VAE(nn.Module):
 
     Every Pyro ``param`` site registered by ``model``/``guide`` is a parameter of this module,
     so ``vae.parameters()`` and ``vae.state_dict()`` hold the whole learned state.
+
+    ``model`` and ``guide`` register the module in Pyro's param store (``pyro.module``) each
+    time they run, so ``pyro.infer.SVI`` with a ``pyro.optim`` optimizer trains it as usual.
+    Code that optimises ``vae.parameters()`` directly (like :class:`~pyrovae.Trainer`) can skip
+    that per-call cost with :meth:`param_store_registration`.
     """
 
     def __init__(
@@ -70,6 +75,8 @@ class VAE(nn.Module):
         self.config = dict(config) if config is not None else None
         #: name of this module in Pyro's param store (unique per instance)
         self.pyro_name = f"vae{next(_instance_ids)}"
+        #: whether ``model``/``guide`` call ``pyro.module`` (see :meth:`param_store_registration`)
+        self.registers_params = True
         prior.attach(self)
 
     # ------------------------------------------------------------------ construction
@@ -123,6 +130,32 @@ class VAE(nn.Module):
         return self.likelihood.mean(self.decode(z))
 
     # ------------------------------------------------------------------ Pyro programs
+    @contextlib.contextmanager
+    def param_store_registration(self, enabled: bool) -> Iterator["VAE"]:
+        """Within the block, ``model``/``guide`` do (``True``) or do not (``False``) register
+        this module's parameters in Pyro's param store; the previous setting is restored after.
+
+        ``pyro.module`` puts one ``param`` site per parameter tensor through Pyro's handler
+        stack each time ``model`` or ``guide`` runs, which a loop that optimises
+        ``vae.parameters()`` with a torch optimizer does not need. Pyro's
+        ``SVI`` with ``pyro.optim`` does need it: it finds the parameters to update from the
+        ``param`` sites of its traces, so leave registration on (the default) for ``SVI``.
+
+        Example::
+
+            with vae.param_store_registration(False):
+                loss = Trace_ELBO().differentiable_loss(vae.model, vae.guide, x)
+        """
+        previous, self.registers_params = self.registers_params, enabled
+        try:
+            yield self
+        finally:
+            self.registers_params = previous
+
+    def _register(self) -> None:
+        if self.registers_params:
+            pyro.module(self.pyro_name, self)
+
     def model(
         self,
         x: torch.Tensor,
@@ -136,7 +169,7 @@ class VAE(nn.Module):
         in :meth:`guide` through ``poutine.scale``: training passes ``beta`` times the KL
         warm-up factor, evaluation leaves it out. While Pyro validation is on, ``x`` is
         checked against the likelihood's support (:meth:`Likelihood.check_data`)."""
-        pyro.module(self.pyro_name, self)
+        self._register()
         if is_validation_enabled():
             self.likelihood.check_data(x)
         with pyro.plate("data", x.shape[0]):
@@ -153,7 +186,7 @@ class VAE(nn.Module):
     ) -> torch.Tensor:
         """q(z|x), amortized by the encoder; ``x`` is ``(N, data_dim)``; ``kl_scale`` as in
         :meth:`model`."""
-        pyro.module(self.pyro_name, self)
+        self._register()
         with pyro.plate("data", x.shape[0]), _scaled(kl_scale):
             return pyro.sample("z", self.posterior(x))
 
