@@ -144,11 +144,13 @@ def test_trainer_epoch_equals_plain_trace_elbo_loop(tiny):
     vae = VAE.from_config(config)
     initial = {k: v.clone() for k, v in vae.state_dict().items()}
     trainer = Trainer(vae, data, config, torch.device("cpu"), progress=False)
+    pyro.set_rng_seed(0)  # the Monte Carlo draws of both loops come from the global RNG
     train_elbo = trainer.train_epoch()
 
     plain = VAE.from_config(config)
     plain.load_state_dict(initial)
     reference = Trainer(plain, data, config, torch.device("cpu"), progress=False)  # same seeds
+    pyro.set_rng_seed(0)
     elbo = Trace_ELBO(max_plate_nesting=1)
     total, seen = 0.0, 0
     for x, _ in data.train_batches(config["train"]["batch_size"], reference.data_generator):
