@@ -8,18 +8,25 @@ checks that, then times them alternately and prints the time ratio and peak memo
     PYROVAE_DATA=/path/to/data python bench/log_likelihood_speed.py --num-examples 1000 \
         --num-samples 1000
 
-Peak memory is the rise of the process's peak resident set (Linux ``VmHWM``, reset before
-each measured call) on CPU, and ``torch.cuda.max_memory_allocated`` on CUDA. On CPU the script
-re-runs itself with ``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc returns every large tensor
-to the system when it is freed: the resident set then follows the live tensors and the peak
-is the same from call to call.
+Timing alternates the two, five calls each by default, and reports medians of wall-clock time
+and of process CPU time; when other processes compete for the cores, wall times wander and
+the CPU time (with ``--threads 1``, the work done) is the steadier comparison.
+
+Peak memory is the rise of the peak resident set (Linux ``VmHWM``, reset before each call) on
+CPU, and ``torch.cuda.max_memory_allocated`` on CUDA. On CPU it is measured in a child
+process run with ``MALLOC_MMAP_THRESHOLD_=65536``, so that glibc returns every large tensor to
+the system when it is freed: the resident set then follows the live tensors and the peak is
+the same from call to call. (The timings are taken with the default allocator, which reuses
+freed memory and so does not pay for fresh pages on every allocation.)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import subprocess
 import sys
 import statistics
 import time
@@ -80,28 +87,43 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def measure(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[float, float]:
-    """Seconds and peak extra memory (MiB) of one call of ``fn``."""
+def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds (all threads) of one call of ``fn``."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def peak_memory_mib(fn: Callable[[], torch.Tensor], device: torch.device) -> float:
+    """Peak memory of one call of ``fn`` above what was in use before it, in MiB."""
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    else:
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
-        base = _status_kib("VmRSS") * 1024
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
+        fn()
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else _status_kib("VmHWM") * 1024
-    return seconds, (peak - base) / 2**20
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
+    base = _status_kib("VmRSS")
+    fn()
+    return (_status_kib("VmHWM") - base) / 1024
+
+
+def memory_in_child(argv: list[str]) -> dict[str, float]:
+    """Run this script with ``--memory-only`` in a child process whose glibc returns every
+    tensor above 64 KiB to the system when freed, so its resident set follows the live
+    tensors; return the peak memory of each method."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    out = subprocess.run([sys.executable, __file__, *argv, "--memory-only"], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-examples", type=int, default=1000)
     parser.add_argument("--num-samples", type=int, default=1000)
@@ -109,6 +131,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls of each (median)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -127,24 +150,32 @@ def main() -> None:
     def handwritten() -> torch.Tensor:
         return handwritten_log_likelihood(vae, x, K, M, seed)
 
+    methods = {"pyrovae": ours, "handwritten": handwritten}
     a, b = ours(), handwritten()  # warm-up, and the same draws: the same numbers
+    if args.memory_only:
+        print(json.dumps({name: peak_memory_mib(fn, device) for name, fn in methods.items()}))
+        return
     max_diff = (a - b).abs().max().item()
-    times: dict[str, list[float]] = {"pyrovae": [], "handwritten": []}
-    peaks: dict[str, float] = {"pyrovae": 0.0, "handwritten": 0.0}
+    wall: dict[str, list[float]] = {name: [] for name in methods}
+    cpu: dict[str, list[float]] = {name: [] for name in methods}
     for _ in range(args.repeats):  # alternate, so background load hits both alike
-        for name, fn in (("pyrovae", ours), ("handwritten", handwritten)):
-            seconds, peak = measure(fn, device)
-            times[name].append(seconds)
-            peaks[name] = max(peaks[name], peak)
-    med = {name: statistics.median(t) for name, t in times.items()}
+        for name, fn in methods.items():
+            seconds, cpu_seconds = timed(fn, device)
+            wall[name].append(seconds)
+            cpu[name].append(cpu_seconds)
+    peaks = (memory_in_child([a for a in sys.argv[1:] if a != "--memory-only"])
+             if device.type == "cpu" else {n: peak_memory_mib(f, device) for n, f in methods.items()})
+    med = {name: statistics.median(t) for name, t in wall.items()}
+    med_cpu = {name: statistics.median(t) for name, t in cpu.items()}
     print(f"device {device}, torch threads {torch.get_num_threads()}, N={x.shape[0]} test "
           f"examples, K={K}, max_batch_elements={M}, {args.repeats} timed calls each")
     print(f"mean log p(x): {a.mean().item():.4f} nats (pyrovae), {b.mean().item():.4f} "
           f"(hand-written); max |difference| {max_diff:.2e} nats")
-    for name in times:
-        print(f"{name:>12}: median {med[name]:.3f} s (min {min(times[name]):.3f} s), "
-              f"peak memory +{peaks[name]:.0f} MiB")
-    print(f"ratio pyrovae / hand-written (median times): {med['pyrovae'] / med['handwritten']:.3f}")
+    for name in methods:
+        print(f"{name:>12}: median {med[name]:.3f} s wall (min {min(wall[name]):.3f} s), "
+              f"{med_cpu[name]:.3f} s CPU, peak memory +{peaks[name]:.0f} MiB")
+    print(f"ratio pyrovae / hand-written: {med['pyrovae'] / med['handwritten']:.3f} (median wall "
+          f"time), {med_cpu['pyrovae'] / med_cpu['handwritten']:.3f} (median process CPU time)")
 
 
 if __name__ == "__main__":
