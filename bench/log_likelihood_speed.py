@@ -163,8 +163,10 @@ def main() -> None:
             seconds, cpu_seconds = timed(fn, device)
             wall[name].append(seconds)
             cpu[name].append(cpu_seconds)
-    peaks = (memory_in_child([a for a in sys.argv[1:] if a != "--memory-only"])
-             if device.type == "cpu" else {n: peak_memory_mib(f, device) for n, f in methods.items()})
+    if device.type == "cpu":
+        peaks = memory_in_child(sys.argv[1:])
+    else:
+        peaks = {name: peak_memory_mib(fn, device) for name, fn in methods.items()}
     med = {name: statistics.median(t) for name, t in wall.items()}
     med_cpu = {name: statistics.median(t) for name, t in cpu.items()}
     print(f"device {device}, torch threads {torch.get_num_threads()}, N={x.shape[0]} test "

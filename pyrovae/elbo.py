@@ -41,7 +41,12 @@ from pyro.poutine import Trace
 from pyro.util import check_if_enumerated, warn_if_nan
 from torch.distributions import kl_divergence
 
-__all__ = ["AnalyticKL_ELBO", "AnalyticKLFallbackWarning", "describe_distribution"]
+__all__ = [
+    "AnalyticKL_ELBO",
+    "AnalyticKLFallbackWarning",
+    "ReparameterizedELBO",
+    "describe_distribution",
+]
 
 
 class AnalyticKLFallbackWarning(UserWarning):
@@ -84,7 +89,37 @@ def _same_weights(a: Any, b: Any) -> bool:
     return a == b
 
 
-class AnalyticKL_ELBO(ELBO):
+class ReparameterizedELBO(ELBO):
+    """Base of pyrovae's ELBOs: traces from a reparameterized guide, and ``loss`` /
+    ``loss_and_grads`` derived from the subclass's ``differentiable_loss``."""
+
+    def _get_trace(self, model, guide, args, kwargs) -> tuple[Trace, Trace]:
+        model_trace, guide_trace = get_importance_trace(
+            "flat", self.max_plate_nesting, model, guide, args, kwargs
+        )
+        if is_validation_enabled():
+            check_if_enumerated(guide_trace)
+        check_reparameterized(guide_trace, type(self).__name__)
+        return model_trace, guide_trace
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """The negative bound (nats, summed over the batch) as a differentiable tensor."""
+        raise NotImplementedError
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        """The loss (nats, summed over the batch) as a float."""
+        with torch.no_grad():
+            return self.differentiable_loss(model, guide, *args, **kwargs).item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        """Like :meth:`loss`, and backpropagate it into the parameters' ``.grad``."""
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        if loss.requires_grad:
+            loss.backward(retain_graph=self.retain_graph)
+        return loss.item()
+
+
+class AnalyticKL_ELBO(ReparameterizedELBO):
     """The ELBO with exact KL terms where available, used like any Pyro ELBO::
 
         svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}),
@@ -119,16 +154,6 @@ class AnalyticKL_ELBO(ELBO):
         #: (site, guide type, model type) already warned about
         self._warned: set[tuple[str, str, str]] = set()
 
-    # ------------------------------------------------------------------ traces
-    def _get_trace(self, model, guide, args, kwargs) -> tuple[Trace, Trace]:
-        model_trace, guide_trace = get_importance_trace(
-            "flat", self.max_plate_nesting, model, guide, args, kwargs
-        )
-        if is_validation_enabled():
-            check_if_enumerated(guide_trace)
-        check_reparameterized(guide_trace, type(self).__name__)
-        return model_trace, guide_trace
-
     # ------------------------------------------------------------------ estimate
     def _warn_fallback(self, name: str, guide_fn: Any, model_fn: Any) -> None:
         key = (name, describe_distribution(guide_fn), describe_distribution(model_fn))
@@ -156,7 +181,8 @@ class AnalyticKL_ELBO(ELBO):
         kl = kl.expand(batch_shape)
         scale, mask = model_site["scale"], model_site["mask"]
         term = -scale_and_mask(kl, scale, mask).sum()
-        if not (_same_weights(scale, guide_site["scale"]) and _same_weights(mask, guide_site["mask"])):
+        same = _same_weights(scale, guide_site["scale"]) and _same_weights(mask, guide_site["mask"])
+        if not same:
             # E_q[w_p log p - w_q log q] = -w_p KL + E_q[(w_p - w_q) log q]
             log_q = guide_site["unscaled_log_prob"]
             term = term + (scale_and_mask(log_q, scale, mask) - guide_site["log_prob"]).sum()
@@ -185,15 +211,3 @@ class AnalyticKL_ELBO(ELBO):
             loss = loss - self._particle_elbo(model_trace, guide_trace) / self.num_particles
         warn_if_nan(loss, "loss")
         return loss
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        """The negative ELBO estimate (nats, summed over the batch) as a float."""
-        with torch.no_grad():
-            return self.differentiable_loss(model, guide, *args, **kwargs).item()
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        """Like :meth:`loss`, and backpropagate it into the parameters' ``.grad``."""
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        if loss.requires_grad:
-            loss.backward(retain_graph=self.retain_graph)
-        return loss.item()

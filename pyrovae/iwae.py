@@ -17,18 +17,16 @@ import math
 from typing import Any
 
 import torch
-from pyro.infer import ELBO
-from pyro.infer.enum import get_importance_trace
-from pyro.infer.util import get_dependent_plate_dims, is_validation_enabled, torch_sum
+from pyro.infer.util import get_dependent_plate_dims, torch_sum
 from pyro.poutine import Trace
-from pyro.util import check_if_enumerated, warn_if_nan
+from pyro.util import warn_if_nan
 
-from .elbo import check_reparameterized
+from .elbo import ReparameterizedELBO
 
 __all__ = ["IWAE_ELBO"]
 
 
-class IWAE_ELBO(ELBO):
+class IWAE_ELBO(ReparameterizedELBO):
     """The importance-weighted bound with ``num_particles`` samples per example::
 
         svi = SVI(vae.model, vae.guide, optim, loss=pyrovae.IWAE_ELBO(num_particles=5))
@@ -50,15 +48,6 @@ class IWAE_ELBO(ELBO):
             vectorize_particles=True,
             retain_graph=retain_graph,
         )
-
-    def _get_trace(self, model, guide, args, kwargs) -> tuple[Trace, Trace]:
-        model_trace, guide_trace = get_importance_trace(
-            "flat", self.max_plate_nesting, model, guide, args, kwargs
-        )
-        if is_validation_enabled():
-            check_if_enumerated(guide_trace)
-        check_reparameterized(guide_trace, type(self).__name__)
-        return model_trace, guide_trace
 
     def _bound(self, model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
         """``sum_i L_K(x_i)`` from one vectorized trace pair (a scalar)."""
@@ -86,15 +75,3 @@ class IWAE_ELBO(ELBO):
             loss = loss - self._bound(model_trace, guide_trace)
         warn_if_nan(loss, "loss")
         return loss
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        """``-sum_i L_K(x_i)`` (nats per batch) as a float."""
-        with torch.no_grad():
-            return self.differentiable_loss(model, guide, *args, **kwargs).item()
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        """Like :meth:`loss`, and backpropagate it into the parameters' ``.grad``."""
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        if loss.requires_grad:
-            loss.backward(retain_graph=self.retain_graph)
-        return loss.item()

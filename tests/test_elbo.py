@@ -19,7 +19,6 @@ from linear_gaussian import exact_elbo, exact_expectations, linear_gaussian_vae,
 from pyro.infer import SVI, RenyiELBO, Trace_ELBO, TraceMeanField_ELBO
 from torch import nn
 
-import pyrovae
 from pyrovae import (
     OBJECTIVES,
     VAE,
