@@ -301,7 +301,7 @@ def test_objectives_are_selected_by_config():
     iwae = OBJECTIVES.build({"type": "iwae"}, "objective").elbo()
     assert isinstance(iwae, IWAE_ELBO) and iwae.num_particles == 5
     assert resolve_config({"objective": {"type": "iwae", "num_particles": 10}})[
-        "objective"] == {"type": "iwae", "num_particles": 10}
+        "objective"] == {"type": "iwae", "num_particles": 10, "beta": 1.0, "kl_warmup_epochs": 0}
     with pytest.raises(ConfigError, match="num_particles = 0"):
         OBJECTIVES.build({"type": "iwae", "num_particles": 0}, "objective")
 
