@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import ConfigError
+from .networks import check_autoregressive_flow
 from .registry import Registry
 
 
@@ -93,17 +94,9 @@ class IAFGuide(DiagNormalGuide):
         min_scale: float = 1e-4,
     ) -> None:
         super().__init__(latent_dim=latent_dim, min_scale=min_scale)
-        if num_flows < 1:
-            raise ConfigError(f"model.guide.num_flows = {num_flows} must be at least 1")
+        check_autoregressive_flow("model.guide", "iaf", latent_dim, num_flows, hidden)
         if context_dim < 1:
             raise ConfigError(f"model.guide.context_dim = {context_dim} must be at least 1")
-        if latent_dim < 2:
-            raise ConfigError(
-                f"model.guide.type = 'iaf' needs model.latent_dim >= 2 (got {latent_dim}): an "
-                "autoregressive flow in one dimension is a plain affine map"
-            )
-        if not hidden or any(h <= 0 for h in hidden):
-            raise ConfigError(f"model.guide.hidden = {list(hidden)} must hold positive sizes")
         self.context_dim = context_dim
         self.flows = nn.ModuleList(
             T.conditional_affine_autoregressive(

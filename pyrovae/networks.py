@@ -188,3 +188,19 @@ class ConvDecoder(nn.Module):
     def describe(self) -> str:
         maps = " -> ".join("x".join(map(str, s)) for s in self.shapes)
         return f"linear {self.linear.in_features} -> transposed conv net {maps} ({self.activation})"
+
+
+def check_autoregressive_flow(key: str, type_name: str, latent_dim: int, num_flows: int,
+                              hidden: list[int]) -> None:
+    """Validate the parameters of the autoregressive flows of component ``key`` (e.g.
+    ``"model.prior"``, of type ``type_name``): at least one flow, a latent space of 2+ dimensions (in one dimension
+    an autoregressive flow is a plain affine map) and positive hidden sizes."""
+    if num_flows < 1:
+        raise ConfigError(f"{key}.num_flows = {num_flows} must be at least 1")
+    if latent_dim < 2:
+        raise ConfigError(
+            f"{key}.type = {type_name!r} needs model.latent_dim >= 2 (got {latent_dim}): an "
+            "autoregressive flow in one dimension is a plain affine map"
+        )
+    if not hidden or any(h <= 0 for h in hidden):
+        raise ConfigError(f"{key}.hidden = {list(hidden)} must hold positive sizes")

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
+from .networks import check_autoregressive_flow
 from .registry import Registry
 
 
@@ -187,15 +188,7 @@ class FlowPrior(Prior):
         hidden: list[int] = (64,),  # type: ignore[assignment]
     ) -> None:
         super().__init__(latent_dim)
-        if num_flows < 1:
-            raise ConfigError(f"model.prior.num_flows = {num_flows} must be at least 1")
-        if latent_dim < 2:
-            raise ConfigError(
-                f"model.prior.type = 'flow' needs model.latent_dim >= 2 (got {latent_dim}): an "
-                "autoregressive flow in one dimension is a plain affine map"
-            )
-        if not hidden or any(h <= 0 for h in hidden):
-            raise ConfigError(f"model.prior.hidden = {list(hidden)} must hold positive sizes")
+        check_autoregressive_flow("model.prior", "flow", latent_dim, num_flows, hidden)
         self.flows = nn.ModuleList(
             T.affine_autoregressive(latent_dim, hidden_dims=list(hidden)) for _ in range(num_flows)
         )

@@ -32,15 +32,7 @@ from pyrovae.training import train
 
 from conftest import tiny_config
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tests run thousands of small tensor ops; on a shared 2-core machine a second
-    torch thread only adds synchronisation waits (measured: 3 ms vs 35 ms per ELBO gradient)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -25,14 +25,7 @@ from pyrovae.marginal import RunningLogMeanExp
 
 from conftest import ROOT
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tests run thousands of small tensor ops; on a shared 2-core machine a second
-    torch thread only adds synchronisation waits (measured: 3 ms vs 35 ms per ELBO gradient)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # float64 rounding of a log-weight (a sum of ~50 terms of size < 100) is < 1e-11 nats; the
