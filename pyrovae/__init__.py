@@ -4,7 +4,7 @@ from . import figures, plots
 from .config import load_config, resolve_config
 from .data import DATASETS, ImageData, load_data
 from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
-from .evaluation import elbo_per_example
+from .evaluation import elbo_per_example, kl_per_dimension, rate_and_distortion
 from .guides import GUIDES, GuideFamily
 from .likelihoods import LIKELIHOODS, Likelihood
 from .networks import DECODERS, ENCODERS
@@ -27,6 +27,8 @@ __all__ = [
     "load_data",
     "ImageData",
     "elbo_per_example",
+    "rate_and_distortion",
+    "kl_per_dimension",
     "PRIORS",
     "LIKELIHOODS",
     "ENCODERS",

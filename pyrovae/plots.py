@@ -353,8 +353,27 @@ def plot_latent_scatter(
     return _save(fig, path)
 
 
+def _kl_bars(ax: plt.Axes, kl: torch.Tensor, threshold: float, sort: bool) -> int:
+    """Bars of ``kl`` ``(latent_dim,)`` on ``ax``, active units in colour; returns how many
+    are active."""
+    order = torch.argsort(kl, descending=True) if sort else torch.arange(kl.shape[0])
+    values = kl[order].numpy()
+    active = values > threshold
+    ax.bar(np.arange(len(values)), values, color=np.where(active, "tab:blue", "lightgrey"),
+           width=0.8)
+    ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1,
+               label=f"active-unit threshold ({threshold:g} nats)")
+    ax.set_ylabel(f"KL ({NATS})")
+    if len(values) <= 20:
+        ax.set_xticks(np.arange(len(values)))
+        ax.set_xticklabels([str(int(i)) for i in order])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return int(active.sum())
+
+
 def plot_kl_per_dimension(
-    kl: ArrayLike,
+    kl: ArrayLike | Mapping[str, ArrayLike],
     path: str | Path,
     threshold: float = 0.01,
     sort: bool = True,
@@ -362,25 +381,27 @@ def plot_kl_per_dimension(
 ) -> Path:
     """Bar chart of the KL divergence of each latent dimension ``(latent_dim,)`` in nats per
     example (e.g. E_x KL(q(z_d|x) || p(z_d))); dimensions above ``threshold`` are *active*
-    and drawn in colour, collapsed ones in grey."""
-    kl = _tensor(kl).reshape(-1)
-    order = torch.argsort(kl, descending=True) if sort else torch.arange(kl.shape[0])
-    values = kl[order].numpy()
-    active = values > threshold
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.16 * len(values) + 2), 4), layout="constrained")
-    ax.bar(np.arange(len(values)), values, color=np.where(active, "tab:blue", "lightgrey"),
-           width=0.8)
-    ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1,
-               label=f"active-unit threshold ({threshold:g} nats)")
-    ax.set_xlabel("latent dimension" + (" (sorted by KL)" if sort else ""))
-    ax.set_ylabel(f"KL ({NATS})")
-    if len(values) <= 20:
-        ax.set_xticks(np.arange(len(values)))
-        ax.set_xticklabels([str(int(i)) for i in order])
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(title or f"KL per latent dimension: {int(active.sum())} of {len(values)} active")
-    ax.legend(loc="upper right")
+    and drawn in colour, collapsed ones in grey.
+
+    A mapping ``{name: kl}`` (e.g. one entry per beta) draws one panel per model, stacked,
+    each titled with its name and its number of active units. With ``sort`` each panel's
+    dimensions are sorted by KL, and labelled by their index when there are at most 20."""
+    panels = dict(kl) if isinstance(kl, Mapping) else {"": kl}
+    if not panels:
+        raise ValueError("plot_kl_per_dimension needs at least one KL vector")
+    panels = {name: _tensor(values).reshape(-1) for name, values in panels.items()}
+    width = max(6.0, 0.16 * max(len(v) for v in panels.values()) + 2)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 0.4 + 2.9 * len(panels)),
+                             layout="constrained", squeeze=False)
+    for ax, (name, values) in zip(axes[:, 0], panels.items()):
+        active = _kl_bars(ax, values, threshold, sort)
+        counted = f"{active} of {len(values)} latent dimensions active"
+        ax.set_title(f"{name}: {counted}" if name else
+                     title or f"KL per latent dimension: {active} of {len(values)} active")
+    axes[-1, 0].set_xlabel("latent dimension" + (" (sorted by KL)" if sort else ""))
+    axes[0, 0].legend(loc="upper right")
+    if "" not in panels:
+        fig.suptitle(title or "KL(q(z_d|x) || p(z_d)) per latent dimension d, mean over test images")
     return _save(fig, path)
 
 
