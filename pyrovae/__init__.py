@@ -3,10 +3,13 @@
 from . import figures, plots
 from .config import load_config, resolve_config
 from .data import DATASETS, ImageData, load_data
+from .elbo import AnalyticKL_ELBO, AnalyticKLFallbackWarning
 from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
 from .evaluation import elbo_per_example, kl_per_dimension, rate_and_distortion
 from .guides import GUIDES, GuideFamily
+from .iwae import IWAE_ELBO
 from .likelihoods import LIKELIHOODS, Likelihood
+from .marginal import Evaluation, ImportanceDiagnostics, evaluate, log_likelihood
 from .networks import DECODERS, ENCODERS
 from .objectives import OBJECTIVES, Objective
 from .priors import PRIORS, Prior
@@ -29,6 +32,13 @@ __all__ = [
     "elbo_per_example",
     "rate_and_distortion",
     "kl_per_dimension",
+    "log_likelihood",
+    "evaluate",
+    "Evaluation",
+    "ImportanceDiagnostics",
+    "AnalyticKL_ELBO",
+    "AnalyticKLFallbackWarning",
+    "IWAE_ELBO",
     "PRIORS",
     "LIKELIHOODS",
     "ENCODERS",

@@ -7,6 +7,8 @@ Sections and their keys (defaults in :data:`DEFAULTS`)::
                  each a table ``{ type = "<registered name>", <its parameters>... }``
     [objective]  type, and the objective's parameters (e.g. num_particles)
     [train]      epochs, batch_size, lr, seed, device, eval_batch_size
+    [eval]       num_samples (K of the importance-sampled test log-likelihood reported after
+                 training; 0 skips it)
 
 :func:`resolve_config` validates a mapping and fills in every default; the result is what is
 saved in a run directory. Unknown sections, keys and names raise :class:`ConfigError` naming
@@ -44,6 +46,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "device": (Device, "auto"),
         "eval_batch_size": (int, 1000),
     },
+    "eval": {"num_samples": (int, 100)},
 }
 
 #: component keys: (section, key) -> default component spec
@@ -126,6 +129,8 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
                 raise ConfigError(f"{path} = {value!r} must be positive")
             if isinstance(value, int) and key.endswith("_limit") and value < 0:
                 raise ConfigError(f"{path} = {value!r} must be >= 0 (0 means all)")
+            if path == "eval.num_samples" and value < 0:
+                raise ConfigError(f"{path} = {value!r} must be >= 0 (0 skips the evaluation)")
             out[key] = value
         for key, default in components.items():
             path = f"{section}.{key}"

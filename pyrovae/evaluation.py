@@ -12,6 +12,7 @@ from pyro.poutine.util import site_is_subsample
 import torch
 
 from .errors import ConfigError
+from .objectives import MAX_PLATE_NESTING
 from .vae import VAE
 
 
@@ -26,19 +27,36 @@ def fixed_rng(seed: int, device: torch.device) -> Iterator[None]:
 
 
 def trace_log_weights(
-    vae: VAE, x: torch.Tensor, y: torch.Tensor | None = None
+    vae: VAE,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    num_particles: int | None = None,
 ) -> torch.Tensor:
-    """log p(x, z) - log q(z|x) per example for one draw z ~ q(z|x): shape ``(N,)``.
+    """log p(x, z) - log q(z|x) per example for draws z ~ q(z|x), in nats.
 
     Read from Pyro traces of ``vae.guide`` and ``vae.model`` replayed against it, so it holds
-    for any model/guide pair whose sites are batched by the ``"data"`` plate."""
-    guide_trace = poutine.trace(vae.guide).get_trace(x, y)
-    model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(x, y)
-    log_w = torch.zeros(x.shape[0], device=x.device)
+    for any model/guide pair whose sites are batched by the ``"data"`` plate. Site scales and
+    masks are ignored: these are the weights of the model as written.
+
+    Args:
+        x: data ``(N, data_dim)``; ``y``: labels ``(N,)`` or ``None``.
+        num_particles: ``None`` for one draw per example, returning shape ``(N,)``; an integer
+            ``K`` for ``K`` draws per example in one vectorized pass (a ``"particles"`` plate
+            left of the ``"data"`` plate), returning shape ``(K, N)``.
+    """
+    guide, model = vae.guide, vae.model
+    if num_particles is not None:
+        particles = pyro.plate("particles", num_particles, dim=-1 - MAX_PLATE_NESTING)
+        guide, model = particles(guide), particles(model)
+    guide_trace = poutine.trace(guide).get_trace(x, y)
+    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x, y)
+    log_w = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
         for site in trace.nodes.values():
             if site["type"] == "sample" and not site_is_subsample(site):
                 log_w = log_w + sign * site["fn"].log_prob(site["value"])
+    if num_particles is not None:
+        log_w = log_w.expand(num_particles, x.shape[0])
     return log_w
 
 

@@ -118,6 +118,21 @@ class Likelihood(nn.Module):
 LIKELIHOODS: Registry[Likelihood] = Registry("likelihood", context=("data_dim",))
 
 
+class IndependentBernoulli(dist.Independent):
+    """``Bernoulli(logits=l).to_event(1)`` whose ``log_prob`` negates after summing over the
+    event (one pass over the ``(*batch, D)`` elements fewer than ``Independent``'s
+    ``-BCE(...).sum(-1)``; the same numbers). Hot in training and in log-likelihood
+    evaluation, where the batch holds K samples per example."""
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self.base_dist._validate_sample(value)
+        logits = self.base_dist.logits
+        if logits.shape != value.shape:
+            logits, value = torch.broadcast_tensors(logits, value)
+        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+
+
 @LIKELIHOODS.register("bernoulli")
 class BernoulliLikelihood(Likelihood):
     """Independent Bernoulli pixels parameterised by logits: ``x_d ~ Bernoulli(sigmoid(l_d))``.
@@ -134,10 +149,10 @@ class BernoulliLikelihood(Likelihood):
         self.allow_grey_levels = allow_grey_levels
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
-        if self.allow_grey_levels:  # Bernoulli's support check would refuse grey levels
-            base = dist.Bernoulli(logits=params[..., 0, :], validate_args=False)
-            return dist.Independent(base, 1, validate_args=False)
-        return dist.Bernoulli(logits=params[..., 0, :]).to_event(1)
+        base = dist.Bernoulli(logits=params[..., 0, :], validate_args=False if
+                              self.allow_grey_levels else None)
+        # Bernoulli's support check would refuse grey levels when they are allowed
+        return IndependentBernoulli(base, 1, validate_args=False if self.allow_grey_levels else None)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params[..., 0, :])

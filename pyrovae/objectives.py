@@ -1,7 +1,9 @@
 """Training objectives: each builds the Pyro ELBO that SVI minimises.
 
 All objectives are Pyro :class:`~pyro.infer.ELBO` instances; their ``loss`` is the negative
-bound summed over the mini-batch (nats per batch).
+bound summed over the mini-batch (nats per batch). Chosen in the config's ``[objective]``
+section: ``type = "trace_elbo"`` (default), ``"analytic_kl"`` or ``"iwae"``, and
+``num_particles``.
 
 Every objective also carries two knobs on the latent site ``"z"`` (see :class:`Objective`):
 ``beta``, the weight of the KL term, and ``kl_warmup_epochs``, a linear warm-up of that weight.
@@ -12,11 +14,13 @@ Pyro ELBO honour them without knowing about them.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyro.infer
 
 from .errors import ConfigError
+from .elbo import AnalyticKL_ELBO
+from .iwae import IWAE_ELBO
 from .registry import Registry
 from .trace_elbo import SyncFreeTrace_ELBO
 
@@ -115,3 +119,28 @@ class TraceELBOObjective(Objective):
             vectorize_particles=self.num_particles > 1,
             max_plate_nesting=MAX_PLATE_NESTING,
         )
+
+
+@OBJECTIVES.register("analytic_kl")
+class AnalyticKLObjective(Objective):
+    """:class:`pyrovae.AnalyticKL_ELBO`: E_q[log p(x|z)] - KL(q||p), with the exact KL where
+    the prior/guide pair has a closed form (falling back to Monte Carlo per site otherwise)."""
+
+    def elbo(self) -> pyro.infer.ELBO:
+        return AnalyticKL_ELBO(
+            num_particles=self.num_particles,
+            vectorize_particles=self.num_particles > 1,
+            max_plate_nesting=MAX_PLATE_NESTING,
+        )
+
+
+@OBJECTIVES.register("iwae")
+class IWAEObjective(Objective):
+    """:class:`pyrovae.IWAE_ELBO`: the importance-weighted bound with ``num_particles``
+    samples per example (vectorized); ``num_particles = 1`` is the ordinary ELBO."""
+
+    def __init__(self, *, num_particles: int = 5, **kwargs: Any) -> None:
+        super().__init__(num_particles=num_particles, **kwargs)
+
+    def elbo(self) -> pyro.infer.ELBO:
+        return IWAE_ELBO(num_particles=self.num_particles, max_plate_nesting=MAX_PLATE_NESTING)

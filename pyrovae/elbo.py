@@ -1,0 +1,214 @@
+"""``AnalyticKL_ELBO``: the ELBO with exact KL divergences wherever they have a closed form.
+
+For a model p(x, z) and a reparameterized, mean-field guide q(z|x), each latent site ``s``
+contributes to the ELBO either
+
+* ``-KL(q_s || p_s)``, computed exactly with :func:`torch.distributions.kl_divergence` when a
+  closed form is registered for the pair of distribution types, or
+* the Monte Carlo term ``log p_s(z_s) - log q_s(z_s)`` at the sampled ``z_s`` otherwise (the
+  estimator of :class:`pyro.infer.Trace_ELBO`), with a one-time
+  :class:`AnalyticKLFallbackWarning` naming the site and the two distribution types.
+
+Observed sites contribute ``log p(x|z)`` at the sampled ``z``. Both estimates have the same
+expectation (the ELBO, in nats); the analytic one has lower variance because the KL term
+carries no sampling noise.
+
+Site weights set with ``poutine.scale`` and ``poutine.mask`` are honoured exactly as
+:class:`~pyro.infer.Trace_ELBO` honours them, so the expectation of the estimate is the same
+for every weighting. When model and guide weight a site alike (the usual beta-VAE or KL
+warm-up, scaling the site in both programs) the term is ``-w * KL``. When they differ
+(e.g. only the model's site is scaled by ``w_p``, the guide's by ``w_q``), the term is
+``-w_p * KL + (w_p - w_q) * log q_s(z_s)``, whose expectation is that of
+``w_p log p_s - w_q log q_s``.
+
+The guide must be fully reparameterized (every latent site has ``rsample``), and the KL of
+a site must not depend on latent variables the guide samples after it (the mean-field
+condition of :class:`pyro.infer.TraceMeanField_ELBO`); a VAE's single latent site meets both.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pyro.distributions as dist
+import torch
+from pyro.distributions.util import scale_and_mask
+from pyro.infer import ELBO
+from pyro.infer.enum import get_importance_trace
+from pyro.infer.util import is_validation_enabled
+from pyro.poutine import Trace
+from pyro.util import check_if_enumerated
+from torch.distributions import kl_divergence
+from .trace_elbo import warn_if_nan_when_validating
+
+__all__ = [
+    "AnalyticKL_ELBO",
+    "AnalyticKLFallbackWarning",
+    "ReparameterizedELBO",
+    "describe_distribution",
+]
+
+
+class AnalyticKLFallbackWarning(UserWarning):
+    """A latent site's KL divergence has no closed form; a Monte Carlo term is used for it."""
+
+
+def describe_distribution(fn: Any) -> str:
+    """A short name of a distribution's type, looking through Pyro's wrappers:
+    ``Independent(Normal)``, ``Masked(Independent(StudentT))``..."""
+    if isinstance(fn, dist.ExpandedDistribution):
+        return describe_distribution(fn.base_dist)
+    if isinstance(fn, dist.MaskedDistribution):
+        return f"Masked({describe_distribution(fn.base_dist)})"
+    if isinstance(fn, torch.distributions.Independent):
+        return f"Independent({describe_distribution(fn.base_dist)})"
+    return type(fn).__name__
+
+
+def check_reparameterized(guide_trace: Trace, estimator: str) -> None:
+    """Raise ``NotImplementedError`` naming the first guide sample site without ``rsample``;
+    ``estimator`` names the ELBO in the message."""
+    for name, site in guide_trace.nodes.items():
+        if site["type"] == "sample" and not site["is_observed"] and not site["fn"].has_rsample:
+            raise NotImplementedError(
+                f"{estimator} needs a reparameterized guide, but guide site {name!r} samples "
+                f"from {describe_distribution(site['fn'])}, which has no rsample; use a "
+                "reparameterizable distribution there or pyro.infer.TraceGraph_ELBO"
+            )
+
+
+def _same_weights(a: Any, b: Any) -> bool:
+    """Whether two site scales (or masks) are equal: numbers, tensors or ``None``."""
+    if a is b:
+        return True
+    if torch.is_tensor(a) or torch.is_tensor(b):
+        return (
+            torch.is_tensor(a) and torch.is_tensor(b) and a.shape == b.shape
+            and bool((a == b).all())
+        )
+    return a == b
+
+
+class ReparameterizedELBO(ELBO):
+    """Base of pyrovae's ELBOs: traces from a reparameterized guide, and ``loss`` /
+    ``loss_and_grads`` derived from the subclass's ``differentiable_loss``."""
+
+    def _get_trace(self, model, guide, args, kwargs) -> tuple[Trace, Trace]:
+        model_trace, guide_trace = get_importance_trace(
+            "flat", self.max_plate_nesting, model, guide, args, kwargs
+        )
+        if is_validation_enabled():
+            check_if_enumerated(guide_trace)
+        check_reparameterized(guide_trace, type(self).__name__)
+        return model_trace, guide_trace
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """The negative bound (nats, summed over the batch) as a differentiable tensor."""
+        raise NotImplementedError
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        """The loss (nats, summed over the batch) as a float."""
+        with torch.no_grad():
+            return self.differentiable_loss(model, guide, *args, **kwargs).item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        """Like :meth:`loss`, and backpropagate it into the parameters' ``.grad``."""
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        if loss.requires_grad:
+            loss.backward(retain_graph=self.retain_graph)
+        return loss.item()
+
+
+class AnalyticKL_ELBO(ReparameterizedELBO):
+    """The ELBO with exact KL terms where available, used like any Pyro ELBO::
+
+        svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}),
+                  loss=pyrovae.AnalyticKL_ELBO(num_particles=4, vectorize_particles=True))
+
+    Args:
+        num_particles: samples ``z ~ q`` averaged in each estimate.
+        max_plate_nesting: bound on nested plates (guessed from a first run if not given).
+        vectorize_particles: draw the particles in one vectorized pass (an extra plate on the
+            left) instead of a Python loop.
+        retain_graph: passed to ``backward`` in :meth:`loss_and_grads`.
+
+    ``loss`` is the negative ELBO estimate summed over the batch (nats per batch);
+    ``differentiable_loss`` is the same number as a tensor that can be backpropagated;
+    ``loss_and_grads`` also backpropagates it. Calling ``AnalyticKL_ELBO()(model, guide)``
+    gives a :class:`torch.nn.Module` computing ``differentiable_loss``.
+    """
+
+    def __init__(
+        self,
+        num_particles: int = 1,
+        max_plate_nesting: float = float("inf"),
+        vectorize_particles: bool = False,
+        retain_graph: bool | None = None,
+    ) -> None:
+        super().__init__(
+            num_particles=num_particles,
+            max_plate_nesting=max_plate_nesting,
+            vectorize_particles=vectorize_particles,
+            retain_graph=retain_graph,
+        )
+        #: (site, guide type, model type) already warned about
+        self._warned: set[tuple[str, str, str]] = set()
+
+    # ------------------------------------------------------------------ estimate
+    def _warn_fallback(self, name: str, guide_fn: Any, model_fn: Any) -> None:
+        key = (name, describe_distribution(guide_fn), describe_distribution(model_fn))
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        warnings.warn(
+            f"AnalyticKL_ELBO: no closed-form KL divergence for latent site {name!r} between "
+            f"guide {key[1]} and model {key[2]}; using the Monte Carlo term "
+            "log p(z) - log q(z) for this site",
+            AnalyticKLFallbackWarning,
+            stacklevel=3,
+        )
+
+    def _latent_site_elbo(self, name: str, model_site: dict, guide_site: dict) -> torch.Tensor:
+        """This latent site's contribution to the ELBO of one particle (a scalar)."""
+        guide_fn, model_fn = guide_site["fn"], model_site["fn"]
+        try:
+            kl = kl_divergence(guide_fn, model_fn)
+        except NotImplementedError:
+            self._warn_fallback(name, guide_fn, model_fn)
+            return model_site["log_prob_sum"] - guide_site["log_prob_sum"]
+        batch_shape = torch.broadcast_shapes(guide_fn.batch_shape, model_fn.batch_shape)
+        kl = torch.as_tensor(kl, dtype=guide_site["value"].dtype, device=guide_site["value"].device)
+        kl = kl.expand(batch_shape)
+        scale, mask = model_site["scale"], model_site["mask"]
+        term = -scale_and_mask(kl, scale, mask).sum()
+        same = _same_weights(scale, guide_site["scale"]) and _same_weights(mask, guide_site["mask"])
+        if not same:
+            # E_q[w_p log p - w_q log q] = -w_p KL + E_q[(w_p - w_q) log q]
+            log_q = guide_site["unscaled_log_prob"]
+            term = term + (scale_and_mask(log_q, scale, mask) - guide_site["log_prob"]).sum()
+        return term
+
+    def _particle_elbo(self, model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
+        """The ELBO estimate of one (possibly vectorized) particle, summed over all plates."""
+        elbo: Any = 0.0
+        for name, model_site in model_trace.nodes.items():
+            if model_site["type"] != "sample":
+                continue
+            if model_site["is_observed"]:
+                elbo = elbo + model_site["log_prob_sum"]
+            else:
+                elbo = elbo + self._latent_site_elbo(name, model_site, guide_trace.nodes[name])
+        for name, guide_site in guide_trace.nodes.items():
+            # auxiliary guide variables (absent from the model) enter as -log q
+            if guide_site["type"] == "sample" and name not in model_trace.nodes:
+                elbo = elbo - guide_site["log_prob_sum"]
+        return torch.as_tensor(elbo)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+        """The negative ELBO estimate (nats, summed over the batch) as a differentiable tensor."""
+        loss: Any = 0.0
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            loss = loss - self._particle_elbo(model_trace, guide_trace) / self.num_particles
+        warn_if_nan_when_validating(loss, "loss")
+        return loss

@@ -1,0 +1,105 @@
+"""A linear-Gaussian VAE (probabilistic PCA) built from the library's registries, whose
+log p(x), posterior and ELBO are known in closed form.
+
+Model: z ~ N(0, I_d), x | z ~ N(W z + b, sigma^2 I_D), with W = Q diag(s) having orthogonal
+columns. Then x ~ N(b, W W^T + sigma^2 I) and the posterior is
+
+    p(z|x) = N(M^{-1} W^T (x - b), sigma^2 M^{-1}),   M = W^T W + sigma^2 I = diag(s^2 + sigma^2),
+
+a *diagonal* Gaussian whose mean is linear in x, so the library's ``diag_normal`` guide with a
+linear encoder (``mlp`` with ``hidden = []``) represents it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from pyrovae import DECODERS, ENCODERS, GUIDES, LIKELIHOODS, PRIORS, VAE
+
+DATA_DIM, LATENT_DIM, NOISE_SCALE = 12, 3, 0.5
+SINGULAR_VALUES = (2.0, 1.5, 1.0)
+
+
+def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
+    return y + torch.log(-torch.expm1(-y))
+
+
+def linear_gaussian_vae(
+    mean_shift: float = 0.0, scale_factor: float = 1.0, dtype: torch.dtype = torch.float64
+) -> VAE:
+    """The probabilistic-PCA VAE with guide mean ``posterior mean + mean_shift * posterior
+    std`` and guide std ``scale_factor * posterior std`` (0 and 1: the exact posterior)."""
+    gen = torch.Generator().manual_seed(0)
+    D, d = DATA_DIM, LATENT_DIM
+    likelihood = LIKELIHOODS.build({"type": "gaussian", "scale": NOISE_SCALE},
+                                   "model.likelihood", data_dim=D)
+    guide = GUIDES.build({"type": "diag_normal"}, "model.guide", latent_dim=d)
+    encoder = ENCODERS.build({"type": "mlp", "hidden": []}, "model.encoder",
+                             in_features=D, out_features=guide.num_params)
+    decoder = DECODERS.build({"type": "mlp", "hidden": []}, "model.decoder",
+                             in_features=d, out_features=D)
+    prior = PRIORS.build({"type": "standard_normal"}, "model.prior", latent_dim=d)
+    vae = VAE(prior, likelihood, encoder, decoder, guide, data_dim=D).to(dtype)
+
+    q, _ = torch.linalg.qr(torch.randn(D, d, generator=gen, dtype=dtype))
+    s = torch.tensor(SINGULAR_VALUES, dtype=dtype)
+    W, b = q * s, torch.randn(D, generator=gen, dtype=dtype)
+    var = likelihood.log_scale.exp().item() ** 2
+    post_std = torch.sqrt(var / (s**2 + var))
+    A = W.T / (s**2 + var)[:, None]  # M^{-1} W^T, (d, D)
+    with torch.no_grad():
+        decoder.net[0].weight.copy_(W)
+        decoder.net[0].bias.copy_(b)
+        enc = encoder.net[0]
+        enc.weight.zero_()
+        enc.weight[:d] = A
+        enc.bias[:d] = -A @ b + mean_shift * post_std
+        enc.bias[d:] = _inverse_softplus(scale_factor * post_std - guide.min_scale)
+    return vae
+
+
+def parameters(vae: VAE) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """W ``(D, d)``, b ``(D,)`` and the noise scale sigma, as the VAE holds them (sigma is
+    stored as a float32 log, so it differs from NOISE_SCALE by ~1e-8 relative)."""
+    lin = vae.decoder.net[0]
+    return lin.weight.detach(), lin.bias.detach(), vae.likelihood.log_scale.exp().item()
+
+
+def sample_data(vae: VAE, num: int, seed: int = 1) -> torch.Tensor:
+    """``num`` draws x ~ p(x), ``(num, D)``."""
+    W, b, sigma = parameters(vae)
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(num, W.shape[1], generator=gen, dtype=W.dtype)
+    return z @ W.T + b + sigma * torch.randn(num, W.shape[0], generator=gen, dtype=W.dtype)
+
+
+def exact_log_marginal(vae: VAE, x: torch.Tensor) -> torch.Tensor:
+    """log p(x) = log N(x; b, W W^T + sigma^2 I), ``(N,)`` in nats."""
+    W, b, sigma = parameters(vae)
+    cov = W @ W.T + sigma**2 * torch.eye(W.shape[0], dtype=W.dtype)
+    return torch.distributions.MultivariateNormal(b, covariance_matrix=cov).log_prob(x)
+
+
+def exact_expectations(vae: VAE, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Closed-form E_q[log p(x|z)], E_q[log p(z)], E_q[log q(z|x)] and KL(q || p(z)) under the
+    VAE's diagonal guide, each ``(N,)`` in nats."""
+    W, b, sigma = parameters(vae)
+    with torch.no_grad():
+        loc, std = vae.guide_family.loc_scale(vae.encoder(x))
+    var, D, d = std**2, W.shape[0], W.shape[1]
+    sigma2 = sigma**2
+    resid = x - loc @ W.T - b
+    log_lik = (-0.5 * D * math.log(2 * math.pi * sigma2)
+               - (resid.square().sum(-1) + var @ W.square().sum(0)) / (2 * sigma2))
+    log_prior = -0.5 * d * math.log(2 * math.pi) - 0.5 * (loc.square() + var).sum(-1)
+    log_q = -0.5 * (torch.log(2 * math.pi * var) + 1).sum(-1)
+    return {"log_lik": log_lik, "log_prior": log_prior, "log_q": log_q,
+            "kl": log_q - log_prior}
+
+
+def exact_elbo(vae: VAE, x: torch.Tensor) -> torch.Tensor:
+    """E_q[log p(x|z)] - KL(q(z|x) || p(z)), ``(N,)`` in nats."""
+    e = exact_expectations(vae, x)
+    return e["log_lik"] - e["kl"]
