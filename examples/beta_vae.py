@@ -31,7 +31,7 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, default=Path("examples_out/beta_vae"),
                    help="folder for the PNGs (default: %(default)s)")
-    p.add_argument("--betas", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0],
+    p.add_argument("--betas", type=float, nargs="+", default=[0.5, 1.0, 4.0, 16.0],
                    help="values of beta to train with (default: %(default)s)")
     p.add_argument("--threshold", type=float, default=0.01,
                    help="a latent dimension is active above this KL, nats (default: %(default)s)")
@@ -40,7 +40,7 @@ def parse_args() -> argparse.Namespace:
                    help="use the first N training images, 0 = all 60,000 (default: %(default)s)")
     p.add_argument("--test-limit", type=int, default=2_000,
                    help="use the first N test images, 0 = all 10,000 (default: %(default)s)")
-    p.add_argument("--latent-dim", type=int, default=16, help="size of z (default: %(default)s)")
+    p.add_argument("--latent-dim", type=int, default=32, help="size of z (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -56,7 +56,7 @@ def main() -> None:
     args = parse_args()
     show = 16  # test digits in the reconstructions picture
     reconstructions, samples, kl_per_dim, rates, distortions = {}, {}, {}, [], []
-    print(f"{'beta':>6} {'rate: KL':>15} {'distortion':>16} {'ELBO':>9}  active units"
+    print(f"{'beta':>6} {'rate: KL':>15} {'distortion':>16} {'ELBO':>17}  active units"
           "   (nats per example, test set)")
     for beta in args.betas:
         config = {
@@ -73,10 +73,11 @@ def main() -> None:
         kl_per_dim[name] = pyrovae.kl_per_dimension(vae, x)
         active = int((kl_per_dim[name] > args.threshold).sum())
         (r, r_se), (d, d_se) = mean_and_se(rate), mean_and_se(distortion)
+        elbo, elbo_se = mean_and_se(-(rate + distortion))
         rates.append(r)
         distortions.append(d)
         print(f"{beta:6g} {r:8.2f} \u00b1 {r_se:4.2f} {d:9.2f} \u00b1 {d_se:4.2f} "
-              f"{-(r + d):9.2f}  {active:3d} of {args.latent_dim}")
+              f"{elbo:9.2f} \u00b1 {elbo_se:4.2f}  {active:3d} of {args.latent_dim}")
 
         torch.manual_seed(args.seed)
         reconstructions[name] = vae.reconstruct(x[:show])

@@ -28,7 +28,7 @@ TINY = ["--train-limit", "256", "--test-limit", "256", "--epochs", "1", "--quiet
 #: example file -> (extra tiny-run flags, PNGs it writes into --out, texts it prints)
 EXAMPLES = {
     "mnist_vae.py": (["--num-samples", "5"], ["samples.png", "reconstructions.png", "curves.png"],
-                     ["test ELBO: "]),
+                     ["test ELBO: ", "IS log-likelihood (K = 5): "]),
     "latent_2d.py": (["--grid", "15"], ["latent.png", "manifold.png"], ["test ELBO: "]),
     "interpolate.py": (["--pairs", "4", "--steps", "6", "--latent-dim", "8"],
                        ["interpolation.png"], []),
@@ -43,6 +43,16 @@ EXAMPLES = {
         ["--latent-dim", "4", "--betas", "0.5", "4", "--test-limit", "64"],
         ["reconstructions.png", "samples.png", "rate_distortion.png", "kl_per_dimension.png"],
         ["rate: KL", "distortion", "active units", "of 4"],
+    ),
+    "swap_priors.py": (
+        ["--latent-dim", "4", "--num-samples", "5", "--test-limit", "64"],
+        ["comparison.png", "samples.png"],
+        ["standard_normal", "mog", "vamp", "flow", "log p^(x)"],
+    ),
+    "marginal_likelihood.py": (
+        ["--latent-dim", "4", "--ks", "1", "10", "50", "--test-limit", "32"],
+        ["log_likelihood_vs_k.png", "ess_vs_k.png"],
+        ["gain over ELBO", "mean ESS"],
     ),
 }
 
