@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 import pyrovae
 from pyrovae import figures
 
@@ -44,19 +42,6 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def report_log_likelihood(vae: pyrovae.VAE, x: torch.Tensor, num_samples: int) -> None:
-    """Print the importance-sampled estimate of log p(x) with K = ``num_samples``, averaged
-    over the examples ``x``, with its standard error."""
-    if not hasattr(pyrovae, "log_likelihood"):
-        print("IS log-likelihood: not in this version yet "
-              "(pyrovae.log_likelihood arrives with the estimators work)")
-        return
-    log_px = pyrovae.log_likelihood(vae, x, num_samples=num_samples)  # (N,) nats per example
-    se = log_px.std() / log_px.shape[0] ** 0.5
-    print(f"IS log-likelihood (K = {num_samples}): {log_px.mean():.2f} \u00b1 {se:.2f} "
-          "nats per example")
-
-
 def main() -> None:
     args = parse_args()
     # Everything not named here takes the library's defaults: binarized MNIST, a 784-400-z
@@ -69,10 +54,14 @@ def main() -> None:
     trainer = pyrovae.train(config, out=args.run_dir, progress=not args.quiet)
     vae, data = trainer.vae, trainer.data
 
-    elbo = pyrovae.elbo_per_example(vae, data.test_images)
-    print(f"test ELBO: {elbo.mean():.2f} \u00b1 {elbo.std() / len(elbo) ** 0.5:.2f} "
-          f"nats per example ({len(elbo)} test images)")
-    report_log_likelihood(vae, data.test_images, args.num_samples)
+    # the single-sample ELBO and the K-sample importance-sampled log p(x) of each test image
+    result = pyrovae.evaluate(vae, data.test_images, num_samples=args.num_samples,
+                              seed=args.seed, progress=not args.quiet)
+    print(f"test ELBO: {result.elbo:.2f} \u00b1 {result.elbo_se:.2f} nats per example "
+          f"({result.num_examples} test images)")
+    print(f"IS log-likelihood (K = {args.num_samples}): {result.log_likelihood:.2f} \u00b1 "
+          f"{result.log_likelihood_se:.2f} nats per example (mean effective sample size "
+          f"{result.ess_mean:.1f} of {args.num_samples})")
 
     written = [
         figures.samples(vae, args.out / "samples.png", seed=args.seed),

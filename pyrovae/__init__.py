@@ -5,7 +5,7 @@ from .config import load_config, resolve_config
 from .data import DATASETS, ImageData, load_data
 from .elbo import AnalyticKL_ELBO, AnalyticKLFallbackWarning
 from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
-from .evaluation import elbo_per_example
+from .evaluation import elbo_per_example, kl_per_dimension, rate_and_distortion
 from .guides import GUIDES, GuideFamily
 from .iwae import IWAE_ELBO
 from .likelihoods import LIKELIHOODS, Likelihood
@@ -30,6 +30,8 @@ __all__ = [
     "load_data",
     "ImageData",
     "elbo_per_example",
+    "rate_and_distortion",
+    "kl_per_dimension",
     "log_likelihood",
     "evaluate",
     "Evaluation",

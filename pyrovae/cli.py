@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
         "reconstructions (test inputs above their reconstructions), curves (train/test ELBO "
         "per epoch), latent (test-set posterior means coloured by class; 2-D latents only), "
         "manifold (decoder means over a 15x15 grid of standard-Normal quantiles; 2-D latents "
-        "only) or interpolation (between pairs of test digits).",
+        "only), interpolation (between pairs of test digits), classes (one row of samples per "
+        "class; class-conditional priors only) or kl_per_dimension (KL of each latent "
+        "dimension over the test set: the active units).",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--kind", required=True, choices=FIGURE_KINDS, help="which figure to draw")
@@ -287,7 +289,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
     if args.kind == "curves" and not metrics:
         raise PyrovaeError(f"'{args.run_dir}' has no metrics yet: no epoch has finished")
     data = None
-    if args.kind in ("reconstructions", "latent", "interpolation"):
+    if args.kind in figures.NEEDS_DATA:
         data = load_data(config["data"], device=next(vae.parameters()).device,
                          root=args.data_root)
     out = Path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"

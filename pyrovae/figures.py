@@ -14,13 +14,17 @@ from typing import Any
 
 import torch
 
-from . import plots
+from . import evaluation, plots
 from .data import ImageData
+from .errors import ConfigError
 from .evaluation import fixed_rng
 from .vae import VAE
 
 #: the figure kinds :func:`draw` knows
-KINDS = ("samples", "reconstructions", "curves", "latent", "manifold", "interpolation")
+KINDS = ("samples", "reconstructions", "curves", "latent", "manifold", "interpolation",
+         "classes", "kl_per_dimension")
+#: the kinds drawn from the test set (``draw(..., data=...)``)
+NEEDS_DATA = ("reconstructions", "latent", "interpolation", "kl_per_dimension")
 
 
 def _device(vae: VAE) -> torch.device:
@@ -46,10 +50,33 @@ def posterior_means(
 
 def samples(vae: VAE, path: str | Path, num: int = 64, seed: int = 0,
             y: torch.Tensor | None = None) -> Path:
-    """A grid of ``num`` samples E[x|z], z ~ p(z) (or p(z|y) for labels ``y``)."""
+    """A grid of ``num`` samples E[x|z], z ~ p(z) (or p(z|y) for labels ``y``). Without
+    labels a class-conditional prior is sampled from its marginal, the mixture over classes
+    (:func:`class_rows` draws one row per class)."""
     with fixed_rng(seed, _device(vae)):
         images = vae.sample(num, y)
     return plots.plot_samples(images, vae.image_shape, path)
+
+
+def class_rows(vae: VAE, path: str | Path, per_class: int = 10, seed: int = 0) -> Path:
+    """One row of ``per_class`` samples E[x|z], z ~ p(z|y), for each class y (models with a
+    class-conditional prior only).
+
+    Raises:
+        ConfigError: the prior does not take labels.
+    """
+    if not vae.prior.uses_labels:
+        raise ConfigError(
+            "the classes figure draws from p(z|y), a class-conditional prior, but this model "
+            f"has model.prior = {vae.prior.type_name!r}; train one with "
+            "model.prior.type = 'conditional' (e.g. examples/conditional_vae.py)"
+        )
+    num_classes = vae.prior.num_classes
+    y = torch.arange(num_classes, device=_device(vae)).repeat_interleave(per_class)
+    with fixed_rng(seed, _device(vae)):
+        images = vae.sample(len(y), y)
+    return plots.plot_class_rows(images.reshape(num_classes, per_class, -1), vae.image_shape,
+                                 path)
 
 
 def reconstructions(vae: VAE, images: torch.Tensor, path: str | Path, num: int = 32,
@@ -125,12 +152,25 @@ def interpolation(vae: VAE, images: torch.Tensor, labels: torch.Tensor, path: st
     return plots.plot_interpolations(decoded, vae.image_shape, path, starts=x_a, ends=x_b)
 
 
+def kl_per_dimension(vae: VAE, images: torch.Tensor, path: str | Path,
+                     labels: torch.Tensor | None = None, threshold: float = 0.01) -> Path:
+    """Bars of KL(q(z_d|x) || p(z_d)) per latent dimension d, averaged over ``images``
+    (``labels`` go to a class-conditional prior); dimensions above ``threshold`` nats are
+    the active units.
+
+    Raises:
+        ConfigError: the prior or guide is not a product of one Normal per dimension.
+    """
+    y = labels if vae.prior.uses_labels else None
+    return plots.plot_kl_per_dimension(evaluation.kl_per_dimension(vae, images, y), path, threshold)
+
+
 def draw(kind: str, vae: VAE, path: str | Path, data: ImageData | None = None,
          metrics: Sequence[Mapping[str, Any]] = (), seed: int = 0) -> Path:
     """Draw the figure ``kind`` (one of :data:`KINDS`) of ``vae`` to ``path``.
 
-    ``data`` (its test set) is needed by "reconstructions", "latent" and "interpolation";
-    ``metrics`` (a run's rows) by "curves"."""
+    ``data`` (its test set) is needed by the kinds in :data:`NEEDS_DATA`; ``metrics`` (a
+    run's rows) by "curves"."""
     if kind not in KINDS:
         raise ValueError(f"unknown figure kind {kind!r}; expected one of {', '.join(KINDS)}")
     if kind == "samples":
@@ -139,10 +179,14 @@ def draw(kind: str, vae: VAE, path: str | Path, data: ImageData | None = None,
         return curves(metrics, path)
     if kind == "manifold":
         return manifold(vae, path)
+    if kind == "classes":
+        return class_rows(vae, path, seed=seed)
     if data is None:
         raise ValueError(f"the {kind!r} figure needs the data set")
     if kind == "reconstructions":
         return reconstructions(vae, data.test_images, path, seed=seed)
     if kind == "latent":
         return latent(vae, data.test_images, data.test_labels, path)
+    if kind == "kl_per_dimension":
+        return kl_per_dimension(vae, data.test_images, path, data.test_labels)
     return interpolation(vae, data.test_images, data.test_labels, path, seed=seed)

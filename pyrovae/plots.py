@@ -353,34 +353,66 @@ def plot_latent_scatter(
     return _save(fig, path)
 
 
-def plot_kl_per_dimension(
-    kl: ArrayLike,
-    path: str | Path,
-    threshold: float = 0.01,
-    sort: bool = True,
-    title: str = "",
-) -> Path:
-    """Bar chart of the KL divergence of each latent dimension ``(latent_dim,)`` in nats per
-    example (e.g. E_x KL(q(z_d|x) || p(z_d))); dimensions above ``threshold`` are *active*
-    and drawn in colour, collapsed ones in grey."""
-    kl = _tensor(kl).reshape(-1)
+def _kl_bars(ax: plt.Axes, kl: torch.Tensor, threshold: float, sort: bool, floor: float) -> int:
+    """Bars of ``kl`` ``(latent_dim,)`` on ``ax`` (log scale, rising from ``floor``), active
+    units in colour; returns how many are active."""
     order = torch.argsort(kl, descending=True) if sort else torch.arange(kl.shape[0])
     values = kl[order].numpy()
     active = values > threshold
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.16 * len(values) + 2), 4), layout="constrained")
-    ax.bar(np.arange(len(values)), values, color=np.where(active, "tab:blue", "lightgrey"),
-           width=0.8)
+    ax.bar(np.arange(len(values)), np.maximum(values - floor, 0.0), bottom=floor,
+           color=np.where(active, "tab:blue", "darkgrey"), width=0.8)
     ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1,
                label=f"active-unit threshold ({threshold:g} nats)")
-    ax.set_xlabel("latent dimension" + (" (sorted by KL)" if sort else ""))
+    ax.set_yscale("log")
     ax.set_ylabel(f"KL ({NATS})")
     if len(values) <= 20:
         ax.set_xticks(np.arange(len(values)))
         ax.set_xticklabels([str(int(i)) for i in order])
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(title or f"KL per latent dimension: {int(active.sum())} of {len(values)} active")
-    ax.legend(loc="upper right")
+    return int(active.sum())
+
+
+def plot_kl_per_dimension(
+    kl: ArrayLike | Mapping[str, ArrayLike],
+    path: str | Path,
+    threshold: float = 0.01,
+    sort: bool = True,
+    title: str = "",
+) -> Path:
+    """Bar chart of the KL divergence of each latent dimension ``(latent_dim,)`` in nats per
+    example (e.g. E_x KL(q(z_d|x) || p(z_d))) on a log axis; dimensions above ``threshold``
+    are *active* and drawn in colour, collapsed ones in grey (values at or below the axis'
+    floor, e.g. 0, show as no bar).
+
+    A mapping ``{name: kl}`` (e.g. one entry per beta) draws one panel per model, stacked on
+    one shared axis, each titled with its name and its number of active units. With ``sort``
+    each panel's dimensions are sorted by KL, and labelled by their index when there are at
+    most 20."""
+    panels = dict(kl) if isinstance(kl, Mapping) else {"": kl}
+    if not panels:
+        raise ValueError("plot_kl_per_dimension needs at least one KL vector")
+    panels = {name: _tensor(values).reshape(-1) for name, values in panels.items()}
+    every = torch.cat(list(panels.values()))
+    positive = every[every > 0]
+    # the floor: a decade below the threshold, or below the smallest KL drawn
+    floor = min(threshold / 10, positive.min().item() / 2 if len(positive) else threshold)
+    width = max(6.0, 0.16 * max(len(v) for v in panels.values()) + 2)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 0.4 + 2.9 * len(panels)),
+                             sharey=True, layout="constrained", squeeze=False)
+    for ax, (name, values) in zip(axes[:, 0], panels.items()):
+        active = _kl_bars(ax, values, threshold, sort, floor)
+        counted = f"{active} of {len(values)} latent dimensions active"
+        ax.set_title(f"{name}: {counted}" if name else
+                     title or f"KL per latent dimension: {active} of {len(values)} active")
+    axes[0, 0].set_ylim(bottom=floor, top=max(every.max().item(), threshold) * 2)
+    ranked = sort and max(len(v) for v in panels.values()) > 20  # ticks are ranks, not indices
+    axes[-1, 0].set_xlabel("latent dimensions, ranked by KL" if ranked else
+                           "latent dimension" + (" (sorted by KL)" if sort else ""))
+    axes[0, 0].legend(loc="upper right")
+    if "" not in panels:
+        fig.suptitle(title or "KL(q(z_d|x) || p(z_d)) per latent dimension d, "
+                     "mean over test images")
     return _save(fig, path)
 
 
@@ -526,8 +558,14 @@ def plot_rate_distortion(
     fig, ax = plt.subplots(figsize=(6.5, 4.6), layout="constrained")
     ax.plot(rate, distortion, "o-", markersize=5)
     ax.margins(0.15)  # room for the annotations inside the axes
+    # distortion falls as rate grows: the free space is above-right and below-left of each
+    # point; labels on the right half go below-left so they stay inside the axes
+    middle = (rate.min() + rate.max()) / 2
     for i, text in enumerate(labels or []):
-        ax.annotate(text, (rate[i], distortion[i]), xytext=(6, 6), textcoords="offset points")
+        right = bool(rate[i] > middle)
+        ax.annotate(text, (rate[i], distortion[i]), xytext=(-6, -6) if right else (6, 6),
+                    textcoords="offset points", ha="right" if right else "left",
+                    va="top" if right else "bottom")
     ax.set_xlabel(f"rate: KL(q(z|x) || p(z)) ({NATS})")
     ax.set_ylabel(f"distortion: \u2212E log p(x|z) ({NATS})")
     ax.grid(alpha=0.3)

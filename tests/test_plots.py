@@ -67,6 +67,13 @@ CASES = {
         lambda p: plots.plot_kl_per_dimension(torch.linspace(2, 0, 50) ** 3, p),
         ["KL per latent dimension: 44 of 50 active"],  # (2(1 - i/49))^3 > 0.01 iff i <= 43
     ),
+    "kl_per_dimension_per_beta": (
+        lambda p: plots.plot_kl_per_dimension(
+            {"beta = 1": torch.tensor([0.5, 0.0, 0.02, 0.005]),
+             "beta = 4": torch.tensor([0.3, 0.0, 0.001, 0.005])}, p),
+        ["beta = 1: 2 of 4 latent dimensions active", "beta = 4: 1 of 4 latent dimensions active",
+         "latent dimension (sorted by KL)", "active-unit threshold (0.01 nats)"],
+    ),
     "elbo_curves": (
         lambda p: plots.plot_elbo_curves(METRICS, p),
         ["ELBO (nats per example)", "epoch", "test (after the epoch)"],

@@ -1,0 +1,65 @@
+"""A class-conditional VAE: ask for a digit, get that digit.
+
+The prior is p(z|y) = N(mu_y, I), with a learned mean mu_y per class y (model.prior.type =
+"conditional"); training passes each image's label to the model. The encoder never sees the
+label, so the KL term pulls the posteriors of each class towards its own mu_y, and the
+decoder learns to draw class y from the region around mu_y.
+
+Writes into --out:
+  classes.png  one row of samples E[x|z], z ~ p(z|y), for each class y = 0..9
+and prints the test ELBO (nats per example, with the labels).
+
+The defaults (10,000 training images, 10 epochs) run in a few minutes on 2 CPU cores. The
+full-size run: --train-limit 0 --test-limit 0 --epochs 50.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pyrovae
+from pyrovae import figures
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--out", type=Path, default=Path("examples_out/conditional_vae"),
+                   help="folder for the PNG (default: %(default)s)")
+    p.add_argument("--per-class", type=int, default=10,
+                   help="samples in each class's row (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
+    p.add_argument("--train-limit", type=int, default=10_000,
+                   help="use the first N training images, 0 = all 60,000 (default: %(default)s)")
+    p.add_argument("--test-limit", type=int, default=2_000,
+                   help="use the first N test images, 0 = all 10,000 (default: %(default)s)")
+    p.add_argument("--latent-dim", type=int, default=16, help="size of z (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    config = {
+        "data": {"train_limit": args.train_limit, "test_limit": args.test_limit},
+        "model": {"latent_dim": args.latent_dim, "prior": {"type": "conditional"}},
+        "train": {"epochs": args.epochs, "seed": args.seed, "device": args.device},
+    }
+    trainer = pyrovae.train(config, progress=not args.quiet)
+    vae, data = trainer.vae, trainer.data
+
+    elbo = pyrovae.elbo_per_example(vae, data.test_images, data.test_labels)
+    print(f"test ELBO: {elbo.mean():.2f} \u00b1 {elbo.std() / len(elbo) ** 0.5:.2f} "
+          f"nats per example, log p(x|y) bound ({len(elbo)} labelled test images)")
+
+    path = figures.class_rows(vae, args.out / "classes.png", per_class=args.per_class,
+                              seed=args.seed)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
