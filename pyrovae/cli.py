@@ -197,9 +197,7 @@ def evaluate_test_set(
     mapping printed by ``pyrovae evaluate`` (nats per example; see :class:`pyrovae.Evaluation`),
     plus the data set and the test set's binarization."""
     from .marginal import DEFAULT_MAX_BATCH_ELEMENTS, evaluate
-    from .training import _labels
-
-    x, y = data.test_images, _labels(vae, data.test_labels)
+    x, y = data.test_images, vae.model_labels(data.test_labels)
     if limit:
         x, y = x[:limit], None if y is None else y[:limit]
     result = evaluate(

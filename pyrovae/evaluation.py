@@ -143,7 +143,7 @@ def kl_per_dimension(
         xb = x[start : start + batch_size]
         yb = None if y is None else y[start : start + batch_size]
         q = _normal_factors(vae.posterior(xb))
-        p = _normal_factors(vae.prior.distribution(yb if vae.prior.uses_labels else None))
+        p = _normal_factors(vae.prior.distribution(vae.model_labels(yb)))
         if q is None or p is None:
             raise ConfigError(
                 "the KL per latent dimension needs a prior and a guide that are products of "

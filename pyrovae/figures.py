@@ -161,7 +161,7 @@ def kl_per_dimension(vae: VAE, images: torch.Tensor, path: str | Path,
     Raises:
         ConfigError: the prior or guide is not a product of one Normal per dimension.
     """
-    y = labels if vae.prior.uses_labels else None
+    y = vae.model_labels(labels)
     return plots.plot_kl_per_dimension(evaluation.kl_per_dimension(vae, images, y), path, threshold)
 
 

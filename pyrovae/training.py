@@ -54,11 +54,6 @@ def select_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _labels(vae: VAE, y: torch.Tensor) -> torch.Tensor | None:
-    """Labels are passed to the model only when its prior uses them."""
-    return y if getattr(vae.prior, "uses_labels", False) else None
-
-
 @dataclass
 class Trainer:
     """Trains ``vae`` on ``data`` as the resolved ``config`` says, writing to ``run_dir``.
@@ -136,7 +131,7 @@ class Trainer:
         scale = {} if self.kl_scale is None else {"kl_scale": self.kl_scale}
         with vae.param_store_registration(False):
             loss = self.elbo.differentiable_loss(
-                vae.model, vae.guide, x, _labels(vae, y), **scale
+                vae.model, vae.guide, x, vae.model_labels(y), **scale
             )
         self.optimizer.zero_grad(set_to_none=True)
         (loss / x.shape[0]).backward()
@@ -190,7 +185,7 @@ class Trainer:
         """Mean test-set ELBO (nats per example), with fixed draws."""
         self.vae.eval()
         elbo = elbo_per_example(
-            self.vae, self.data.test_images, _labels(self.vae, self.data.test_labels),
+            self.vae, self.data.test_images, self.vae.model_labels(self.data.test_labels),
             batch_size=self.config["train"]["eval_batch_size"], seed=EVAL_SEED,
         )
         return elbo.mean().item()

@@ -112,6 +112,11 @@ class VAE(nn.Module):
                    dataset.image_shape, config)
 
     # ------------------------------------------------------------------ networks
+    def model_labels(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        """The labels to pass to :meth:`model`: ``y`` when the prior is label-conditional,
+        else ``None`` (so unconditional models never see labels)."""
+        return y if self.prior.uses_labels else None
+
     def posterior(self, x: torch.Tensor) -> dist.TorchDistribution:
         """q(z|x) for data ``x`` of shape ``(*batch, data_dim)``."""
         return self.guide_family.distribution(self.encoder(x))
