@@ -23,6 +23,7 @@ import torch
 
 import pyrovae
 from pyrovae import plots
+from pyrovae.marginal import mean_and_se
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,10 +47,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args()
 
-
-def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
-    """Mean over examples and its standard error."""
-    return values.mean().item(), (values.std() / values.shape[0] ** 0.5).item()
 
 
 def main() -> None:

@@ -212,7 +212,9 @@ class Evaluation:
         return asdict(self)
 
 
-def _mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
+def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
+    """Mean of per-example values ``(N,)`` and its standard error across examples
+    (``std / sqrt(N)``; ``None`` for a single example)."""
     n = values.shape[0]
     se = (values.std() / math.sqrt(n)).item() if n > 1 else None
     return values.mean().item(), se
@@ -242,8 +244,8 @@ def evaluate(
         vae, x, y, num_samples, max_batch_elements=max_batch_elements, seed=seed,
         progress=progress, return_diagnostics=True,
     )
-    elbo_mean, elbo_se = _mean_and_se(elbo)
-    ll_mean, ll_se = _mean_and_se(ll)
+    elbo_mean, elbo_se = mean_and_se(elbo)
+    ll_mean, ll_se = mean_and_se(ll)
     ess = diagnostics.ess
     return Evaluation(
         elbo=elbo_mean, elbo_se=elbo_se, log_likelihood=ll_mean, log_likelihood_se=ll_se,
