@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 import pyrovae
 from pyrovae import plots
 from pyrovae.marginal import mean_and_se
