@@ -17,7 +17,6 @@ on 2 CPU cores. The full-size run: --train-limit 0 --test-limit 0 --epochs 50.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
@@ -25,26 +24,15 @@ import pyrovae
 from pyrovae import plots
 from pyrovae.marginal import mean_and_se
 
+from _common import example_parser
+
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--out", type=Path, default=Path("examples_out/beta_vae"),
-                   help="folder for the PNGs (default: %(default)s)")
+    p = example_parser(__doc__, "beta_vae", latent_dim=32)
     p.add_argument("--betas", type=float, nargs="+", default=[0.5, 1.0, 4.0, 16.0],
                    help="values of beta to train with (default: %(default)s)")
     p.add_argument("--threshold", type=float, default=0.01,
                    help="a latent dimension is active above this KL, nats (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
-    p.add_argument("--train-limit", type=int, default=10_000,
-                   help="use the first N training images, 0 = all 60,000 (default: %(default)s)")
-    p.add_argument("--test-limit", type=int, default=2_000,
-                   help="use the first N test images, 0 = all 10,000 (default: %(default)s)")
-    p.add_argument("--latent-dim", type=int, default=32, help="size of z (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args()
 
 

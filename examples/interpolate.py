@@ -18,28 +18,17 @@ from pathlib import Path
 import pyrovae
 from pyrovae import figures
 
+from _common import example_parser
+
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--out", type=Path, default=Path("examples_out/interpolate"),
-                   help="folder for the PNG (default: %(default)s)")
+    p = example_parser(__doc__, "interpolate", test_limit=1_000, latent_dim=16)
     p.add_argument("--run", type=Path, metavar="RUN_DIR",
                    help="use this trained run instead of training a new VAE")
     p.add_argument("--pairs", type=int, default=8,
                    help="rows of the picture (default: %(default)s)")
     p.add_argument("--steps", type=int, default=10,
                    help="decoded points per row, ends included (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
-    p.add_argument("--train-limit", type=int, default=10_000,
-                   help="use the first N training images, 0 = all 60,000 (default: %(default)s)")
-    p.add_argument("--test-limit", type=int, default=1_000,
-                   help="use the first N test images, 0 = all 10,000 (default: %(default)s)")
-    p.add_argument("--latent-dim", type=int, default=16, help="size of z (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args()
 
 

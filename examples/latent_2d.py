@@ -14,28 +14,17 @@ full-size run: --train-limit 0 --test-limit 0 --epochs 50.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pyrovae
 from pyrovae import figures
 
+from _common import example_parser
+
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--out", type=Path, default=Path("examples_out/latent_2d"),
-                   help="folder for the PNGs (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
-    p.add_argument("--train-limit", type=int, default=20_000,
-                   help="use the first N training images, 0 = all 60,000 (default: %(default)s)")
-    p.add_argument("--test-limit", type=int, default=5_000,
-                   help="use the first N test images, 0 = all 10,000 (default: %(default)s)")
+    p = example_parser(__doc__, "latent_2d", train_limit=20_000, test_limit=5_000)
     p.add_argument("--grid", type=int, default=15,
                    help="the manifold is GRID x GRID decoded points (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args()
 
 

@@ -25,26 +25,15 @@ import pyrovae
 from pyrovae import plots
 from pyrovae.marginal import mean_and_se
 
+from _common import example_parser
+
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--out", type=Path, default=Path("examples_out/marginal_likelihood"),
-                   help="folder for the PNGs (default: %(default)s)")
+    p = example_parser(__doc__, "marginal_likelihood", test_limit=200, latent_dim=50)
     p.add_argument("--run", type=Path, metavar="RUN_DIR",
                    help="use this trained run instead of training a new VAE")
     p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000, 5000],
                    help="numbers of importance samples K (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
-    p.add_argument("--train-limit", type=int, default=10_000,
-                   help="use the first N training images, 0 = all 60,000 (default: %(default)s)")
-    p.add_argument("--test-limit", type=int, default=200,
-                   help="estimate on the first N test images, 0 = all 10,000 (default: %(default)s)")
-    p.add_argument("--latent-dim", type=int, default=50, help="size of z (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args()
 
 

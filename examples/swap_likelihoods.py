@@ -16,12 +16,13 @@ The defaults (10,000 training images, 10 epochs, four models) run in a few minut
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
 import pyrovae
 from pyrovae import plots
+
+from _common import example_parser
 
 #: likelihood name -> (its config, the data it models)
 LIKELIHOODS = {
@@ -49,22 +50,9 @@ likelihood. To compare across likelihoods, look at the pictures, or score the sa
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--out", type=Path, default=Path("examples_out/swap_likelihoods"),
-                   help="folder for the PNGs (default: %(default)s)")
+    p = example_parser(__doc__, "swap_likelihoods", latent_dim=20)
     p.add_argument("--likelihoods", nargs="+", choices=list(LIKELIHOODS),
                    default=list(LIKELIHOODS), help="which to train (default: all)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
-    p.add_argument("--train-limit", type=int, default=10_000,
-                   help="use the first N training images, 0 = all 60,000 (default: %(default)s)")
-    p.add_argument("--test-limit", type=int, default=2_000,
-                   help="use the first N test images, 0 = all 10,000 (default: %(default)s)")
-    p.add_argument("--latent-dim", type=int, default=20, help="size of z (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args()
 
 

@@ -17,13 +17,14 @@ images) run in a few minutes on 2 CPU cores. The full-size run: --train-limit 0
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
 import pyrovae
 from pyrovae import plots
 from pyrovae.marginal import mean_and_se
+
+from _common import example_parser
 
 #: prior name -> its config (everything else is the same for every model)
 PRIORS = {
@@ -35,24 +36,11 @@ PRIORS = {
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--out", type=Path, default=Path("examples_out/swap_priors"),
-                   help="folder for the PNGs (default: %(default)s)")
+    p = example_parser(__doc__, "swap_priors", test_limit=1_000, latent_dim=32)
     p.add_argument("--priors", nargs="+", choices=list(PRIORS), default=list(PRIORS),
                    help="which to train (default: all)")
     p.add_argument("--num-samples", type=int, default=100,
                    help="importance samples K per test image for log p(x) (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
-    p.add_argument("--train-limit", type=int, default=10_000,
-                   help="use the first N training images, 0 = all 60,000 (default: %(default)s)")
-    p.add_argument("--test-limit", type=int, default=1_000,
-                   help="use the first N test images, 0 = all 10,000 (default: %(default)s)")
-    p.add_argument("--latent-dim", type=int, default=32, help="size of z (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args()
 
 

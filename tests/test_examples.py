@@ -78,6 +78,7 @@ def test_example_runs_and_writes_its_pictures(script, tmp_path):
 @pytest.mark.parametrize("script", sorted(EXAMPLES))
 def test_example_help_describes_it(script, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", [script, "--help"])
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))  # as `python examples/X.py` does
     with pytest.raises(SystemExit) as stop:
         runpy.run_path(str(ROOT / "examples" / script), run_name="__main__")
     assert stop.value.code == 0

@@ -1,0 +1,39 @@
+"""What every example shares: the command-line flags of its training run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def example_parser(
+    doc: str | None,
+    name: str,
+    *,
+    epochs: int = 10,
+    train_limit: int = 10_000,
+    test_limit: int = 2_000,
+    latent_dim: int | None = None,
+) -> argparse.ArgumentParser:
+    """An argument parser with the flags every example takes (``--out``, ``--epochs``,
+    ``--train-limit``, ``--test-limit``, ``--latent-dim`` when ``latent_dim`` is given,
+    ``--seed``, ``--device``, ``--quiet``), defaulting to this example's small CPU run;
+    the example adds its own flags to it."""
+    p = argparse.ArgumentParser(description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("examples_out") / name,
+                   help="folder for the PNGs (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=epochs,
+                   help="training epochs (default: %(default)s)")
+    p.add_argument("--train-limit", type=int, default=train_limit,
+                   help="use the first N training images, 0 = all 60,000 (default: %(default)s)")
+    p.add_argument("--test-limit", type=int, default=test_limit,
+                   help="use the first N test images, 0 = all 10,000 (default: %(default)s)")
+    if latent_dim is not None:
+        p.add_argument("--latent-dim", type=int, default=latent_dim,
+                       help="size of z (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where to compute (default: %(default)s, CUDA when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
