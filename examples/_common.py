@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+import pyrovae
 
 
 def example_parser(
@@ -37,3 +40,25 @@ def example_parser(
                    help="where to compute (default: %(default)s, CUDA when available)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def run_config(args: argparse.Namespace, **model: Any) -> dict[str, Any]:
+    """The config of an example's training run from the shared flags, with ``model`` keys
+    (``latent_dim`` from ``--latent-dim`` unless given)."""
+    model.setdefault("latent_dim", args.latent_dim)
+    return {
+        "data": {"train_limit": args.train_limit, "test_limit": args.test_limit},
+        "model": model,
+        "train": {"epochs": args.epochs, "seed": args.seed, "device": args.device},
+    }
+
+
+def load_or_train(args: argparse.Namespace) -> tuple[pyrovae.VAE, pyrovae.ImageData]:
+    """The trained run in ``--run RUN_DIR`` with the first ``--test-limit`` test images, or a
+    default VAE trained from the shared flags: ``(vae, data)``."""
+    if args.run:
+        vae, config, _ = pyrovae.load_run(args.run, device=args.device)
+        config["data"]["test_limit"] = args.test_limit
+        return vae, pyrovae.load_data(config["data"], device=next(vae.parameters()).device)
+    trainer = pyrovae.train(run_config(args), progress=not args.quiet)
+    return trainer.vae, trainer.data

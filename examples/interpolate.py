@@ -15,10 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pyrovae
 from pyrovae import figures
 
-from _common import example_parser
+from _common import example_parser, load_or_train
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,17 +33,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.run:
-        vae, config, _ = pyrovae.load_run(args.run, device=args.device)
-        data = pyrovae.load_data(config["data"], device=next(vae.parameters()).device)
-    else:
-        config = {
-            "data": {"train_limit": args.train_limit, "test_limit": args.test_limit},
-            "model": {"latent_dim": args.latent_dim},
-            "train": {"epochs": args.epochs, "seed": args.seed, "device": args.device},
-        }
-        trainer = pyrovae.train(config, progress=not args.quiet)
-        vae, data = trainer.vae, trainer.data
+    vae, data = load_or_train(args)
 
     path = figures.interpolation(vae, data.test_images, data.test_labels,
                                  args.out / "interpolation.png",

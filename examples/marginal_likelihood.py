@@ -25,7 +25,7 @@ import pyrovae
 from pyrovae import plots
 from pyrovae.marginal import mean_and_se
 
-from _common import example_parser
+from _common import example_parser, load_or_train
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,20 +40,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if args.run:
-        vae, config, _ = pyrovae.load_run(args.run, device=args.device)
-        config["data"]["test_limit"] = args.test_limit
-        data = pyrovae.load_data(config["data"], device=next(vae.parameters()).device)
-    else:
-        config = {
-            "data": {"train_limit": args.train_limit, "test_limit": args.test_limit},
-            "model": {"latent_dim": args.latent_dim},
-            "train": {"epochs": args.epochs, "seed": args.seed, "device": args.device},
-        }
-        trainer = pyrovae.train(config, progress=not args.quiet)
-        vae, data = trainer.vae, trainer.data
+    vae, data = load_or_train(args)
     x = data.test_images
-    y = data.test_labels if vae.prior.uses_labels else None
+    y = vae.model_labels(data.test_labels)
 
     elbo = pyrovae.elbo_per_example(vae, x, y, seed=args.seed)
     elbo_mean, elbo_se = mean_and_se(elbo)
