@@ -11,7 +11,9 @@ same dynamically binarized MNIST batches of 128, with the same torch Adam (fused
     with Pyro's default validation and with validation off;
 (c) ``pyrovae``: :meth:`pyrovae.Trainer.train_step` with each registered objective
     (``trace_elbo``, ``analytic_kl``, ``iwae`` with K=5; objectives this checkout does not
-    register are skipped, with a message).
+    register are skipped, with a message), as it trains by default (replaying the recorded
+    loss-and-gradient graph, :mod:`pyrovae.replay`) and with ``train.replay_steps = false``
+    (running the Pyro programs at every step; rows marked "replay off").
 
 Step time: after warm-up, each contender runs ``--steps`` steps on a fixed pool of device
 batches per repeat; contenders alternate within each repeat (in rotating order) so that load
@@ -227,8 +229,9 @@ def svi_contender(vae: pyrovae.VAE, config: dict[str, Any], validate: bool) -> C
 
 def pyrovae_contender(objective: str, params: dict[str, Any], estimator: str,
                       vae: pyrovae.VAE, data: pyrovae.ImageData, config: dict[str, Any],
-                      device: torch.device) -> Contender:
-    config = pyrovae.resolve_config({**config, "objective": {"type": objective, **params}})
+                      device: torch.device, replay: bool = True) -> Contender:
+    config = pyrovae.resolve_config({**config, "objective": {"type": objective, **params},
+                                     "train": {**config["train"], "replay_steps": replay}})
     trainer = pyrovae.Trainer(vae, data, config, device, progress=False)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -236,6 +239,9 @@ def pyrovae_contender(objective: str, params: dict[str, Any], estimator: str,
             return trainer.train_step(x, y)
 
     label = objective + (f" K={params['num_particles']}" if "num_particles" in params else "")
+    if not replay:  # step times only: the end-to-end epochs are timed as the Trainer trains
+        return Contender(f"pyrovae {label}, replay off", "(c) pyrovae Trainer",
+                         f"hand {estimator}", step)
     return Contender(f"pyrovae {label}", "(c) pyrovae Trainer", f"hand {estimator}", step,
                      trainer.train_epoch, trainer.test_elbo)
 
@@ -453,8 +459,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             continue
         kwargs = {"num_particles": params["num_particles"]} if estimator == "iwae" else {}
         contenders.append(hand_contender(estimator, fresh_vae(), data, config, device, **kwargs))
-        contenders.append(pyrovae_contender(objective, params, estimator, fresh_vae(), data,
-                                            config, device))
+        for replay in (True, False):
+            contenders.append(pyrovae_contender(objective, params, estimator, fresh_vae(),
+                                                data, config, device, replay))
     if not args.no_svi:
         contenders.insert(1, svi_contender(fresh_vae(), config, validate=True))
         contenders.insert(2, svi_contender(fresh_vae(), config, validate=False))

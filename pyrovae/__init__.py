@@ -13,6 +13,7 @@ from .marginal import Evaluation, ImportanceDiagnostics, evaluate, log_likelihoo
 from .networks import DECODERS, ENCODERS
 from .objectives import OBJECTIVES, Objective
 from .priors import PRIORS, Prior
+from .replay import ELBOGradient
 from .trace_elbo import SyncFreeTrace_ELBO
 from .training import Trainer, load_run, resume, train
 from .vae import VAE
@@ -51,6 +52,7 @@ __all__ = [
     "GuideFamily",
     "Objective",
     "SyncFreeTrace_ELBO",
+    "ELBOGradient",
     "PyrovaeError",
     "ConfigError",
     "DataError",

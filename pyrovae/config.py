@@ -6,7 +6,7 @@ Sections and their keys (defaults in :data:`DEFAULTS`)::
     [model]      latent_dim, and the components prior, likelihood, encoder, decoder, guide,
                  each a table ``{ type = "<registered name>", <its parameters>... }``
     [objective]  type, and the objective's parameters (e.g. num_particles)
-    [train]      epochs, batch_size, lr, seed, device, eval_batch_size
+    [train]      epochs, batch_size, lr, seed, device, eval_batch_size, replay_steps
     [eval]       num_samples (K of the importance-sampled test log-likelihood reported after
                  training; 0 skips it)
 
@@ -45,6 +45,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "seed": (int, 0),
         "device": (Device, "auto"),
         "eval_batch_size": (int, 1000),
+        "replay_steps": (bool, True),
     },
     "eval": {"num_samples": (int, 100)},
 }

@@ -63,6 +63,8 @@ def describe_distribution(fn: Any) -> str:
         return f"Masked({describe_distribution(fn.base_dist)})"
     if isinstance(fn, torch.distributions.Independent):
         return f"Independent({describe_distribution(fn.base_dist)})"
+    if isinstance(fn, torch.distributions.Normal):  # pyrovae.distributions' Normals too
+        return "Normal"
     return type(fn).__name__
 
 
@@ -78,15 +80,16 @@ def check_reparameterized(guide_trace: Trace, estimator: str) -> None:
             )
 
 
-def _same_weights(a: Any, b: Any) -> bool:
-    """Whether two site scales (or masks) are equal: numbers, tensors or ``None``."""
+def _known_equal_weights(a: Any, b: Any) -> bool:
+    """Whether two site scales (or masks) are equal, decided without reading tensor values:
+    the same object, or equal numbers / ``None``. Two distinct tensors count as possibly
+    different (comparing their values would wait for the device, and could not be recorded
+    by :mod:`pyrovae.replay`); the correction term added for different weights is then
+    exactly zero, in value and gradient, when they happen to be equal."""
     if a is b:
         return True
     if torch.is_tensor(a) or torch.is_tensor(b):
-        return (
-            torch.is_tensor(a) and torch.is_tensor(b) and a.shape == b.shape
-            and bool((a == b).all())
-        )
+        return False
     return a == b
 
 
@@ -182,7 +185,8 @@ class AnalyticKL_ELBO(ReparameterizedELBO):
         kl = kl.expand(batch_shape)
         scale, mask = model_site["scale"], model_site["mask"]
         term = -scale_and_mask(kl, scale, mask).sum()
-        same = _same_weights(scale, guide_site["scale"]) and _same_weights(mask, guide_site["mask"])
+        same = (_known_equal_weights(scale, guide_site["scale"])
+                and _known_equal_weights(mask, guide_site["mask"]))
         if not same:
             # E_q[w_p log p - w_q log q] = -w_p KL + E_q[(w_p - w_q) log q]
             log_q = guide_site["unscaled_log_prob"]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .distributions import ReparameterizedNormal
 from .errors import ConfigError
 from .networks import check_autoregressive_flow
 from .registry import Registry
@@ -49,7 +50,10 @@ GUIDES: Registry[GuideFamily] = Registry("guide", context=("latent_dim",))
 
 @GUIDES.register("diag_normal")
 class DiagNormalGuide(GuideFamily):
-    """q(z|x) = N(mu(x), diag(sigma(x)^2)), sigma = softplus(raw) + min_scale."""
+    """q(z|x) = N(mu(x), diag(sigma(x)^2)), sigma = softplus(raw) + min_scale.
+
+    A :class:`~pyrovae.distributions.ReparameterizedNormal`: its own samples are scored from
+    the standard draws behind them, as a hand-written VAE scores them."""
 
     def __init__(self, *, latent_dim: int, min_scale: float = 1e-4) -> None:
         super().__init__(latent_dim)
@@ -66,7 +70,7 @@ class DiagNormalGuide(GuideFamily):
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
         loc, scale = self.loc_scale(params)
-        return dist.Normal(loc, scale).to_event(1)
+        return ReparameterizedNormal(loc, scale).to_event(1)
 
     def describe(self) -> str:
         return "N(z | mu(x), diag sigma(x)^2), (mu, sigma) from the encoder"

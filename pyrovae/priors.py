@@ -16,6 +16,7 @@ import pyro.distributions.transforms as T
 import torch
 from torch import nn
 
+from .distributions import StandardNormal
 from .errors import ConfigError
 from .networks import check_autoregressive_flow
 from .registry import Registry
@@ -89,7 +90,7 @@ class StandardNormalPrior(Prior):
         self.register_buffer("scale", torch.ones(latent_dim))
 
     def distribution(self, y: torch.Tensor | None = None) -> dist.TorchDistribution:
-        return dist.Normal(self.loc, self.scale).to_event(1)
+        return StandardNormal(self.loc, self.scale).to_event(1)
 
     def describe(self) -> str:
         return "N(z | 0, I)"

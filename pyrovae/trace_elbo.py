@@ -91,10 +91,12 @@ def _same_view(a: Any, b: Any) -> bool:
     strides (so the same values: e.g. one log-density expanded twice by a particle plate)."""
     if a is b:
         return True
+    # aliasing is compared through storages, not data_ptr(): the fake tensors that
+    # pyrovae.replay records with have no data pointers
     return (
         isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
-        and a.data_ptr() == b.data_ptr() and a.dtype == b.dtype
-        and a.shape == b.shape and a.stride() == b.stride()
+        and torch._C._is_alias_of(a, b) and a.storage_offset() == b.storage_offset()
+        and a.dtype == b.dtype and a.shape == b.shape and a.stride() == b.stride()
     )
 
 

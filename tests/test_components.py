@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import warnings
 from typing import Any
 
 import pyro.poutine as poutine
@@ -124,10 +125,18 @@ def test_builds_traces_trains_and_scores(prior, likelihood, guide, objective, gr
     model_trace.compute_log_prob()
     assert torch.isfinite(model_trace.nodes["x"]["log_prob"]).all()
 
-    # a few training steps (validation on for the first) change the parameters
+    # a few training steps (validation on for the first, then recorded and replayed) change
+    # the parameters; every program can be recorded but a VampPrior over an IAF guide, whose
+    # flow inversion indexes by data (tests/test_replay.py)
     before = [p.detach().clone() for p in vae.parameters()]
     trainer = Trainer(vae, data, vae.config, torch.device("cpu"), progress=False)
-    train_elbo = trainer.train_epoch()
+    if (prior, guide) == ("vamp", "iaf"):
+        with pytest.warns(RuntimeWarning, match="recording the programs as a graph failed"):
+            train_elbo = trainer.train_epoch()
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            train_elbo = trainer.train_epoch()
     assert torch.isfinite(torch.tensor(train_elbo))
     changed = sum(not torch.equal(b, p) for b, p in zip(before, vae.parameters()))
     assert changed >= len(before) - 1  # a fixed-scale likelihood or such may have none

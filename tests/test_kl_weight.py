@@ -61,7 +61,9 @@ def test_scaled_elbo_weights_the_kl_term():
 def test_trainer_sets_the_warmup_weight_every_step():
     config = tiny_config(data={"train_limit": 128, "test_limit": 64},
                          objective={"beta": 0.5, "kl_warmup_epochs": 4},
-                         train={"batch_size": 32, "epochs": 2})
+                         # the programs run at every step, so that the model sees each weight
+                         # (replayed steps use it too: tests/test_replay.py)
+                         train={"batch_size": 32, "epochs": 2, "replay_steps": False})
     vae = VAE.from_config(config)
     data = load_data(vae.config["data"], root=DATA_ROOT)
     trainer = Trainer(vae, data, vae.config, torch.device("cpu"), progress=False)
