@@ -75,6 +75,13 @@ class Likelihood(nn.Module):
         """The distribution of ``x`` given decoder output ``params`` of shape ``(*batch, k, D)``."""
         raise NotImplementedError
 
+    @staticmethod
+    def one_param(params: torch.Tensor) -> torch.Tensor:
+        """``(*batch, D)``: the decoder output of a likelihood with one number per element
+        (``k = 1``), squeezed; a view whose gradient is a view too (``params[..., 0, :]``
+        would copy the gradient into a fresh ``(*batch, 1, D)`` tensor)."""
+        return params.squeeze(-2)
+
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         """The mean of ``x`` given ``params``, shape ``(*batch, D)``; used for pictures."""
         return self.distribution(params).mean
@@ -149,13 +156,13 @@ class BernoulliLikelihood(Likelihood):
         self.allow_grey_levels = allow_grey_levels
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
-        base = dist.Bernoulli(logits=params[..., 0, :], validate_args=False if
+        base = dist.Bernoulli(logits=self.one_param(params), validate_args=False if
                               self.allow_grey_levels else None)
         # Bernoulli's support check would refuse grey levels when they are allowed
         return IndependentBernoulli(base, 1, validate_args=False if self.allow_grey_levels else None)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(params[..., 0, :])
+        return torch.sigmoid(self.one_param(params))
 
     def check_data_config(self, binarize: str) -> None:
         if not self.allow_grey_levels:
@@ -185,7 +192,7 @@ class ContinuousBernoulliLikelihood(Likelihood):
         super().__init__()
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
-        return dist.ContinuousBernoulli(logits=params[..., 0, :]).to_event(1)
+        return dist.ContinuousBernoulli(logits=self.one_param(params)).to_event(1)
 
     def describe(self) -> str:
         return (
@@ -229,11 +236,11 @@ class LocationScaleLikelihood(Likelihood):
         self.scale_mode = scale
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
-        loc = params[..., 0, :]
+        loc = self.one_param(params)
         return self.family(loc, self.log_scale.exp().expand_as(loc)).to_event(1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
-        return params[..., 0, :]
+        return self.one_param(params)
 
     def describe(self) -> str:
         s = self.scale_symbol
