@@ -110,7 +110,7 @@ class ELBOGradient:
             loss, grads = self._eager(x, y, kl_scale)
         else:
             inputs = [*self.params.values(), *self.state.values(), x, y, kl_scale]
-            signature = (self.loss.training, *map(_describe, inputs))
+            signature = (self.loss.vae.training, *map(_describe, inputs))
             if signature not in self._records:
                 self._records[signature] = self._record(x, y, kl_scale)
             record = self._records[signature]
