@@ -198,8 +198,9 @@ def _replay(record: _Record, inputs: list[Any]
 
 
 def _describe(t: torch.Tensor | None) -> Any:
-    """What a record is specialised to, per input: shape, dtype, device, requires_grad."""
-    return None if t is None else (t.shape, t.dtype, t.device, t.requires_grad)
+    """What a record is specialised to, per input: shape, strides (a recorded ``view`` of a
+    contiguous batch would fail on a strided one), dtype, device, requires_grad."""
+    return None if t is None else (t.shape, t.stride(), t.dtype, t.device, t.requires_grad)
 
 
 def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:

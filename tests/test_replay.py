@@ -143,6 +143,24 @@ def test_each_input_signature_is_recorded_once():
     assert all(record.checked for record in replayed._records.values())
 
 
+def test_strided_batches_get_their_own_record():
+    """A batch that is a strided view (every other column of a wider tensor) is recorded
+    apart from contiguous batches of the same shape, and replays correctly."""
+    config = config_for("default", "trace_elbo")
+    vae = VAE.from_config(config)
+    objective = OBJECTIVES.build(config["objective"], "objective")
+    eager = ELBOGradient(objective.elbo(), vae, replay=False)
+    replayed = ELBOGradient(objective.elbo(), vae)
+    x, _ = batch(config)
+    strided = torch.stack([x, x], dim=-1).flatten(-2)[:, ::2]
+    assert torch.equal(strided, x) and not strided.is_contiguous()
+    with pyro.validation_enabled(False):
+        for seed, batch_x in enumerate([x, x, strided, strided, x]):
+            assert_same(run(eager, vae, seed, batch_x, None, None),
+                        run(replayed, vae, seed, batch_x, None, None))
+    assert len(replayed._records) == 2
+
+
 def test_validation_runs_the_programs():
     config = config_for("default", "trace_elbo")
     vae = VAE.from_config(config)
