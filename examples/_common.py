@@ -42,15 +42,21 @@ def example_parser(
     return p
 
 
-def run_config(args: argparse.Namespace, **model: Any) -> dict[str, Any]:
+def run_config(args: argparse.Namespace, *, data: dict[str, Any] | None = None,
+               objective: dict[str, Any] | None = None, **model: Any) -> dict[str, Any]:
     """The config of an example's training run from the shared flags, with ``model`` keys
-    (``latent_dim`` from ``--latent-dim`` unless given)."""
-    model.setdefault("latent_dim", args.latent_dim)
-    return {
-        "data": {"train_limit": args.train_limit, "test_limit": args.test_limit},
+    (``latent_dim`` from ``--latent-dim`` unless given), extra ``data`` keys and an
+    ``objective`` section when given."""
+    if "latent_dim" not in model:  # examples with a fixed latent size have no --latent-dim
+        model["latent_dim"] = args.latent_dim
+    config = {
+        "data": {"train_limit": args.train_limit, "test_limit": args.test_limit, **(data or {})},
         "model": model,
         "train": {"epochs": args.epochs, "seed": args.seed, "device": args.device},
     }
+    if objective is not None:
+        config["objective"] = objective
+    return config
 
 
 def load_or_train(args: argparse.Namespace) -> tuple[pyrovae.VAE, pyrovae.ImageData]:

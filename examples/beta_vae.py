@@ -24,7 +24,7 @@ import pyrovae
 from pyrovae import plots
 from pyrovae.marginal import mean_and_se
 
-from _common import example_parser
+from _common import example_parser, run_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -44,12 +44,7 @@ def main() -> None:
     print(f"{'beta':>6} {'rate: KL':>15} {'distortion':>16} {'ELBO':>17}  active units"
           "   (nats per example, test set)")
     for beta in args.betas:
-        config = {
-            "data": {"train_limit": args.train_limit, "test_limit": args.test_limit},
-            "model": {"latent_dim": args.latent_dim},
-            "objective": {"beta": beta},
-            "train": {"epochs": args.epochs, "seed": args.seed, "device": args.device},
-        }
+        config = run_config(args, objective={"beta": beta})
         trainer = pyrovae.train(config, progress=not args.quiet)
         vae, x = trainer.vae, trainer.data.test_images
         name = f"beta = {beta:g}"

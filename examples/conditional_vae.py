@@ -20,7 +20,7 @@ import argparse
 import pyrovae
 from pyrovae import figures
 
-from _common import example_parser
+from _common import example_parser, run_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,11 +32,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    config = {
-        "data": {"train_limit": args.train_limit, "test_limit": args.test_limit},
-        "model": {"latent_dim": args.latent_dim, "prior": {"type": "conditional"}},
-        "train": {"epochs": args.epochs, "seed": args.seed, "device": args.device},
-    }
+    config = run_config(args, prior={"type": "conditional"})
     trainer = pyrovae.train(config, progress=not args.quiet)
     vae, data = trainer.vae, trainer.data
 

@@ -18,7 +18,7 @@ import argparse
 import pyrovae
 from pyrovae import figures
 
-from _common import example_parser
+from _common import example_parser, run_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,11 +30,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    config = {
-        "data": {"train_limit": args.train_limit, "test_limit": args.test_limit},
-        "model": {"latent_dim": 2},  # two numbers per digit: a plane we can draw
-        "train": {"epochs": args.epochs, "seed": args.seed, "device": args.device},
-    }
+    config = run_config(args, latent_dim=2)  # two numbers per digit: a plane we can draw
     trainer = pyrovae.train(config, progress=not args.quiet)
     vae, data = trainer.vae, trainer.data
     print(f"test ELBO: {trainer.metrics[-1]['test_elbo']:.2f} nats per example")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyrovae
 from pyrovae import figures
 
-from _common import example_parser
+from _common import example_parser, run_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,11 +35,7 @@ def main() -> None:
     args = parse_args()
     # Everything not named here takes the library's defaults: binarized MNIST, a 784-400-z
     # MLP encoder and decoder, a diagonal Normal guide, a N(0, I) prior, a Bernoulli likelihood.
-    config = {
-        "data": {"train_limit": args.train_limit, "test_limit": args.test_limit},
-        "model": {"latent_dim": args.latent_dim},
-        "train": {"epochs": args.epochs, "seed": args.seed, "device": args.device},
-    }
+    config = run_config(args)
     trainer = pyrovae.train(config, out=args.run_dir, progress=not args.quiet)
     vae, data = trainer.vae, trainer.data
 

@@ -22,7 +22,7 @@ import torch
 import pyrovae
 from pyrovae import plots
 
-from _common import example_parser
+from _common import example_parser, run_config
 
 #: likelihood name -> (its config, the data it models)
 LIKELIHOODS = {
@@ -62,12 +62,7 @@ def main() -> None:
     samples, inputs, reconstructions, rows = {}, {}, {}, []
     for name in args.likelihoods:
         likelihood, binarize = LIKELIHOODS[name]
-        config = {
-            "data": {"binarize": binarize, "train_limit": args.train_limit,
-                     "test_limit": args.test_limit},
-            "model": {"latent_dim": args.latent_dim, "likelihood": likelihood},
-            "train": {"epochs": args.epochs, "seed": args.seed, "device": args.device},
-        }
+        config = run_config(args, data={"binarize": binarize}, likelihood=likelihood)
         print(f"training with model.likelihood = {name!r} on data.binarize = {binarize!r}")
         trainer = pyrovae.train(config, progress=not args.quiet)
         vae, data = trainer.vae, trainer.data

@@ -24,7 +24,7 @@ import pyrovae
 from pyrovae import plots
 from pyrovae.marginal import mean_and_se
 
-from _common import example_parser
+from _common import example_parser, run_config
 
 #: prior name -> its config (everything else is the same for every model)
 PRIORS = {
@@ -49,11 +49,7 @@ def main() -> None:
     args = parse_args()
     elbos, log_pxs, ess, samples = {}, {}, {}, {}
     for name in args.priors:
-        config = {
-            "data": {"train_limit": args.train_limit, "test_limit": args.test_limit},
-            "model": {"latent_dim": args.latent_dim, "prior": PRIORS[name]},
-            "train": {"epochs": args.epochs, "seed": args.seed, "device": args.device},
-        }
+        config = run_config(args, prior=PRIORS[name])
         print(f"training with model.prior = {name!r}")
         trainer = pyrovae.train(config, progress=not args.quiet)
         vae, x = trainer.vae, trainer.data.test_images
