@@ -112,7 +112,7 @@ class ELBOGradient:
             inputs = [*self.params.values(), *self.state.values(), x, y, kl_scale]
             signature = (self.loss.vae.training, *map(_describe, inputs))
             if signature not in self._records:
-                self._records[signature] = self._record(x, y, kl_scale)
+                self._records[signature] = self._record(inputs)
             record = self._records[signature]
             if record is None:
                 loss, grads = self._eager(x, y, kl_scale)
@@ -133,10 +133,10 @@ class ELBOGradient:
         return loss.detach(), list(grads)
 
     # ------------------------------------------------------------------ record and replay
-    def _record(self, x: torch.Tensor, y: torch.Tensor | None,
-                kl_scale: torch.Tensor | None) -> _Record | None:
-        """Record the loss-and-gradient graph for these inputs' signature, or ``None`` (with a
-        warning) when the programs cannot be recorded."""
+    def _record(self, inputs: list[Any]) -> _Record | None:
+        """Record the loss-and-gradient graph for the signature of ``inputs`` (``[*params,
+        *state, x, y, kl_scale]``), or ``None`` (with a warning) when the programs cannot be
+        recorded."""
         names = [*self.params, *self.state]
         num_params = len(self.params)
         has_grad: list[bool] = []
@@ -149,13 +149,12 @@ class ELBOGradient:
             has_grad[:] = [g is not None for g in grads]
             return [loss.detach(), *(g for g in grads if g is not None)]
 
-        inputs = [*self.params.values(), *self.state.values(), x, y, kl_scale]
         try:
             with pyro.validation_enabled(False), torch.enable_grad():
                 graph = make_fx(loss_and_grads, tracing_mode="fake")(*inputs)
         except Exception as exc:  # any failure to record means: run eagerly
             message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            _warn_eager(x, f"recording the programs as a graph failed "
+            _warn_eager(inputs[-3], f"recording the programs as a graph failed "
                            f"({type(exc).__name__}: {message})")
             return None
         graph.graph.eliminate_dead_code()
