@@ -39,8 +39,8 @@ from torch.nn import functional as F
 import pyrovae
 from pyrovae.config import load_config
 from pyrovae.data import load_data
-from pyrovae.evaluation import fixed_rng
-from pyrovae.marginal import DEFAULT_MAX_BATCH_ELEMENTS
+from pyrovae.evaluation.log_likelihood import DEFAULT_MAX_BATCH_ELEMENTS
+from pyrovae.rng import fixed_rng
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ same dynamically binarized MNIST batches of 128, with the same torch Adam (fused
 (c) ``pyrovae``: :meth:`pyrovae.Trainer.train_step` with each registered objective
     (``trace_elbo``, ``analytic_kl``, ``iwae`` with K=5; objectives this checkout does not
     register are skipped, with a message), as it trains by default (replaying the recorded
-    loss-and-gradient graph, :mod:`pyrovae.replay`) and with ``train.replay_steps = false``
+    loss-and-gradient graph, :mod:`pyrovae.infer.replay`) and with ``train.replay_steps = false``
     (running the Pyro programs at every step; rows marked "replay off").
 
 Step time: after warm-up, each contender runs ``--steps`` steps on a fixed pool of device

@@ -10,8 +10,8 @@ to the prior (inactive: KL below --threshold nats). Writes into --out:
   kl_per_dimension.png  KL(q(z_d|x) || p(z_d)) of each latent dimension d, per beta
 and prints rate, distortion, ELBO (all nats per example, on the test set) and active units.
 
-The defaults (4 values of beta, 10,000 training images, 10 epochs each) run in a few minutes
-on 2 CPU cores. The full-size run: --train-limit 0 --test-limit 0 --epochs 50.
+The defaults (4 values of beta, 10,000 training images, 10 epochs each) are a small run for a
+CPU. The full-size run: --train-limit 0 --test-limit 0 --epochs 50.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import argparse
 import torch
 
 import pyrovae
-from pyrovae import plots
-from pyrovae.marginal import mean_and_se
+from pyrovae.evaluation import mean_and_se
+from pyrovae.viz import plots, save_figure
 
 from _common import example_parser, run_config
 
@@ -64,20 +64,18 @@ def main() -> None:
         samples[name] = vae.sample(64)
 
     shape = vae.image_shape
-    written = [
-        plots.plot_grids({"test inputs": x[:show], **reconstructions}, shape,
-                         args.out / "reconstructions.png", ncols=4,
-                         title="test digits and their reconstructions E[x|z], z ~ q(z|x)"),
-        plots.plot_grids(samples, shape, args.out / "samples.png",
-                         title="samples E[x|z], z ~ p(z)"),
-        plots.plot_rate_distortion(rates, distortions, args.out / "rate_distortion.png",
-                                   labels=list(kl_per_dim),
-                                   title="rate and distortion on the test set, per beta"),
-        plots.plot_kl_per_dimension(kl_per_dim, args.out / "kl_per_dimension.png",
-                                    threshold=args.threshold),
-    ]
-    for path in written:
-        print(f"wrote {path}")
+    figures = {
+        "reconstructions.png": plots.plot_grids(
+            {"test inputs": x[:show], **reconstructions}, shape, ncols=4,
+            title="test digits and their reconstructions E[x|z], z ~ q(z|x)"),
+        "samples.png": plots.plot_grids(samples, shape, title="samples E[x|z], z ~ p(z)"),
+        "rate_distortion.png": plots.plot_rate_distortion(
+            rates, distortions, labels=list(kl_per_dim),
+            title="rate and distortion on the test set, per beta"),
+        "kl_per_dimension.png": plots.plot_kl_per_dimension(kl_per_dim, threshold=args.threshold),
+    }
+    for name, figure in figures.items():
+        print(f"wrote {save_figure(figure, args.out / name)}")
 
 
 if __name__ == "__main__":

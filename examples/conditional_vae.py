@@ -9,7 +9,7 @@ Writes into --out:
   classes.png  one row of samples E[x|z], z ~ p(z|y), for each class y = 0..9
 and prints the test ELBO (nats per example, with the labels).
 
-The defaults (10,000 training images, 10 epochs) run in a few minutes on 2 CPU cores. The
+The defaults (10,000 training images, 10 epochs) are a small run for a CPU. The
 full-size run: --train-limit 0 --test-limit 0 --epochs 50.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 import pyrovae
-from pyrovae import figures
+from pyrovae.viz import figures, save_figure
 
 from _common import example_parser, run_config
 
@@ -40,9 +40,8 @@ def main() -> None:
     print(f"test ELBO: {elbo.mean():.2f} \u00b1 {elbo.std() / len(elbo) ** 0.5:.2f} "
           f"nats per example, log p(x|y) bound ({len(elbo)} labelled test images)")
 
-    path = figures.class_rows(vae, args.out / "classes.png", per_class=args.per_class,
-                              seed=args.seed)
-    print(f"wrote {path}")
+    figure = figures.classes_figure(vae, per_class=args.per_class, seed=args.seed)
+    print(f"wrote {save_figure(figure, args.out / 'classes.png')}")
 
 
 if __name__ == "__main__":

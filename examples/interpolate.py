@@ -6,7 +6,7 @@ spaced points on the line. A smooth, digit-like path means the latent space is f
 without holes.
 
 Writes interpolation.png into --out. Trains a VAE first (the defaults, 10,000 training
-images for 10 epochs, run in a few minutes on 2 CPU cores), or uses a trained run with
+images for 10 epochs, a small run for a CPU), or uses a trained run with
 --run RUN_DIR (e.g. one made by `pyrovae train` or `mnist_vae.py --run-dir`).
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pyrovae import figures
+from pyrovae.viz import figures, save_figure
 
 from _common import example_parser, load_or_train
 
@@ -35,10 +35,9 @@ def main() -> None:
     args = parse_args()
     vae, data = load_or_train(args)
 
-    path = figures.interpolation(vae, data.test_images, data.test_labels,
-                                 args.out / "interpolation.png",
-                                 pairs=args.pairs, steps=args.steps, seed=args.seed)
-    print(f"wrote {path}")
+    figure = figures.interpolation_figure(vae, data.test_images, data.test_labels,
+                                          pairs=args.pairs, steps=args.steps, seed=args.seed)
+    print(f"wrote {save_figure(figure, args.out / 'interpolation.png')}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Writes into --out:
                 cell covers equal prior mass
 and prints the test ELBO (nats per example).
 
-The defaults (20,000 training images, 10 epochs) run in a few minutes on 2 CPU cores. The
+The defaults (20,000 training images, 10 epochs) are a small run for a CPU. The
 full-size run: --train-limit 0 --test-limit 0 --epochs 50.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 import pyrovae
-from pyrovae import figures
+from pyrovae.viz import figures, save_figure
 
 from _common import example_parser, run_config
 
@@ -35,12 +35,12 @@ def main() -> None:
     vae, data = trainer.vae, trainer.data
     print(f"test ELBO: {trainer.metrics[-1]['test_elbo']:.2f} nats per example")
 
-    written = [
-        figures.latent(vae, data.test_images, data.test_labels, args.out / "latent.png"),
-        figures.manifold(vae, args.out / "manifold.png", n=args.grid),
-    ]
-    for path in written:
-        print(f"wrote {path}")
+    written = {
+        "latent.png": figures.latent_figure(vae, data.test_images, data.test_labels),
+        "manifold.png": figures.manifold_figure(vae, n=args.grid),
+    }
+    for name, figure in written.items():
+        print(f"wrote {save_figure(figure, args.out / name)}")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ Writes into --out:
 and prints the numbers (nats per example).
 
 Trains a VAE first (10,000 training images for 10 epochs) or uses a trained run with
---run RUN_DIR; the defaults (200 test images, K up to 5,000) run in a few minutes on
-2 CPU cores. The full-size run: --train-limit 0 --epochs 50 --test-limit 0 (use a GPU).
+--run RUN_DIR; the defaults (200 test images, K up to 5,000) are a small run for a
+CPU. The full-size run: --train-limit 0 --epochs 50 --test-limit 0 (use a GPU).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import argparse
 from pathlib import Path
 
 import pyrovae
-from pyrovae import plots
-from pyrovae.marginal import mean_and_se
+from pyrovae.evaluation import mean_and_se
+from pyrovae.viz import plots, save_figure
 
 from _common import example_parser, load_or_train
 
@@ -66,14 +66,13 @@ def main() -> None:
           "the gain over the ELBO\n is measured image by image; with the same seed, K = 1 makes "
           "the ELBO's own draws.)")
 
-    written = [
-        plots.plot_log_likelihood_vs_k(args.ks, estimates, errors,
-                                       args.out / "log_likelihood_vs_k.png",
-                                       elbo=elbo_mean, elbo_se=elbo_se),
-        plots.plot_ess_vs_k(args.ks, ess, args.out / "ess_vs_k.png", standard_errors=ess_errors),
-    ]
-    for path in written:
-        print(f"wrote {path}")
+    figures = {
+        "log_likelihood_vs_k.png": plots.plot_log_likelihood_vs_k(
+            args.ks, estimates, errors, elbo=elbo_mean, elbo_se=elbo_se),
+        "ess_vs_k.png": plots.plot_ess_vs_k(args.ks, ess, standard_errors=ess_errors),
+    }
+    for name, figure in figures.items():
+        print(f"wrote {save_figure(figure, args.out / name)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Writes into --out:
 and prints the test ELBO and the importance-sampled log-likelihood log p(x), each with its
 standard error over test images (nats per example).
 
-The defaults (10,000 training images, 10 epochs) run in a few minutes on 2 CPU cores. The
+The defaults (10,000 training images, 10 epochs) are a small run for a CPU. The
 full-size run: --train-limit 0 --test-limit 0 --epochs 50 --num-samples 5000 (use a GPU).
 """
 
@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 import pyrovae
-from pyrovae import figures
+from pyrovae.viz import figures, save_figure
 
 from _common import example_parser, run_config
 
@@ -48,13 +48,13 @@ def main() -> None:
           f"{result.log_likelihood_se:.2f} nats per example (mean effective sample size "
           f"{result.ess_mean:.1f} of {args.num_samples})")
 
-    written = [
-        figures.samples(vae, args.out / "samples.png", seed=args.seed),
-        figures.reconstructions(vae, data.test_images, args.out / "reconstructions.png"),
-        figures.curves(trainer.metrics, args.out / "curves.png"),
-    ]
-    for path in written:
-        print(f"wrote {path}")
+    written = {
+        "samples.png": figures.samples_figure(vae, seed=args.seed),
+        "reconstructions.png": figures.reconstructions_figure(vae, data.test_images),
+        "curves.png": figures.curves_figure(trainer.metrics),
+    }
+    for name, figure in written.items():
+        print(f"wrote {save_figure(figure, args.out / name)}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ the data preparation it needs, `data.binarize`) changes. Writes into --out:
 and prints each model's test ELBO with an explanation of why these numbers must not be
 compared across data types.
 
-The defaults (10,000 training images, 10 epochs, four models) run in a few minutes on
-2 CPU cores. The full-size run: --train-limit 0 --test-limit 0 --epochs 50.
+The defaults (10,000 training images, 10 epochs, four models) are a small run for a
+CPU. The full-size run: --train-limit 0 --test-limit 0 --epochs 50.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import argparse
 import torch
 
 import pyrovae
-from pyrovae import plots
+from pyrovae.viz import plots, save_figure
 
 from _common import example_parser, run_config
 
@@ -84,15 +84,16 @@ def main() -> None:
     print()
 
     shape = vae.image_shape
-    written = [
-        plots.plot_grids(samples, shape, args.out / "samples.png",
-                         title="samples E[x|z], z ~ p(z), per likelihood p(x|z)"),
-        plots.plot_grids({**dict(sorted(inputs.items(), reverse=True)), **reconstructions}, shape, args.out / "reconstructions.png",
-                         ncols=4, title="the same test digits, and each model's reconstructions "
-                         "E[x|z], z ~ q(z|x) (bernoulli: of the binarized digits)"),
-    ]
-    for path in written:
-        print(f"wrote {path}")
+    figures = {
+        "samples.png": plots.plot_grids(
+            samples, shape, title="samples E[x|z], z ~ p(z), per likelihood p(x|z)"),
+        "reconstructions.png": plots.plot_grids(
+            {**dict(sorted(inputs.items(), reverse=True)), **reconstructions}, shape, ncols=4,
+            title="the same test digits, and each model's reconstructions E[x|z], z ~ q(z|x) "
+            "(bernoulli: of the binarized digits)"),
+    }
+    for name, figure in figures.items():
+        print(f"wrote {save_figure(figure, args.out / name)}")
 
 
 if __name__ == "__main__":

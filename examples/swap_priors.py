@@ -10,7 +10,7 @@ bound, and samples come from where the data's codes are. Writes into --out:
 and prints the same table (nats per example).
 
 The defaults (10,000 training images, 10 epochs, four models, K = 100 samples on 1,000 test
-images) run in a few minutes on 2 CPU cores. The full-size run: --train-limit 0
+images) are a small run for a CPU. The full-size run: --train-limit 0
 --test-limit 0 --epochs 50 --num-samples 5000 (use a GPU).
 """
 
@@ -21,8 +21,8 @@ import argparse
 import torch
 
 import pyrovae
-from pyrovae import plots
-from pyrovae.marginal import mean_and_se
+from pyrovae.evaluation import mean_and_se
+from pyrovae.viz import plots, save_figure
 
 from _common import example_parser, run_config
 
@@ -78,17 +78,16 @@ def main() -> None:
 
     elbo, elbo_se = zip(*(mean_and_se(elbos[name]) for name in args.priors))
     log_px, log_px_se = zip(*(mean_and_se(log_pxs[name]) for name in args.priors))
-    written = [
-        plots.plot_model_comparison(
-            args.priors, elbo, elbo_se, args.out / "comparison.png",
-            log_likelihood=log_px, log_likelihood_se=log_px_se,
+    figures = {
+        "comparison.png": plots.plot_model_comparison(
+            args.priors, elbo, elbo_se, log_likelihood=log_px, log_likelihood_se=log_px_se,
             title=f"test-set bounds per prior ({len(x)} test images, K = {args.num_samples})",
         ),
-        plots.plot_grids(samples, vae.image_shape, args.out / "samples.png",
-                         title="samples E[x|z], z ~ p(z), per prior"),
-    ]
-    for path in written:
-        print(f"wrote {path}")
+        "samples.png": plots.plot_grids(samples, vae.image_shape,
+                                        title="samples E[x|z], z ~ p(z), per prior"),
+    }
+    for name, figure in figures.items():
+        print(f"wrote {save_figure(figure, args.out / name)}")
 
 
 if __name__ == "__main__":

@@ -1,62 +1,108 @@
-"""pyrovae: variational autoencoders whose model and guide are Pyro programs."""
+"""pyrovae: variational autoencoders whose model and guide are Pyro programs.
 
-from . import figures, plots
+The package, one idea per module:
+
+* :mod:`pyrovae.models`: the :class:`VAE` and its components (priors, likelihoods, guides,
+  networks), each registered by name;
+* :mod:`pyrovae.infer`: the ELBOs (one per file), the objectives registry, the latent-site
+  weighting, the shared importance log-weights and the replayed training step;
+* :mod:`pyrovae.evaluation`: log-likelihoods and per-example metrics on held-out data;
+* :mod:`pyrovae.training`: the trainer, runs and run directories;
+* :mod:`pyrovae.viz`: figures (matplotlib, imported on first use);
+* :mod:`pyrovae.config`, :mod:`pyrovae.registry`: declarative configs and their validation;
+  :mod:`pyrovae.data`: data sets; :mod:`pyrovae.cli`: the ``pyrovae`` command.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from .config import load_config, resolve_config
 from .data import DATASETS, ImageData, load_data
-from .elbo import AnalyticKL_ELBO, AnalyticKLFallbackWarning
+from .describe import describe
 from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
-from .evaluation import elbo_per_example, kl_per_dimension, rate_and_distortion
-from .guides import GUIDES, GuideFamily
-from .iwae import IWAE_ELBO
-from .likelihoods import LIKELIHOODS, Likelihood
-from .marginal import Evaluation, ImportanceDiagnostics, evaluate, log_likelihood
-from .networks import DECODERS, ENCODERS
-from .objectives import OBJECTIVES, Objective
-from .priors import PRIORS, Prior
-from .replay import ELBOGradient
-from .trace_elbo import SyncFreeTrace_ELBO
+from .evaluation import (
+    Evaluation,
+    ImportanceDiagnostics,
+    elbo_per_example,
+    evaluate,
+    kl_per_dimension,
+    log_likelihood,
+    rate_and_distortion,
+)
+from .infer import (
+    ELBO,
+    IWAE_ELBO,
+    OBJECTIVES,
+    AnalyticKL_ELBO,
+    AnalyticKLFallbackWarning,
+    ELBOGradient,
+    Objective,
+    Trace_ELBO,
+    scale_latents,
+)
+from .models import (
+    DECODERS,
+    ENCODERS,
+    GUIDES,
+    LIKELIHOODS,
+    PRIORS,
+    VAE,
+    GuideFamily,
+    Likelihood,
+    Prior,
+)
 from .training import Trainer, load_run, resume, train
-from .vae import VAE
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
-    "VAE",
-    "Trainer",
-    "train",
-    "resume",
-    "load_run",
-    "load_config",
-    "resolve_config",
-    "load_data",
-    "ImageData",
-    "elbo_per_example",
-    "rate_and_distortion",
-    "kl_per_dimension",
-    "log_likelihood",
-    "evaluate",
-    "Evaluation",
-    "ImportanceDiagnostics",
-    "AnalyticKL_ELBO",
-    "AnalyticKLFallbackWarning",
-    "IWAE_ELBO",
-    "PRIORS",
-    "LIKELIHOODS",
-    "ENCODERS",
-    "DECODERS",
-    "GUIDES",
-    "OBJECTIVES",
     "DATASETS",
-    "Prior",
-    "Likelihood",
-    "GuideFamily",
-    "Objective",
-    "SyncFreeTrace_ELBO",
-    "ELBOGradient",
-    "PyrovaeError",
+    "DECODERS",
+    "ELBO",
+    "ENCODERS",
+    "GUIDES",
+    "IWAE_ELBO",
+    "LIKELIHOODS",
+    "OBJECTIVES",
+    "PRIORS",
+    "VAE",
+    "AnalyticKLFallbackWarning",
+    "AnalyticKL_ELBO",
+    "CheckpointError",
     "ConfigError",
     "DataError",
-    "CheckpointError",
-    "plots",
-    "figures",
+    "ELBOGradient",
+    "Evaluation",
+    "GuideFamily",
+    "ImageData",
+    "ImportanceDiagnostics",
+    "Likelihood",
+    "Objective",
+    "Prior",
+    "PyrovaeError",
+    "Trace_ELBO",
+    "Trainer",
+    "describe",
+    "elbo_per_example",
+    "evaluate",
+    "kl_per_dimension",
+    "load_config",
+    "load_data",
+    "load_run",
+    "log_likelihood",
+    "rate_and_distortion",
+    "resolve_config",
+    "resume",
+    "scale_latents",
+    "train",
+    "viz",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # pyrovae.viz imports matplotlib: only when it is first used
+    if name == "viz":
+        return importlib.import_module(".viz", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,9 @@
-"""The ``pyrovae`` command line: train, describe, evaluate and sample from VAEs.
+"""The ``pyrovae`` command line: train, describe, evaluate, sample and plot VAEs.
 
-Errors in user input (a bad config, a missing data set, a damaged checkpoint) end the program
-with exit code 2 and a one-line reason on stderr, never a traceback.
+:func:`main` is the one error boundary: errors in user input (a bad config, a missing data
+set, a damaged checkpoint: every :class:`~pyrovae.errors.PyrovaeError`) end the program with
+exit code 2 and a one-line reason on stderr, never a traceback. The commands import the
+library lazily, so ``pyrovae --help`` and ``describe`` start quickly.
 """
 
 from __future__ import annotations
@@ -11,27 +13,28 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .errors import PyrovaeError
-from .figures import KINDS as FIGURE_KINDS
-
-if TYPE_CHECKING:
-    from .data import ImageData
-    from .vae import VAE
+from .registry import PositiveInt, check_value
+from .viz import FIGURE_KINDS
 
 
 def _add_data_root(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--data-root", metavar="PATH",
+        "--data-root",
+        metavar="PATH",
         help="folder holding the data sets in torchvision's layout (default: $PYROVAE_DATA, "
         "else ~/.cache/pyrovae/data, downloading there when online)",
     )
 
 
 def _add_device(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=default,
-                   help="where to compute (auto: CUDA when available)")
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=default,
+        help="where to compute (auto: CUDA when available)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
-        "train", help="train a VAE from a config, or resume a run",
+        "train",
+        help="train a VAE from a config, or resume a run",
         description="Train a VAE as a config file says, writing a run directory with "
         "config.toml, checkpoint.pt (each epoch), metrics.jsonl and a picture of samples and "
         "reconstructions. Or continue a stopped run with --resume.",
@@ -53,61 +57,100 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="RUN_DIR", help="run directory to create (with --config)")
     p.add_argument("--epochs", type=int, help="total number of epochs (overrides the config)")
     p.add_argument("--seed", type=int, help="random seed (overrides train.seed)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.lr=3e-4 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.lr=3e-4 (repeatable)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_device(p, None)
     _add_data_root(p)
 
     p = sub.add_parser(
-        "describe", help="show the model a config (or run directory) defines, in words and math",
+        "describe",
+        help="show the model a config (or run directory) defines, in words and math",
         description="Validate a config and print the model it defines: p(x, z) = p(x|z) p(z) "
         "with each factor's family and parameters, the guide q(z|x) and the objective. "
         "Nothing is trained and no data is read.",
     )
-    p.add_argument("config", metavar="CONFIG",
-                   help="TOML config file, or a run directory (its config.toml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set model.prior.type=vamp (repeatable)")
-    p.add_argument("--toml", action="store_true",
-                   help="also print the complete config, every default filled in")
+    p.add_argument(
+        "config", metavar="CONFIG", help="TOML config file, or a run directory (its config.toml)"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set model.prior.type=vamp (repeatable)",
+    )
+    p.add_argument(
+        "--toml",
+        action="store_true",
+        help="also print the complete config, every default filled in",
+    )
 
     p = sub.add_parser(
-        "evaluate", help="evaluate a trained run on the test set",
+        "evaluate",
+        help="evaluate a trained run on the test set",
         description="Report a trained run's test-set ELBO and importance-sampled log-likelihood "
         "log p(x) (K samples per example), as means per example with standard errors across "
         "examples, in nats.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--num-samples", type=int, metavar="K",
-                   help="importance samples per example (default: the run's eval.num_samples, "
-                   "100 unless configured; papers use 5000)")
-    p.add_argument("--limit", type=int, metavar="N",
-                   help="evaluate only the first N test examples (default: all)")
-    p.add_argument("--seed", type=int, metavar="S",
-                   help="seed of the random draws (default: the one used during training)")
-    p.add_argument("--max-batch-elements", type=int, metavar="M",
-                   help="most (sample, example) pairs per vectorized pass; bounds memory "
-                   "(default 16384, about 160 MB for the default network)")
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        metavar="K",
+        help="importance samples per example (default: the run's eval.num_samples, "
+        "100 unless configured; papers use 5000)",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="evaluate only the first N test examples (default: all)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="seed of the random draws (default: the one used during training)",
+    )
+    p.add_argument(
+        "--max-batch-elements",
+        type=int,
+        metavar="M",
+        help="most (sample, example) pairs per vectorized pass; bounds memory (default 16384)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_device(p, "auto")
     _add_data_root(p)
 
     p = sub.add_parser(
-        "sample", help="draw samples from a trained run's model into a PNG",
+        "sample",
+        help="draw samples from a trained run's model into a PNG",
         description="Draw N samples E[x|z], z ~ p(z), from a trained run and save them as a grid.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--num", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the grid")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--label", type=int, metavar="CLASS",
-                   help="draw every sample of this class (needs model.prior.type = 'conditional')")
+    p.add_argument(
+        "--label",
+        type=int,
+        metavar="CLASS",
+        help="draw every sample of this class (needs model.prior.type = 'conditional')",
+    )
     _add_device(p, "auto")
 
     p = sub.add_parser(
-        "plot", help="draw a figure of a trained run into a PNG",
+        "plot",
+        help="draw a figure of a trained run into a PNG",
         description="Draw one figure of a trained run: samples (a grid of E[x|z], z ~ p(z)), "
         "reconstructions (test inputs above their reconstructions), curves (train/test ELBO "
         "per epoch), latent (test-set posterior means coloured by class; 2-D latents only), "
@@ -118,8 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--kind", required=True, choices=FIGURE_KINDS, help="which figure to draw")
-    p.add_argument("--out", metavar="FILE.png",
-                   help="where to write the figure (default: RUN_DIR/KIND.png)")
+    p.add_argument(
+        "--out", metavar="FILE.png", help="where to write the figure (default: RUN_DIR/KIND.png)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed of the draws (default 0)")
     _add_device(p, "auto")
     _add_data_root(p)
@@ -128,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from .config import apply_overrides, load_config, resolve_config
-    from .training import resume, train
+    from .evaluation import evaluate_test_set
+    from .training import EVAL_SEED, resume, train
 
     progress = not args.quiet
     if args.resume:
@@ -137,8 +182,9 @@ def cmd_train(args: argparse.Namespace) -> None:
                 "--resume continues a run as it was configured; only --epochs and --data-root "
                 "may be given with it"
             )
-        trainer = resume(args.resume, epochs=args.epochs, data_root=args.data_root,
-                         progress=progress)
+        trainer = resume(
+            args.resume, epochs=args.epochs, data_root=args.data_root, progress=progress
+        )
         out = Path(args.resume)
     else:
         if not args.out:
@@ -157,73 +203,56 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"test ELBO after {last['epoch']} epochs: {last['test_elbo']:.2f} nats/example")
     num_samples = trainer.config["eval"]["num_samples"]
     if num_samples:
-        from .training import EVAL_SEED
-
-        result = evaluate_test_set(trainer.vae, trainer.data, trainer.config,
-                                   num_samples=num_samples, seed=EVAL_SEED, progress=progress)
-        print(f"test log-likelihood: {result['log_likelihood']:.2f}"
-              f"{_format_se(result['log_likelihood_se'])} nats/example (importance sampling, "
-              f"K={num_samples}; `pyrovae evaluate {out} --num-samples 5000` for K=5000)")
+        result = evaluate_test_set(
+            trainer.vae,
+            trainer.data,
+            trainer.config,
+            num_samples=num_samples,
+            seed=EVAL_SEED,
+            progress=progress,
+        )
+        print(
+            f"test log-likelihood: {result['log_likelihood']:.2f}"
+            f"{_format_se(result['log_likelihood_se'])} nats/example (importance sampling, "
+            f"K={num_samples}; `pyrovae evaluate {out} --num-samples 5000` for K=5000)"
+        )
     print(f"run directory: {out}")
 
 
 def cmd_describe(args: argparse.Namespace) -> None:
-    from .checkpoint import CONFIG_FILE
     from .config import apply_overrides, dumps_toml, load_config, resolve_config
-    from .vae import VAE
+    from .describe import describe
+    from .training.run_dir import CONFIG_FILE
 
     path = Path(args.config)
     if path.is_dir():
         path = path / CONFIG_FILE
     config = resolve_config(apply_overrides(load_config(path), args.overrides))
-    print(VAE.from_config(config).describe())
+    print(describe(config))
     if args.toml:
         print()
         print(dumps_toml(config), end="")
-
-
-def evaluate_test_set(
-    vae: VAE,
-    data: ImageData,
-    config: dict[str, Any],
-    *,
-    num_samples: int,
-    seed: int,
-    limit: int = 0,
-    max_batch_elements: int | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Test-set ELBO and importance-sampled log p(x) of a trained VAE, as the JSON-ready
-    mapping printed by ``pyrovae evaluate`` (nats per example; see :class:`pyrovae.Evaluation`),
-    plus the data set and the test set's binarization."""
-    from .marginal import DEFAULT_MAX_BATCH_ELEMENTS, evaluate
-    x, y = data.test_images, vae.model_labels(data.test_labels)
-    if limit:
-        x, y = x[:limit], None if y is None else y[:limit]
-    result = evaluate(
-        vae, x, y, num_samples=num_samples, seed=seed,
-        elbo_batch_size=config["train"]["eval_batch_size"],
-        max_batch_elements=max_batch_elements or DEFAULT_MAX_BATCH_ELEMENTS, progress=progress,
-    ).as_dict()
-    result["dataset"] = data.name
-    # the test set is binarized once whenever the model sees binary data (see pyrovae.data)
-    result["binarize"] = "static" if data.binarize != "none" else "none"
-    result["binarization_seed"] = config["data"]["binarization_seed"]
-    return result
 
 
 def _format_se(se: float | None) -> str:
     return f" ± {se:.2f}" if se is not None else ""
 
 
+def _check_positive(args: argparse.Namespace, *flags: str) -> None:
+    """Check the integer options ``flags`` (e.g. ``"--num-samples"``) that were given."""
+    for flag in flags:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            check_value(value, PositiveInt, flag)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .data import load_data
+    from .evaluation import evaluate_test_set
+    from .evaluation.log_likelihood import DEFAULT_MAX_BATCH_ELEMENTS
     from .training import EVAL_SEED, load_run
 
-    for flag, value in (("--num-samples", args.num_samples), ("--limit", args.limit),
-                        ("--max-batch-elements", args.max_batch_elements)):
-        if value is not None and value < 1:
-            raise PyrovaeError(f"{flag} {value} must be at least 1")
+    _check_positive(args, "--num-samples", "--limit", "--max-batch-elements")
     vae, config, state = load_run(args.run_dir, device=args.device)
     num_samples = args.num_samples or config["eval"]["num_samples"]
     if num_samples < 1:
@@ -235,50 +264,64 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     seed = EVAL_SEED if args.seed is None else args.seed
     result = {
         **evaluate_test_set(
-            vae, data, config, num_samples=num_samples, seed=seed, limit=args.limit or 0,
-            max_batch_elements=args.max_batch_elements, progress=not args.quiet,
+            vae,
+            data,
+            config,
+            num_samples=num_samples,
+            seed=seed,
+            limit=args.limit or 0,
+            max_batch_elements=args.max_batch_elements or DEFAULT_MAX_BATCH_ELEMENTS,
+            progress=not args.quiet,
         ),
         "epoch": int(state["epoch"]),
     }
     if args.json:
         print(json.dumps(result))
         return
-    print(f"run {args.run_dir} (epoch {result['epoch']}), {result['num_examples']} test "
-          f"examples of {data.name} (binarization: {result['binarize']}), seed {seed}:")
-    print(f"  test ELBO:           {result['elbo']:.2f}{_format_se(result['elbo_se'])} "
-          "nats/example")
-    print(f"  test log-likelihood: {result['log_likelihood']:.2f}"
-          f"{_format_se(result['log_likelihood_se'])} nats/example "
-          f"(importance sampling, K={num_samples})")
-    print(f"  effective sample size per example: mean {result['ess_mean']:.1f}, median "
-          f"{result['ess_median']:.1f}, min {result['ess_min']:.1f} (of K={num_samples})")
+    print(
+        f"run {args.run_dir} (epoch {result['epoch']}), {result['num_examples']} test "
+        f"examples of {data.name} (binarization: {result['binarize']}), seed {seed}:"
+    )
+    print(
+        f"  test ELBO:           {result['elbo']:.2f}{_format_se(result['elbo_se'])} nats/example"
+    )
+    print(
+        f"  test log-likelihood: {result['log_likelihood']:.2f}"
+        f"{_format_se(result['log_likelihood_se'])} nats/example "
+        f"(importance sampling, K={num_samples})"
+    )
+    print(
+        f"  effective sample size per example: mean {result['ess_mean']:.1f}, median "
+        f"{result['ess_median']:.1f}, min {result['ess_min']:.1f} (of K={num_samples})"
+    )
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
-    from .plots import plot_samples
     from .training import load_run
+    from .viz.plots import plot_samples, save_figure
 
-    if args.num < 1:
-        raise PyrovaeError(f"--num {args.num} must be at least 1")
+    _check_positive(args, "--num")
     vae, _, _ = load_run(args.run_dir, device=args.device)
     torch.manual_seed(args.seed)
     samples = vae.sample(args.num, y=args.label)
     if args.label is None:
-        path = plot_samples(samples, vae.image_shape, args.out)
+        figure = plot_samples(samples, vae.image_shape)
     else:
-        path = plot_samples(samples, vae.image_shape, args.out,
-                            title=f"samples from p(x|z), z ~ p(z | y = {args.label})")
+        figure = plot_samples(
+            samples, vae.image_shape, title=f"samples from p(x|z), z ~ p(z | y = {args.label})"
+        )
+    path = save_figure(figure, args.out)
     print(f"wrote {args.num} samples to {path}")
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from . import figures
-    from .checkpoint import read_metrics
     from .data import load_data
-    from .plots import require_2d_latent
     from .training import load_run
+    from .training.run_dir import read_metrics
+    from .viz import NEEDS_DATA, figures
+    from .viz.plots import require_2d_latent, save_figure
 
     vae, config, _ = load_run(args.run_dir, device=args.device)
     if args.kind in ("latent", "manifold"):  # refuse before loading any data
@@ -287,11 +330,12 @@ def cmd_plot(args: argparse.Namespace) -> None:
     if args.kind == "curves" and not metrics:
         raise PyrovaeError(f"'{args.run_dir}' has no metrics yet: no epoch has finished")
     data = None
-    if args.kind in figures.NEEDS_DATA:
-        data = load_data(config["data"], device=next(vae.parameters()).device,
-                         root=args.data_root)
+    if args.kind in NEEDS_DATA:
+        data = load_data(config["data"], device=next(vae.parameters()).device, root=args.data_root)
     out = Path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"
-    path = figures.draw(args.kind, vae, out, data=data, metrics=metrics, seed=args.seed)
+    path = save_figure(
+        figures.draw(args.kind, vae, data=data, metrics=metrics, seed=args.seed), out
+    )
     print(f"wrote the {args.kind} figure to {path}")
 
 

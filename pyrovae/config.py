@@ -1,6 +1,6 @@
 """Run configuration: one nested mapping, loaded from TOML or given in Python.
 
-Sections and their keys (defaults in :data:`DEFAULTS`)::
+Sections and their keys (defaults in :data:`SCHEMA` and :data:`COMPONENT_DEFAULTS`)::
 
     [data]       dataset, binarize, binarization_seed, train_limit, test_limit
     [model]      latent_dim, and the components prior, likelihood, encoder, decoder, guide,
@@ -21,33 +21,35 @@ import copy
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from .errors import ConfigError
-from .registry import Registry, check_value
+from .registry import PositiveFloat, PositiveInt, Range, Registry, check_value
 
 Device = Literal["auto", "cpu", "cuda"]
+#: a data-set size limit: 0 means the whole split
+Limit = Annotated[int, Range(min=0, note="0 means all")]
 
-#: plain (non-component) keys of each section: name -> (type, default)
+#: plain (non-component) keys of each section: name -> (type with its range, default)
 SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
     "data": {
         "dataset": (str, "mnist"),
         "binarize": (Literal["dynamic", "static", "none"], "dynamic"),
         "binarization_seed": (int, 0),
-        "train_limit": (int, 0),
-        "test_limit": (int, 0),
+        "train_limit": (Limit, 0),
+        "test_limit": (Limit, 0),
     },
-    "model": {"latent_dim": (int, 50)},
+    "model": {"latent_dim": (PositiveInt, 50)},
     "train": {
-        "epochs": (int, 10),
-        "batch_size": (int, 128),
-        "lr": (float, 1e-3),
+        "epochs": (PositiveInt, 10),
+        "batch_size": (PositiveInt, 128),
+        "lr": (PositiveFloat, 1e-3),
         "seed": (int, 0),
         "device": (Device, "auto"),
-        "eval_batch_size": (int, 1000),
+        "eval_batch_size": (PositiveInt, 1000),
         "replay_steps": (bool, True),
     },
-    "eval": {"num_samples": (int, 100)},
+    "eval": {"num_samples": (Annotated[int, Range(min=0, note="0 skips the evaluation")], 100)},
 }
 
 #: component keys: (section, key) -> default component spec
@@ -62,22 +64,14 @@ COMPONENT_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
 #: sections that are a single component (``type`` plus parameters)
 COMPONENT_SECTIONS: dict[str, dict[str, Any]] = {"objective": {"type": "trace_elbo"}}
 
-POSITIVE_KEYS = {
-    "model.latent_dim",
-    "train.epochs",
-    "train.batch_size",
-    "train.lr",
-    "train.eval_batch_size",
-}
-
 
 def _registries() -> dict[str, Registry]:
     from .data import DATASETS
-    from .guides import GUIDES
-    from .likelihoods import LIKELIHOODS
-    from .networks import DECODERS, ENCODERS
-    from .objectives import OBJECTIVES
-    from .priors import PRIORS
+    from .infer.objectives import OBJECTIVES
+    from .models.guides import GUIDES
+    from .models.likelihoods import LIKELIHOODS
+    from .models.networks import DECODERS, ENCODERS
+    from .models.priors import PRIORS
 
     return {
         "model.prior": PRIORS,
@@ -124,15 +118,7 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
                 )
         out: dict[str, Any] = {}
         for key, (annotation, default) in keys.items():
-            path = f"{section}.{key}"
-            value = check_value(given.get(key, default), annotation, path)
-            if path in POSITIVE_KEYS and value <= 0:
-                raise ConfigError(f"{path} = {value!r} must be positive")
-            if isinstance(value, int) and key.endswith("_limit") and value < 0:
-                raise ConfigError(f"{path} = {value!r} must be >= 0 (0 means all)")
-            if path == "eval.num_samples" and value < 0:
-                raise ConfigError(f"{path} = {value!r} must be >= 0 (0 skips the evaluation)")
-            out[key] = value
+            out[key] = check_value(given.get(key, default), annotation, f"{section}.{key}")
         for key, default in components.items():
             path = f"{section}.{key}"
             spec = _with_default_type(given.get(key, default), default)
@@ -142,9 +128,6 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for section, default in COMPONENT_SECTIONS.items():
         spec = _with_default_type(config.get(section, default), default)
         resolved[section] = registries[section].resolve(spec, section)
-    # an objective is a few numbers: build it to run its own range checks (beta > 0, ...);
-    # model components check theirs when VAE.from_config builds them
-    registries["objective"].build(resolved["objective"], "objective")
     return resolved
 
 

@@ -24,6 +24,8 @@ import torch
 from .errors import DataError
 from .registry import Registry
 
+__all__ = ["DATASETS", "ImageData", "ImageDataset", "batches", "default_data_root", "load_data"]
+
 Binarization = Literal["dynamic", "static", "none"]
 
 #: environment variable naming the folder that holds the data sets
@@ -54,9 +56,7 @@ class ImageDataset:
     num_classes: ClassVar[int] = 10
 
     @classmethod
-    def load(
-        cls, root: Path, train: bool, download: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def load(cls, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Grey levels ``(N, data_dim)`` in [0, 1] (float32, CPU) and labels ``(N,)`` (int64)."""
         import torchvision.datasets
 
@@ -105,6 +105,16 @@ class FashionMNIST(ImageDataset):
 @DATASETS.register("kmnist")
 class KMNIST(ImageDataset):
     torchvision_name = "KMNIST"
+
+
+def batches(
+    x: torch.Tensor, y: torch.Tensor | None, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Consecutive ``(x[i:i + batch_size], y[i:i + batch_size])`` slices (``y`` may be
+    ``None``, and its slices are then ``None``); the last batch may be smaller."""
+    for start in range(0, x.shape[0], batch_size):
+        stop = start + batch_size
+        yield x[start:stop], None if y is None else y[start:stop]
 
 
 def binarize_once(images: torch.Tensor, seed: int) -> torch.Tensor:
@@ -176,7 +186,10 @@ def load_data(
     train_x, train_y = dataset.load(root, train=True, download=download)
     test_x, test_y = dataset.load(root, train=False, download=download)
     if data_config["train_limit"]:
-        train_x, train_y = train_x[: data_config["train_limit"]], train_y[: data_config["train_limit"]]
+        train_x, train_y = (
+            train_x[: data_config["train_limit"]],
+            train_y[: data_config["train_limit"]],
+        )
     if data_config["test_limit"]:
         test_x, test_y = test_x[: data_config["test_limit"]], test_y[: data_config["test_limit"]]
     binarize = data_config["binarize"]

@@ -49,7 +49,7 @@ class ReparameterizedNormal(dist.Normal):
 
     _draw: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def rsample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)
         eps = _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
         value = self.loc + eps * self.scale

@@ -5,15 +5,21 @@ under a short name. Its *config parameters* are the keyword-only arguments of it
 ``__init__``, with type annotations and defaults; arguments listed in ``context`` are supplied
 by the library (e.g. ``latent_dim``) and cannot be set from a config.
 
+Numeric parameters declare their range in the annotation, ``Annotated[int, Range(min=1)]``,
+and :func:`check_value` checks type and range in one place for every component, every config
+key and every public function argument, naming the key in its :class:`ConfigError`. Checks
+that relate several parameters stay in the constructor, which raises :class:`ConfigError`
+about its own parameters; :meth:`Registry.build` prefixes the message with the config key.
+
 Example::
 
-    PRIORS = Registry("prior")
+    PRIORS = Registry("prior", context=("latent_dim",))
 
-    @PRIORS.register("standard_normal")
-    class StandardNormalPrior(Prior):
-        def __init__(self, *, latent_dim: int) -> None: ...
+    @PRIORS.register("mog")
+    class MixtureOfGaussiansPrior(Prior):
+        def __init__(self, *, latent_dim: int, components: PositiveInt = 10) -> None: ...
 
-    PRIORS.build({"type": "standard_normal"}, key="model.prior", latent_dim=50)
+    PRIORS.build({"type": "mog", "components": 5}, key="model.prior", latent_dim=50)
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 
 from .errors import ConfigError
 
@@ -31,7 +38,68 @@ T = TypeVar("T")
 _MISSING = inspect.Parameter.empty
 
 
+@dataclass(frozen=True)
+class Range:
+    """The declared range of a numeric parameter, used as ``Annotated[int, Range(min=1)]``.
+
+    Args:
+        min: smallest allowed value (inclusive), or ``None``.
+        gt: the value must be greater than this (exclusive), or ``None``.
+        lt: the value must be less than this (exclusive), or ``None``.
+        note: what the bounds mean, appended to the error message (e.g. ``"0 means all"``).
+
+    NaN fails every bound (comparisons with NaN are false).
+    """
+
+    min: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    note: str = ""
+
+    def contains(self, value: float) -> bool:
+        return (
+            (self.min is None or value >= self.min)
+            and (self.gt is None or value > self.gt)
+            and (self.lt is None or value < self.lt)
+        )
+
+    def describe(self) -> str:
+        """The range in words: ``"at least 1"``, ``"positive"``, ``"in (0, 0.5)"``..."""
+        if self.gt is not None and self.lt is not None:
+            text = f"in ({self.gt:g}, {self.lt:g})"
+        elif self.gt is not None:
+            text = "positive" if self.gt == 0 else f"greater than {self.gt:g}"
+        elif self.min is not None:
+            text = f">= {self.min:g}" if self.min == 0 else f"at least {self.min:g}"
+            if self.lt is not None:
+                text += f" and less than {self.lt:g}"
+        elif self.lt is not None:
+            text = f"less than {self.lt:g}"
+        else:
+            text = "any number"
+        return f"{text} ({self.note})" if self.note else text
+
+
+#: an integer of at least 1 (sizes, counts)
+PositiveInt = Annotated[int, Range(min=1)]
+#: an integer of at least 0
+NonNegativeInt = Annotated[int, Range(min=0)]
+#: a number greater than 0 (scales, rates)
+PositiveFloat = Annotated[float, Range(gt=0)]
+#: a number of at least 0
+NonNegativeFloat = Annotated[float, Range(min=0)]
+
+
+class _RangeError(ConfigError):
+    """A value of the right type outside its declared range."""
+
+
 def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _type_name(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(option) for option in typing.get_args(annotation))
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation).replace("typing.", "")
@@ -39,18 +107,32 @@ def _type_name(annotation: Any) -> str:
 
 def check_value(value: Any, annotation: Any, key: str) -> Any:
     """Return ``value`` checked (and, for int -> float and list -> tuple, converted) against
-    ``annotation``; raise :class:`ConfigError` naming ``key`` when it does not fit."""
+    ``annotation``, including a declared :class:`Range`; raise :class:`ConfigError` naming
+    ``key`` when it does not fit.
+
+    Example::
+
+        check_value(5, PositiveInt, "num_samples")    # 5
+        check_value(0, PositiveInt, "num_samples")    # ConfigError: ... must be at least 1
+    """
     if annotation is Any or annotation is _MISSING:
         return value
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is Annotated:
+        value = check_value(value, args[0], key)
+        for bound in args[1:]:
+            if isinstance(bound, Range) and not bound.contains(value):
+                raise _RangeError(f"{key} = {value!r} must be {bound.describe()}")
+        return value
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for option in args:
             try:
                 return check_value(value, option, key)
-            except ConfigError as exc:
-                errors.append(exc)
+            except _RangeError:
+                raise  # the right type, out of range: say so rather than "wrong type"
+            except ConfigError:
+                continue
         raise ConfigError(
             f"{key} = {value!r} has the wrong type: expected {_type_name(annotation)}"
         )
@@ -134,7 +216,8 @@ class Registry(Generic[T]):
         A constructor that takes ``**kwargs`` also accepts its base class's parameters (e.g.
         every objective inherits ``beta`` from :class:`~pyrovae.objectives.Objective`)."""
         return {
-            pname: p for pname, p in _init_parameters(self.get(name)).items()
+            pname: p
+            for pname, p in _init_parameters(self.get(name)).items()
             if pname not in self.context
         }
 
@@ -149,9 +232,7 @@ class Registry(Generic[T]):
                 f"got {spec!r}"
             )
         if "type" not in spec:
-            raise ConfigError(
-                f"{key} is missing 'type'; valid choices: {', '.join(self.names())}"
-            )
+            raise ConfigError(f"{key} is missing 'type'; valid choices: {', '.join(self.names())}")
         name = spec["type"]
         self.get(name, key=f"{key}.type")
         params = self.parameters(name)
@@ -162,7 +243,8 @@ class Registry(Generic[T]):
             if pkey not in params:
                 valid = ", ".join(sorted(params)) or "(none)"
                 raise ConfigError(
-                    f"{key}.{pkey} is not a parameter of {self.kind} {name!r}; valid parameters: {valid}"
+                    f"{key}.{pkey} is not a parameter of {self.kind} {name!r}; "
+                    f"valid parameters: {valid}"
                 )
             resolved[pkey] = check_value(value, params[pkey].annotation, f"{key}.{pkey}")
         for pname, p in params.items():
@@ -185,7 +267,10 @@ class Registry(Generic[T]):
         }
         accepted = _init_parameters(cls)
         kwargs.update({k: v for k, v in context.items() if k in accepted})
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except ConfigError as exc:  # a check relating several parameters: name the component
+            raise ConfigError(f"{key}.type = {cls.type_name!r}: {exc}") from None  # type: ignore[attr-defined]
 
 
 def _init_parameters(cls: type) -> dict[str, inspect.Parameter]:
@@ -196,7 +281,7 @@ def _init_parameters(cls: type) -> dict[str, inspect.Parameter]:
         if "__init__" not in vars(klass) or klass is object:
             continue
         init = vars(klass)["__init__"]
-        hints = typing.get_type_hints(init)
+        hints = typing.get_type_hints(init, include_extras=True)
         forwards = False
         for pname, p in inspect.signature(init).parameters.items():
             if p.kind is p.VAR_KEYWORD:

@@ -1,4 +1,4 @@
-"""Run directories and checkpoints: atomic writes, clear errors on damaged files.
+"""The files of a run directory: atomic writes, clear errors on damaged files.
 
 A run directory holds ``config.toml`` (the resolved config), ``checkpoint.pt`` (model,
 optimizer, epoch counter and RNG states, rewritten atomically at each epoch end) and
@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from .config import dumps_toml, load_config
-from .errors import CheckpointError, ConfigError
+from ..config import dumps_toml, load_config
+from ..errors import CheckpointError, ConfigError
 
 CONFIG_FILE = "config.toml"
 CHECKPOINT_FILE = "checkpoint.pt"

@@ -7,13 +7,14 @@ likelihood needs). Leading batch dimensions are arbitrary (particle plates add o
 
 from __future__ import annotations
 
+import itertools
 from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
-from .errors import ConfigError
-from .registry import Registry
+from ..errors import ConfigError
+from ..registry import PositiveInt, Registry
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -46,15 +47,13 @@ class MLP(nn.Module):
         *,
         in_features: int,
         out_features: int,
-        hidden: list[int] = (400,),  # type: ignore[assignment]
+        hidden: list[PositiveInt] = (400,),  # type: ignore[assignment]
         activation: Activation = "relu",
     ) -> None:
         super().__init__()
-        if any(h <= 0 for h in hidden):
-            raise ConfigError(f"hidden = {list(hidden)} must hold positive layer sizes")
         sizes = [in_features, *hidden, out_features]
         layers: list[nn.Module] = []
-        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
             layers.append(nn.Linear(n_in, n_out))
             if i < len(sizes) - 2:
                 layers.append(ACTIVATIONS[activation]())
@@ -72,19 +71,17 @@ class MLP(nn.Module):
         return f"MLP {' -> '.join(map(str, self.sizes))} ({self.activation})"
 
 
-def _conv_shapes(
-    image_shape: tuple[int, ...], channels: list[int], key: str
-) -> list[tuple[int, int, int]]:
+def _conv_shapes(image_shape: tuple[int, ...], channels: list[int]) -> list[tuple[int, int, int]]:
     """Feature-map shapes ``(C, H, W)`` after each stride-2 layer, from the image on."""
     if len(image_shape) != 3:
-        raise ConfigError(f"{key}.type = 'conv' needs images (C, H, W), got shape {image_shape}")
-    if not channels or any(c <= 0 for c in channels):
-        raise ConfigError(f"{key}.channels = {list(channels)} must hold positive channel counts")
+        raise ConfigError(f"needs images (C, H, W), got shape {image_shape}")
+    if not channels:
+        raise ConfigError("channels = [] must hold at least one channel count")
     c, h, w = image_shape
     factor = 2 ** len(channels)
     if h % factor or w % factor:
         raise ConfigError(
-            f"{key}.channels = {list(channels)} halves the {h}x{w} image {len(channels)} times, "
+            f"channels = {list(channels)} halves the {h}x{w} image {len(channels)} times, "
             f"so height and width must be divisible by {factor}; use fewer layers"
         )
     return [(c, h, w)] + [(ch, h >> (i + 1), w >> (i + 1)) for i, ch in enumerate(channels)]
@@ -113,11 +110,11 @@ class ConvEncoder(nn.Module):
         in_features: int,
         out_features: int,
         image_shape: tuple[int, int, int],
-        channels: list[int] = (32, 64),  # type: ignore[assignment]
+        channels: list[PositiveInt] = (32, 64),  # type: ignore[assignment]
         activation: Activation = "relu",
     ) -> None:
         super().__init__()
-        self.shapes = _conv_shapes(tuple(image_shape), list(channels), "model.encoder")
+        self.shapes = _conv_shapes(tuple(image_shape), list(channels))
         layers: list[nn.Module] = []
         for (c_in, _, _), (c_out, _, _) in zip(self.shapes[:-1], self.shapes[1:]):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), ACTIVATIONS[activation]()]
@@ -156,16 +153,15 @@ class ConvDecoder(nn.Module):
         in_features: int,
         out_features: int,
         image_shape: tuple[int, int, int],
-        channels: list[int] = (32, 64),  # type: ignore[assignment]
+        channels: list[PositiveInt] = (32, 64),  # type: ignore[assignment]
         activation: Activation = "relu",
     ) -> None:
         super().__init__()
-        shapes = _conv_shapes(tuple(image_shape), list(channels), "model.decoder")
+        shapes = _conv_shapes(tuple(image_shape), list(channels))
         c, h, w = shapes[0]
         if out_features % (c * h * w):
             raise ConfigError(
-                f"model.decoder: {out_features} outputs are not a whole number per pixel of "
-                f"a {c}x{h}x{w} image"
+                f"{out_features} outputs are not a whole number per pixel of a {c}x{h}x{w} image"
             )
         per_pixel = out_features // (c * h * w)
         shapes[0] = (per_pixel * c, h, w)
@@ -190,17 +186,15 @@ class ConvDecoder(nn.Module):
         return f"linear {self.linear.in_features} -> transposed conv net {maps} ({self.activation})"
 
 
-def check_autoregressive_flow(key: str, type_name: str, latent_dim: int, num_flows: int,
-                              hidden: list[int]) -> None:
-    """Validate the parameters of the autoregressive flows of component ``key`` (e.g.
-    ``"model.prior"``, of type ``type_name``): at least one flow, a latent space of 2+ dimensions (in one dimension
-    an autoregressive flow is a plain affine map) and positive hidden sizes."""
-    if num_flows < 1:
-        raise ConfigError(f"{key}.num_flows = {num_flows} must be at least 1")
+def check_autoregressive_flow(latent_dim: int, hidden: list[int]) -> None:
+    """The checks the autoregressive flows of a prior or guide need beyond their declared
+    ranges: a latent space of 2+ dimensions (in one dimension an autoregressive flow is a
+    plain affine map) and at least one hidden layer (MADE needs one). Raises
+    :class:`ConfigError`, which the registry prefixes with the component's key."""
     if latent_dim < 2:
         raise ConfigError(
-            f"{key}.type = {type_name!r} needs model.latent_dim >= 2 (got {latent_dim}): an "
-            "autoregressive flow in one dimension is a plain affine map"
+            f"needs model.latent_dim >= 2 (got {latent_dim}): an autoregressive flow in one "
+            "dimension is a plain affine map"
         )
-    if not hidden or any(h <= 0 for h in hidden):
-        raise ConfigError(f"{key}.hidden = {list(hidden)} must hold positive sizes")
+    if not hidden:
+        raise ConfigError("hidden = [] must hold at least one layer size")

@@ -19,15 +19,15 @@ kind of message (the model calls it while Pyro validation is on).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import pyro.distributions as dist
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import ConfigError, DataError
-from .registry import Registry
+from ..errors import ConfigError, DataError
+from ..registry import PositiveFloat, Range, Registry
 
 DataKind = Literal["binary", "unit_interval", "real"]
 
@@ -92,7 +92,8 @@ class Likelihood(nn.Module):
         return x
 
     def check_data_config(self, binarize: str) -> None:
-        """Raise :class:`ConfigError` when data prepared with ``binarize`` is outside the support."""
+        """Raise :class:`ConfigError` when data prepared with ``binarize`` is outside the
+        support."""
         binary = binarize in ("dynamic", "static")
         if self.data_kind == "binary" and not binary:
             raise ConfigError(
@@ -156,10 +157,13 @@ class BernoulliLikelihood(Likelihood):
         self.allow_grey_levels = allow_grey_levels
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
-        base = dist.Bernoulli(logits=self.one_param(params), validate_args=False if
-                              self.allow_grey_levels else None)
+        base = dist.Bernoulli(
+            logits=self.one_param(params), validate_args=False if self.allow_grey_levels else None
+        )
         # Bernoulli's support check would refuse grey levels when they are allowed
-        return IndependentBernoulli(base, 1, validate_args=False if self.allow_grey_levels else None)
+        return IndependentBernoulli(
+            base, 1, validate_args=False if self.allow_grey_levels else None
+        )
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.one_param(params))
@@ -212,7 +216,7 @@ class LocationScaleLikelihood(Likelihood):
 
     data_kind = "real"
     #: the distribution family, called as ``family(loc, scale)``
-    family: ClassVar[type[dist.TorchDistribution]]
+    family: ClassVar[type[dist.Normal] | type[dist.Laplace]]
     #: the scale parameter's name in :meth:`describe`
     scale_symbol: ClassVar[str] = "s"
 
@@ -220,17 +224,13 @@ class LocationScaleLikelihood(Likelihood):
         self,
         *,
         data_dim: int,
-        scale: float | Literal["learned", "learned_per_pixel"] = 1.0,
-        init_scale: float = 1.0,
+        scale: PositiveFloat | Literal["learned", "learned_per_pixel"] = 1.0,
+        init_scale: PositiveFloat = 1.0,
     ) -> None:
         super().__init__()
         if isinstance(scale, float):
-            if scale <= 0:
-                raise ConfigError(f"model.likelihood.scale = {scale} must be positive")
             self.register_buffer("log_scale", torch.tensor(scale).log())
         else:
-            if init_scale <= 0:
-                raise ConfigError(f"model.likelihood.init_scale = {init_scale} must be positive")
             shape = (data_dim,) if scale == "learned_per_pixel" else ()
             self.log_scale = nn.Parameter(torch.full(shape, float(init_scale)).log())
         self.scale_mode = scale
@@ -289,15 +289,13 @@ class BetaLikelihood(Likelihood):
     data_kind = "unit_interval"
 
     def __init__(
-        self, *, data_dim: int, eps: float = 1 / 510, min_concentration: float = 1e-3
+        self,
+        *,
+        data_dim: int,
+        eps: Annotated[float, Range(gt=0, lt=0.5)] = 1 / 510,
+        min_concentration: PositiveFloat = 1e-3,
     ) -> None:
         super().__init__()
-        if not 0 < eps < 0.5:
-            raise ConfigError(f"model.likelihood.eps = {eps} must be in (0, 0.5)")
-        if not min_concentration > 0:
-            raise ConfigError(
-                f"model.likelihood.min_concentration = {min_concentration} must be positive"
-            )
         self.eps = eps
         self.min_concentration = min_concentration
 

@@ -1,56 +1,54 @@
-"""Pyro's ``Trace_ELBO`` without host synchronisation in ``differentiable_loss``.
+"""``Trace_ELBO``: Pyro's Monte Carlo ELBO estimator, without host synchronisation.
 
-Pyro's :class:`~pyro.infer.Trace_ELBO` reads every site's ``log_prob_sum`` back to the host
+The estimate of one particle ``z ~ q(z|x)`` is ``log p(x, z) - log q(z|x)`` (Wingate & Weber,
+2013; Ranganath et al., 2014), with the gradient of Pyro's surrogate loss, including the
+score-function terms of guide sites that cannot be reparameterized.
+
+Pyro's :class:`pyro.infer.Trace_ELBO` reads every site's ``log_prob_sum`` back to the host
 (``.item()``) to build the loss value, and checks the loss and its gradient for NaN with
 ``torch.isnan(x).any()`` used as a Python bool: six device-to-host copies per step, each of
-which stalls a GPU until all queued work has finished. :class:`SyncFreeTrace_ELBO` builds the
+which stalls a GPU until all queued work has finished. This :class:`Trace_ELBO` builds the
 same loss value from detached tensors instead, and runs the NaN checks only while Pyro
 validation is enabled, so a training loop can queue step after step without waiting.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from pyro.infer import Trace_ELBO
 from pyro.infer.trace_elbo import _compute_log_r
-from pyro.infer.util import is_identically_zero, is_validation_enabled
+from pyro.infer.util import is_identically_zero
 from pyro.poutine import Trace
-from pyro.util import warn_if_nan
+
+from .elbo import ELBO, warn_if_nan_when_validating
+
+__all__ = ["Trace_ELBO"]
 
 
-def warn_if_nan_when_validating(value: Any, msg: str = "") -> Any:
-    """Pyro's :func:`~pyro.util.warn_if_nan` (on ``value`` and its gradient) while Pyro
-    validation is enabled; nothing otherwise, since the check is a host synchronisation.
+class Trace_ELBO(ELBO):
+    """The estimator of :class:`pyro.infer.Trace_ELBO`, whose ``differentiable_loss`` never
+    waits for the device; built by ``objective.type = "trace_elbo"``::
 
-    Training loops that switch validation off after a first validated step (as
-    :class:`~pyrovae.Trainer` does) then check the accumulated loss when they read it."""
-    if is_validation_enabled():
-        warn_if_nan(value, msg)
-    return value
+        svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}), loss=pyrovae.Trace_ELBO())
 
-
-class SyncFreeTrace_ELBO(Trace_ELBO):
-    """:class:`~pyro.infer.Trace_ELBO` whose ``differentiable_loss`` never waits for the device.
-
-    The loss has the same value (up to float rounding: it is summed in the tensors' dtype
-    rather than in Python floats) and the same gradient as ``Trace_ELBO``'s surrogate loss,
+    The loss has the same value as Pyro's (up to float rounding: it is summed in the tensors'
+    dtype rather than in Python floats) and the same gradient as Pyro's surrogate loss,
     including the score-function terms of non-reparameterized guide sites. When every guide
     site is reparameterized and unscaled (the usual VAE) the surrogate *is* the loss, and it is
     returned as it is, without the ``loss + (surrogate - surrogate.detach())`` detour.
-    ``loss`` and ``loss_and_grads`` (used by ``pyro.infer.SVI``) return Python floats and are
-    inherited.
     """
 
     def _particle_loss(self, model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
         """The negative ELBO of one particle, with the gradient of Trace_ELBO's surrogate."""
-        # Trace_ELBO._differentiable_loss_particle, with torch_item(t) replaced by t.detach()
+        # pyro's Trace_ELBO._differentiable_loss_particle, with torch_item(t) -> t.detach()
         # and the surrogate's reparameterized terms taken from log_prob_sum (the same sum)
-        terms = [site["log_prob_sum"] for site in model_trace.nodes.values()
-                 if site["type"] == "sample"]
+        terms = [
+            site["log_prob_sum"] for site in model_trace.nodes.values() if site["type"] == "sample"
+        ]
         extra_surrogate: list[torch.Tensor] = []  # score-function terms, scaled entropies
-        detached_guide: list[torch.Tensor] = []   # -log q(z) where the surrogate differs
+        detached_guide: list[torch.Tensor] = []  # -log q(z) where the surrogate differs
         log_r = None
         for site in guide_trace.nodes.values():
             if site["type"] != "sample":
@@ -75,11 +73,16 @@ class SyncFreeTrace_ELBO(Trace_ELBO):
             elbo = value + (surrogate - surrogate.detach())
         return -elbo
 
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        """The negative ELBO estimate (summed over plates) as a tensor whose gradient is that
-        of Trace_ELBO's surrogate loss; no host synchronisation unless validation is on."""
-        losses = [self._particle_loss(model_trace, guide_trace)
-                  for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs)]
+    def differentiable_loss(
+        self, model: Callable, guide: Callable, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
+        """The negative ELBO estimate (nats, summed over plates) as a tensor whose gradient is
+        that of Pyro's Trace_ELBO surrogate loss; no host synchronisation unless validation is
+        on."""
+        losses = [
+            self._particle_loss(model_trace, guide_trace)
+            for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs)
+        ]
         loss = _sum(losses)
         if self.num_particles != 1:
             loss = loss / self.num_particles
@@ -93,10 +96,14 @@ def _same_view(a: Any, b: Any) -> bool:
         return True
     # aliasing is compared through storages, not data_ptr(): the fake tensors that
     # pyrovae.replay records with have no data pointers
-    return (
-        isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
-        and torch._C._is_alias_of(a, b) and a.storage_offset() == b.storage_offset()
-        and a.dtype == b.dtype and a.shape == b.shape and a.stride() == b.stride()
+    return bool(
+        isinstance(a, torch.Tensor)
+        and isinstance(b, torch.Tensor)
+        and torch._C._is_alias_of(a, b)  # type: ignore[attr-defined]
+        and a.storage_offset() == b.storage_offset()
+        and a.dtype == b.dtype
+        and a.shape == b.shape
+        and a.stride() == b.stride()
     )
 
 

@@ -1,15 +1,17 @@
-"""Training: Pyro ELBOs minimised with a torch Adam optimizer, checkpointed each epoch.
+"""The training loop: an ELBO minimised with a torch Adam optimizer, checkpointed each epoch.
 
 The objective is a Pyro :class:`~pyro.infer.ELBO`; its ``differentiable_loss(model, guide,
 x, y)`` is the negative bound for a batch, which torch's Adam minimises over
 ``vae.parameters()`` (the same objective and update as ``pyro.infer.SVI`` with
-``pyro.optim.Adam``, with one fused optimizer for all parameters).
+``pyro.optim.Adam``, with one fused optimizer for all parameters). The KL weight of the
+objective (beta, warm-up) is applied to the programs' latent sites from outside them
+(:func:`~pyrovae.infer.scale_latents`).
 
 The hot loop (:meth:`Trainer.train_step`) is kept free of per-step overhead that the model does
 not need: the VAE's parameters are not re-registered in Pyro's param store each step (the
 optimizer holds them), Pyro's validation runs on the first step of each epoch only, the other
 steps replay the loss-and-gradient graph recorded from the Pyro programs
-(:class:`~pyrovae.replay.ELBOGradient`; same numbers, without Pyro's per-step Python), the
+(:class:`~pyrovae.infer.replay.ELBOGradient`; same numbers, without Pyro's per-step Python), the
 data batches are sliced from tensors already on the device, and the loss is summed on the
 device and read back once per epoch (or when a progress bar shows it), so that on a GPU no
 step waits for the host.
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -30,31 +31,21 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint as ckpt
-from .config import resolve_config
-from .data import ImageData, load_data
-from .errors import CheckpointError, ConfigError
-from .evaluation import elbo_per_example, fixed_rng
-from .objectives import OBJECTIVES
-from .plots import plot_samples_and_reconstructions
-from .replay import ELBOGradient
-from .vae import VAE
+from ..data import ImageData
+from ..errors import CheckpointError
+from ..evaluation.metrics import elbo_per_example
+from ..infer.objectives import OBJECTIVES, Objective
+from ..infer.replay import ELBOGradient
+from ..models.vae import VAE
+from ..rng import fixed_rng
+from . import run_dir as files
+
+__all__ = ["EVAL_SEED", "PICTURE_FILE", "Trainer"]
 
 #: seed of the draws used for the per-epoch test ELBO (same for every epoch and run)
 EVAL_SEED = 1234
 #: picture written to the run directory when training ends
 PICTURE_FILE = "samples_reconstructions.png"
-
-
-def select_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` fails clearly without a GPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device = 'cuda' but no CUDA GPU is available; use 'cpu' or 'auto'")
-    if name not in ("cpu", "cuda"):
-        raise ConfigError(f"device = {name!r} is not valid; expected 'auto', 'cpu' or 'cuda'")
-    return torch.device(name)
 
 
 @dataclass
@@ -65,8 +56,10 @@ class Trainer:
         vae: the model (on ``device``).
         data: train/test tensors on ``device``.
         config: the resolved run config.
+        device: where the model and data are.
         run_dir: where the checkpoint, metrics and pictures go (``None``: nowhere).
         progress: show tqdm progress bars.
+        objective: the objective of the config's ``[objective]`` section (built here).
     """
 
     vae: VAE
@@ -78,19 +71,17 @@ class Trainer:
 
     def __post_init__(self) -> None:
         train = self.config["train"]
-        self.objective = OBJECTIVES.build(self.config["objective"], "objective")
+        self.objective: Objective = OBJECTIVES.build(self.config["objective"], "objective")
         self.elbo = self.objective.elbo()
         #: the loss and its gradient per batch: recorded once, then replayed (unless
         #: train.replay_steps = false or Pyro validation is on)
         self.elbo_gradient = ELBOGradient(self.elbo, self.vae, replay=train["replay_steps"])
-        # one fused Adam kernel over all parameters, on CPU as on CUDA (measured on the 2-core
-        # CPU for the 784-400-50 VAE: 0.6 ms per step, against 1.9 ms for foreach)
+        # one fused Adam kernel over all parameters, on CPU as on CUDA (faster than foreach:
+        # see docs/performance.md)
         self.optimizer = torch.optim.Adam(self.vae.parameters(), lr=train["lr"], fused=True)
-        #: weight of the "z" site (beta x KL warm-up), refilled in place every step so the
-        #: loop never syncs with the device; None when it is always 1
-        self.kl_scale = (
-            torch.ones((), device=self.device) if self.objective.scales_kl else None
-        )
+        #: weight of the latent sites (beta x KL warm-up), refilled in place every step so
+        #: the loop never syncs with the device; None when it is always 1
+        self.kl_scale = torch.ones((), device=self.device) if self.objective.scales_kl else None
         self.data_generator = torch.Generator(device=self.device)
         self.data_generator.manual_seed(train["seed"])
         self.epoch = 0
@@ -132,7 +123,7 @@ class Trainer:
         Returns the batch's loss (negative ELBO summed over the batch, nats) as a detached
         device tensor: nothing here waits for the device. Runs under the caller's Pyro
         validation setting: with validation on, the Pyro programs run (and are checked);
-        with it off, the recorded graph is replayed (see :class:`~pyrovae.replay.ELBOGradient`).
+        with it off, the recorded graph is replayed (see :class:`~pyrovae.infer.ELBOGradient`).
         The optimizer updates ``vae.parameters()`` directly; nothing is registered in Pyro's
         param store."""
         loss = self.elbo_gradient(x, self.vae.model_labels(y), self.kl_scale)
@@ -140,7 +131,8 @@ class Trainer:
         return loss
 
     def _update_kl_scale(self, step: int, num_batches: int) -> None:
-        """Set the "z" weight for ``step`` of the current epoch (in place: no host sync)."""
+        """Set the latent-site weight for ``step`` of the current epoch (in place: no host
+        sync)."""
         if self.kl_scale is not None:
             self.kl_scale.fill_(self.objective.kl_scale(self.epoch, step, num_batches))
 
@@ -156,7 +148,10 @@ class Trainer:
             self.data.train_batches(batch_size, self.data_generator),
             total=num_batches,
             desc=f"epoch {self.epoch + 1}/{self.config['train']['epochs']}",
-            disable=not self.progress, leave=False, file=sys.stderr, dynamic_ncols=True,
+            disable=not self.progress,
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
         )
         batches = iter(bar)
         # validate distributions, shapes and the loss on the first step only: it costs time
@@ -186,8 +181,11 @@ class Trainer:
         """Mean test-set ELBO (nats per example), with fixed draws."""
         self.vae.eval()
         elbo = elbo_per_example(
-            self.vae, self.data.test_images, self.vae.model_labels(self.data.test_labels),
-            batch_size=self.config["train"]["eval_batch_size"], seed=EVAL_SEED,
+            self.vae,
+            self.data.test_images,
+            self.vae.model_labels(self.data.test_labels),
+            batch_size=self.config["train"]["eval_batch_size"],
+            seed=EVAL_SEED,
         )
         return elbo.mean().item()
 
@@ -203,8 +201,8 @@ class Trainer:
             self.metrics.append(row)
             if self.run_dir is not None:
                 # metrics first: resume drops rows newer than the checkpoint
-                ckpt.write_metrics(self.run_dir, self.metrics)
-                ckpt.save_checkpoint(self.run_dir, self.state_dict())
+                files.write_metrics(self.run_dir, self.metrics)
+                files.save_checkpoint(self.run_dir, self.state_dict())
             if self.progress:
                 tqdm.write(
                     f"epoch {self.epoch}/{epochs}: train ELBO {train_elbo:.2f}, "
@@ -218,106 +216,23 @@ class Trainer:
 
     def write_picture(self, path: Path) -> Path:
         """Samples from the model and reconstructions of the first test images, as a PNG."""
+        from ..viz.plots import plot_samples_and_reconstructions, save_figure
+
         self.vae.eval()
         x = self.data.test_images[:32]
         with fixed_rng(EVAL_SEED, self.device):
             samples = self.vae.sample(64)
             recon = self.vae.reconstruct(x)
         last = self.metrics[-1] if self.metrics else None
-        title = (f"{self.data.name}, epoch {last['epoch']}: test ELBO {last['test_elbo']:.2f} "
-                 "nats/example") if last else self.data.name
-        return plot_samples_and_reconstructions(
-            samples, x, recon, self.data.image_shape, path, title=title
-        )
-
-
-def _prepare(config: dict[str, Any], data_root: str | Path | None, progress: bool,
-             run_dir: Path | None) -> Trainer:
-    device = select_device(config["train"]["device"])
-    pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
-    vae = VAE.from_config(config).to(device)
-    data = load_data(config["data"], device=device, root=data_root)
-    return Trainer(vae, data, config, device, run_dir=run_dir, progress=progress)
-
-
-def train(
-    config: dict[str, Any],
-    out: str | Path | None = None,
-    data_root: str | Path | None = None,
-    progress: bool = True,
-) -> Trainer:
-    """Train a new VAE as ``config`` says; with ``out``, write a run directory there.
-
-    The config is validated and the data loaded before ``out`` is created, so bad input
-    leaves no half-made run directory. ``out`` must not already hold a run.
-
-    Returns:
-        the :class:`Trainer`, whose ``vae`` is trained and ``metrics`` filled in.
-    """
-    config = resolve_config(config)
-    run_dir = Path(out) if out is not None else None
-    if run_dir is not None and (run_dir / ckpt.CHECKPOINT_FILE).exists():
-        raise CheckpointError(
-            f"'{run_dir}' already holds a run; continue it with `pyrovae train --resume "
-            f"{run_dir}` or choose another --out"
-        )
-    trainer = _prepare(config, data_root, progress, None)
-    if run_dir is not None:
-        created = not run_dir.exists()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            ckpt.write_config(run_dir, config)
-            ckpt.write_metrics(run_dir, [])
-        except BaseException:
-            if created:
-                shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-        trainer.run_dir = run_dir
-    trainer.fit()
-    return trainer
-
-
-def resume(
-    run_dir: str | Path,
-    epochs: int | None = None,
-    data_root: str | Path | None = None,
-    progress: bool = True,
-) -> Trainer:
-    """Continue the run in ``run_dir`` from its last checkpoint, up to ``epochs`` in total
-    (default: the run's configured epochs). On CPU the result equals an uninterrupted run."""
-    run_dir = Path(run_dir)
-    config = ckpt.read_config(run_dir)
-    state = ckpt.load_checkpoint(run_dir)
-    if epochs is not None:
-        if epochs < state["epoch"]:
-            raise ConfigError(
-                f"--epochs {epochs} is fewer than the {state['epoch']} epochs '{run_dir}' has run"
+        title = (
+            (
+                f"{self.data.name}, epoch {last['epoch']}: test ELBO {last['test_elbo']:.2f} "
+                "nats/example"
             )
-        config["train"]["epochs"] = epochs
-    trainer = _prepare(config, data_root, progress, run_dir)
-    trainer.load_state_dict(state)
-    trainer.metrics = [r for r in ckpt.read_metrics(run_dir) if r["epoch"] <= trainer.epoch]
-    if epochs is not None:
-        ckpt.write_config(run_dir, config)
-    trainer.fit()
-    return trainer
-
-
-def load_run(
-    run_dir: str | Path, device: str = "auto"
-) -> tuple[VAE, dict[str, Any], dict[str, Any]]:
-    """The trained VAE of a run directory (in eval mode, on ``device``), its config and
-    checkpoint state."""
-    run_dir = Path(run_dir)
-    config = ckpt.read_config(run_dir)
-    dev = select_device(device)
-    state = ckpt.load_checkpoint(run_dir, map_location=dev)
-    vae = VAE.from_config(config).to(dev)
-    try:
-        vae.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as exc:
-        raise CheckpointError(
-            f"checkpoint in '{run_dir}' does not match its config.toml ({str(exc).splitlines()[0]})"
-        ) from None
-    vae.eval()
-    return vae, config, state
+            if last
+            else self.data.name
+        )
+        figure = plot_samples_and_reconstructions(
+            samples, x, recon, self.data.image_shape, title=title
+        )
+        return save_figure(figure, path)

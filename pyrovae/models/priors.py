@@ -16,10 +16,9 @@ import pyro.distributions.transforms as T
 import torch
 from torch import nn
 
-from .distributions import StandardNormal
-from .errors import ConfigError
+from ..distributions import StandardNormal
+from ..registry import NonNegativeFloat, PositiveInt, Registry
 from .networks import check_autoregressive_flow
-from .registry import Registry
 
 
 class Prior(nn.Module):
@@ -28,6 +27,8 @@ class Prior(nn.Module):
     type_name: ClassVar[str]
     #: whether ``distribution`` needs the labels ``y`` (class-conditional priors)
     uses_labels: ClassVar[bool] = False
+    #: the number of classes a label-conditional prior knows (``None`` for other priors)
+    num_classes: int | None = None
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
@@ -84,6 +85,9 @@ PRIORS: Registry[Prior] = Registry("prior", context=("latent_dim", "data_dim", "
 class StandardNormalPrior(Prior):
     """p(z) = N(0, I)."""
 
+    loc: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, *, latent_dim: int) -> None:
         super().__init__(latent_dim)
         self.register_buffer("loc", torch.zeros(latent_dim))
@@ -117,12 +121,10 @@ class MixtureOfGaussiansPrior(Prior):
     """p(z) = sum_k w_k N(z | mu_k, diag(sigma_k^2)): a learned mixture of ``components``
     diagonal Gaussians. Means start at N(0, init_spread^2 I) draws, scales at 1, weights equal."""
 
-    def __init__(self, *, latent_dim: int, components: int = 10, init_spread: float = 1.0) -> None:
+    def __init__(
+        self, *, latent_dim: int, components: PositiveInt = 10, init_spread: NonNegativeFloat = 1.0
+    ) -> None:
         super().__init__(latent_dim)
-        if components < 1:
-            raise ConfigError(f"model.prior.components = {components} must be at least 1")
-        if init_spread < 0:
-            raise ConfigError(f"model.prior.init_spread = {init_spread} must be >= 0")
         self.components = components
         self.logits = nn.Parameter(torch.zeros(components))
         self.locs = nn.Parameter(torch.randn(components, latent_dim) * init_spread)
@@ -147,12 +149,10 @@ class VampPrior(Prior):
 
     Scoring a latent costs one encoder pass over the K pseudo-inputs per call and a ``(N, K,
     latent_dim)`` density table; with an ``iaf`` guide also ``latent_dim`` sequential flow
-    inversions (see the README for timings)."""
+    inversions (docs/components.md)."""
 
-    def __init__(self, *, latent_dim: int, data_dim: int, components: int = 500) -> None:
+    def __init__(self, *, latent_dim: int, data_dim: int, components: PositiveInt = 500) -> None:
         super().__init__(latent_dim)
-        if components < 1:
-            raise ConfigError(f"model.prior.components = {components} must be at least 1")
         self.components = components
         self.pseudo_inputs = nn.Parameter(torch.rand(components, data_dim))
         self._posterior: Callable[[torch.Tensor], dist.TorchDistribution] | None = None
@@ -181,15 +181,18 @@ class FlowPrior(Prior):
     masked-autoregressive direction): scoring a latent is one parallel pass per flow,
     sampling takes ``latent_dim`` sequential passes (generation only)."""
 
+    loc: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(
         self,
         *,
         latent_dim: int,
-        num_flows: int = 2,
-        hidden: list[int] = (64,),  # type: ignore[assignment]
+        num_flows: PositiveInt = 2,
+        hidden: list[PositiveInt] = (64,),  # type: ignore[assignment]
     ) -> None:
         super().__init__(latent_dim)
-        check_autoregressive_flow("model.prior", "flow", latent_dim, num_flows, hidden)
+        check_autoregressive_flow(latent_dim, hidden)
         self.flows = nn.ModuleList(
             T.affine_autoregressive(latent_dim, hidden_dims=list(hidden)) for _ in range(num_flows)
         )
@@ -217,17 +220,17 @@ class ConditionalPrior(Prior):
 
     uses_labels = True
 
-    def __init__(self, *, latent_dim: int, num_classes: int, init_spread: float = 1.0) -> None:
+    def __init__(
+        self, *, latent_dim: int, num_classes: int, init_spread: NonNegativeFloat = 1.0
+    ) -> None:
         super().__init__(latent_dim)
-        if init_spread < 0:
-            raise ConfigError(f"model.prior.init_spread = {init_spread} must be >= 0")
         self.num_classes = num_classes
         self.class_means = nn.Parameter(torch.randn(num_classes, latent_dim) * init_spread)
 
     def distribution(self, y: torch.Tensor | None = None) -> dist.TorchDistribution:
         if y is None:
             gaussians = dist.Normal(self.class_means, 1.0).to_event(1)
-            return Mixture(self.class_means.new_zeros(self.num_classes), gaussians)
+            return Mixture(self.class_means.new_zeros(self.class_means.shape[0]), gaussians)
         return dist.Normal(self.class_means[y], 1.0).to_event(1)
 
     def describe(self) -> str:

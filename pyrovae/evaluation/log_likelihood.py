@@ -7,8 +7,8 @@ For each example ``x_i`` and ``K`` draws ``z_k ~ q(z|x_i)`` from the guide::
 This is the K-sample importance-weighted bound: a lower bound on log p(x_i) in expectation,
 equal to the ELBO in expectation at ``K = 1``, non-decreasing in ``K`` and consistent as
 ``K -> inf`` (Burda et al., 2016). The log-weights are read from Pyro traces of the VAE's own
-model and guide (:func:`pyrovae.evaluation.trace_log_weights`), vectorized over the K draws
-with a particle plate, so any model/guide pair built by the library is handled.
+model and guide (:func:`pyrovae.infer.log_weights`), vectorized over the K draws with a
+particle plate, so any model/guide pair built by the library is handled.
 
 Work is split into chunks of at most ``max_batch_elements`` (sample, example) pairs, over
 samples and over examples, so peak memory does not grow with ``K`` or ``N``; the sums over
@@ -21,28 +21,28 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass
-from typing import Any, Literal, overload
+from dataclasses import dataclass
+from typing import Literal, overload
 
 import pyro
 import torch
 from tqdm.auto import tqdm
 
-from .errors import ConfigError
-from .evaluation import elbo_per_example, fixed_rng, trace_log_weights
-from .vae import VAE
+from ..errors import ConfigError
+from ..infer.log_weights import log_weights
+from ..models.vae import VAE
+from ..registry import PositiveInt, check_value
+from ..rng import fixed_rng
 
 __all__ = [
     "DEFAULT_MAX_BATCH_ELEMENTS",
-    "Evaluation",
     "ImportanceDiagnostics",
     "RunningLogMeanExp",
-    "evaluate",
     "log_likelihood",
 ]
 
-#: default bound on (sample, example) pairs per vectorized pass; with the default MNIST
-#: networks one pair holds about 10 KB of activations, so a pass needs about 160 MB
+#: default bound on (sample, example) pairs per vectorized pass: peak memory is that many
+#: pairs' activations of the encoder, decoder and likelihood
 DEFAULT_MAX_BATCH_ELEMENTS = 2**14
 
 
@@ -96,24 +96,33 @@ class ImportanceDiagnostics:
         return None if self.repeats is None else self.repeats.std(dim=0)
 
 
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name} = {value!r} must be a positive integer")
-
-
 @overload
 def log_likelihood(
-    vae: VAE, x: torch.Tensor, y: torch.Tensor | None = ..., num_samples: int = ..., *,
-    max_batch_elements: int = ..., seed: int = ..., num_repeats: int = ...,
-    progress: bool = ..., return_diagnostics: Literal[False] = ...,
+    vae: VAE,
+    x: torch.Tensor,
+    y: torch.Tensor | None = ...,
+    num_samples: int = ...,
+    *,
+    max_batch_elements: int = ...,
+    seed: int = ...,
+    num_repeats: int = ...,
+    progress: bool = ...,
+    return_diagnostics: Literal[False] = ...,
 ) -> torch.Tensor: ...
 
 
 @overload
 def log_likelihood(
-    vae: VAE, x: torch.Tensor, y: torch.Tensor | None = ..., num_samples: int = ..., *,
-    max_batch_elements: int = ..., seed: int = ..., num_repeats: int = ...,
-    progress: bool = ..., return_diagnostics: Literal[True],
+    vae: VAE,
+    x: torch.Tensor,
+    y: torch.Tensor | None = ...,
+    num_samples: int = ...,
+    *,
+    max_batch_elements: int = ...,
+    seed: int = ...,
+    num_repeats: int = ...,
+    progress: bool = ...,
+    return_diagnostics: Literal[True],
 ) -> tuple[torch.Tensor, ImportanceDiagnostics]: ...
 
 
@@ -149,9 +158,12 @@ def log_likelihood(
     Returns:
         ``(N,)`` estimates log p^(x_i), or ``(estimates, diagnostics)``.
     """
-    _check_positive("num_samples", num_samples)
-    _check_positive("max_batch_elements", max_batch_elements)
-    _check_positive("num_repeats", num_repeats)
+    for name, value in (
+        ("num_samples", num_samples),
+        ("max_batch_elements", max_batch_elements),
+        ("num_repeats", num_repeats),
+    ):
+        check_value(value, PositiveInt, name)
     if x.dim() != 2:
         raise ConfigError(f"x must have shape (N, data_dim); got shape {tuple(x.shape)}")
     num_examples = x.shape[0]
@@ -162,8 +174,14 @@ def log_likelihood(
     ess = torch.empty(num_examples, dtype=x.dtype, device=x.device)
     was_training = vae.training
     vae.eval()
-    bar = tqdm(total=num_repeats * num_examples, desc=f"log p(x), K={num_samples}",
-               unit="ex", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=num_repeats * num_examples,
+        desc=f"log p(x), K={num_samples}",
+        unit="ex",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     try:
         with fixed_rng(seed, x.device), pyro.validation_enabled(False):
             for repeat in range(num_repeats):
@@ -174,7 +192,7 @@ def log_likelihood(
                     running = RunningLogMeanExp(stop - start, x.dtype, x.device)
                     for k_start in range(0, num_samples, sample_chunk):
                         k = min(sample_chunk, num_samples - k_start)
-                        running.update(trace_log_weights(vae, xb, yb, num_particles=k))
+                        running.update(log_weights(vae.model, vae.guide, xb, yb, num_particles=k))
                     estimates[repeat, start:stop] = running.log_mean()
                     if repeat == 0:
                         ess[start:stop] = running.ess()
@@ -188,67 +206,3 @@ def log_likelihood(
         num_samples=num_samples, ess=ess, repeats=estimates if num_repeats > 1 else None
     )
     return estimates[0], diagnostics
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Held-out ELBO and importance-sampled log-likelihood of a VAE (nats per example).
-
-    ``*_se`` are standard errors of the means across examples (``None`` for one example);
-    ``ess_*`` summarize the per-example effective sample sizes (out of ``num_samples``)."""
-
-    elbo: float
-    elbo_se: float | None
-    log_likelihood: float
-    log_likelihood_se: float | None
-    num_samples: int
-    num_examples: int
-    seed: int
-    ess_mean: float
-    ess_median: float
-    ess_min: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
-    """Mean of per-example values ``(N,)`` and its standard error across examples
-    (``std / sqrt(N)``; ``None`` for a single example)."""
-    n = values.shape[0]
-    se = (values.std() / math.sqrt(n)).item() if n > 1 else None
-    return values.mean().item(), se
-
-
-def evaluate(
-    vae: VAE,
-    x: torch.Tensor,
-    y: torch.Tensor | None = None,
-    *,
-    num_samples: int,
-    seed: int = 0,
-    elbo_batch_size: int = 1000,
-    max_batch_elements: int = DEFAULT_MAX_BATCH_ELEMENTS,
-    progress: bool = False,
-) -> Evaluation:
-    """The single-sample ELBO and the ``num_samples``-sample log p(x) of each example of
-    ``x``, summarized as means with standard errors across examples (see
-    :func:`log_likelihood` for the arguments)."""
-    was_training = vae.training
-    vae.eval()
-    try:
-        elbo = elbo_per_example(vae, x, y, batch_size=elbo_batch_size, seed=seed)
-    finally:
-        vae.train(was_training)
-    ll, diagnostics = log_likelihood(
-        vae, x, y, num_samples, max_batch_elements=max_batch_elements, seed=seed,
-        progress=progress, return_diagnostics=True,
-    )
-    elbo_mean, elbo_se = mean_and_se(elbo)
-    ll_mean, ll_se = mean_and_se(ll)
-    ess = diagnostics.ess
-    return Evaluation(
-        elbo=elbo_mean, elbo_se=elbo_se, log_likelihood=ll_mean, log_likelihood_se=ll_se,
-        num_samples=num_samples, num_examples=x.shape[0], seed=seed,
-        ess_mean=ess.mean().item(), ess_median=ess.median().item(), ess_min=ess.min().item(),
-    )

@@ -6,7 +6,7 @@ into a distribution with batch shape ``batch`` and event shape ``(latent_dim,)``
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyro.distributions as dist
 import pyro.distributions.transforms as T
@@ -14,10 +14,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .distributions import ReparameterizedNormal
-from .errors import ConfigError
+from ..distributions import ReparameterizedNormal
+from ..registry import NonNegativeFloat, PositiveInt, Registry
 from .networks import check_autoregressive_flow
-from .registry import Registry
 
 
 class GuideFamily(nn.Module):
@@ -55,7 +54,7 @@ class DiagNormalGuide(GuideFamily):
     A :class:`~pyrovae.distributions.ReparameterizedNormal`: its own samples are scored from
     the standard draws behind them, as a hand-written VAE scores them."""
 
-    def __init__(self, *, latent_dim: int, min_scale: float = 1e-4) -> None:
+    def __init__(self, *, latent_dim: int, min_scale: NonNegativeFloat = 1e-4) -> None:
         super().__init__(latent_dim)
         self.min_scale = min_scale
 
@@ -92,15 +91,13 @@ class IAFGuide(DiagNormalGuide):
         self,
         *,
         latent_dim: int,
-        num_flows: int = 2,
-        hidden: list[int] = (64,),  # type: ignore[assignment]
-        context_dim: int = 16,
-        min_scale: float = 1e-4,
+        num_flows: PositiveInt = 2,
+        hidden: list[PositiveInt] = (64,),  # type: ignore[assignment]
+        context_dim: PositiveInt = 16,
+        min_scale: NonNegativeFloat = 1e-4,
     ) -> None:
         super().__init__(latent_dim=latent_dim, min_scale=min_scale)
-        check_autoregressive_flow("model.guide", "iaf", latent_dim, num_flows, hidden)
-        if context_dim < 1:
-            raise ConfigError(f"model.guide.context_dim = {context_dim} must be at least 1")
+        check_autoregressive_flow(latent_dim, hidden)
         self.context_dim = context_dim
         self.flows = nn.ModuleList(
             T.conditional_affine_autoregressive(
@@ -116,7 +113,8 @@ class IAFGuide(DiagNormalGuide):
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
         gaussian_params, context = params.split([2 * self.latent_dim, self.context_dim], dim=-1)
         base = super().distribution(gaussian_params)
-        return dist.TransformedDistribution(base, [flow.condition(context) for flow in self.flows])
+        flows: list[Any] = list(self.flows)
+        return dist.TransformedDistribution(base, [flow.condition(context) for flow in flows])
 
     def describe(self) -> str:
         return (

@@ -14,14 +14,13 @@ from typing import Any
 
 import pyro
 import pyro.distributions as dist
-import pyro.poutine as poutine
 import torch
 from pyro.poutine.util import is_validation_enabled
 from torch import nn
 
-from .config import resolve_config
-from .data import DATASETS
-from .errors import ConfigError
+from ..config import resolve_config
+from ..data import DATASETS
+from ..errors import ConfigError
 from .guides import GUIDES, GuideFamily
 from .likelihoods import LIKELIHOODS, Likelihood
 from .networks import DECODERS, ENCODERS
@@ -41,10 +40,12 @@ class VAE(nn.Module):
         guide_family: q(z|x) given encoder output.
         data_dim: number of elements (pixels) per example.
         image_shape: ``(C, H, W)`` of one example, for pictures and conv networks.
-        config: the resolved config this model was built from, if any.
 
     Every Pyro ``param`` site registered by ``model``/``guide`` is a parameter of this module,
     so ``vae.parameters()`` and ``vae.state_dict()`` hold the whole learned state.
+
+    The programs know nothing of training: a KL weight (beta, warm-up) is applied from outside
+    with :func:`pyrovae.infer.scale_latents`.
 
     ``model`` and ``guide`` register the module in Pyro's param store (``pyro.module``) each
     time they run, so ``pyro.infer.SVI`` with a ``pyro.optim`` optimizer trains it as usual.
@@ -61,7 +62,6 @@ class VAE(nn.Module):
         guide_family: GuideFamily,
         data_dim: int,
         image_shape: tuple[int, ...] | None = None,
-        config: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.prior = prior
@@ -72,7 +72,6 @@ class VAE(nn.Module):
         self.latent_dim = prior.latent_dim
         self.data_dim = data_dim
         self.image_shape = tuple(image_shape) if image_shape else (data_dim,)
-        self.config = dict(config) if config is not None else None
         #: name of this module in Pyro's param store (unique per instance)
         self.pyro_name = f"vae{next(_instance_ids)}"
         #: whether ``model``/``guide`` call ``pyro.module`` (see :meth:`param_store_registration`)
@@ -84,10 +83,21 @@ class VAE(nn.Module):
     def from_config(cls, config: Mapping[str, Any]) -> "VAE":
         """Build a VAE from a whole run config (as loaded from TOML, or its Python mapping).
 
-        The config is validated and completed first (see :func:`pyrovae.config.resolve_config`);
-        only the ``data`` section's data set (for the data shape) and ``model`` are used here.
+        The config is validated and completed first (see :func:`pyrovae.resolve_config`; a
+        config that is already resolved passes unchanged); only the ``data`` section (the data
+        shape and its preparation) and ``model`` are used here.
+
+        Example::
+
+            vae = VAE.from_config({"model": {"latent_dim": 8}})
         """
-        config = resolve_config(config)
+        return cls.from_resolved_config(resolve_config(config))
+
+    @classmethod
+    def from_resolved_config(cls, config: Mapping[str, Any]) -> "VAE":
+        """:meth:`from_config` for a config that :func:`pyrovae.resolve_config` has already
+        validated and completed (as the library's own run code has), without resolving it
+        again."""
         dataset = DATASETS.get(config["data"]["dataset"], key="data.dataset")
         m = config["model"]
         latent_dim, data_dim = m["latent_dim"], dataset.data_dim()
@@ -96,20 +106,27 @@ class VAE(nn.Module):
         guide_family = GUIDES.build(m["guide"], "model.guide", latent_dim=latent_dim)
         context = {"image_shape": dataset.image_shape}
         encoder = ENCODERS.build(
-            m["encoder"], "model.encoder",
-            in_features=data_dim, out_features=guide_family.num_params, **context,
+            m["encoder"],
+            "model.encoder",
+            in_features=data_dim,
+            out_features=guide_family.num_params,
+            **context,
         )
         decoder = DECODERS.build(
-            m["decoder"], "model.decoder",
-            in_features=latent_dim, out_features=likelihood.params_per_element * data_dim,
+            m["decoder"],
+            "model.decoder",
+            in_features=latent_dim,
+            out_features=likelihood.params_per_element * data_dim,
             **context,
         )
         prior = PRIORS.build(
-            m["prior"], "model.prior",
-            latent_dim=latent_dim, data_dim=data_dim, num_classes=dataset.num_classes,
+            m["prior"],
+            "model.prior",
+            latent_dim=latent_dim,
+            data_dim=data_dim,
+            num_classes=dataset.num_classes,
         )
-        return cls(prior, likelihood, encoder, decoder, guide_family, data_dim,
-                   dataset.image_shape, config)
+        return cls(prior, likelihood, encoder, decoder, guide_family, data_dim, dataset.image_shape)
 
     # ------------------------------------------------------------------ networks
     def model_labels(self, y: torch.Tensor | None) -> torch.Tensor | None:
@@ -161,38 +178,25 @@ class VAE(nn.Module):
         if self.registers_params:
             pyro.module(self.pyro_name, self)
 
-    def model(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor | None = None,
-        kl_scale: float | torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """p(x, z): ``z ~ prior``, ``x ~ likelihood(decoder(z))``; ``x`` is ``(N, data_dim)``.
 
         ``y`` (``(N,)`` labels) is passed to label-conditional priors and ignored otherwise.
-        ``kl_scale`` (positive; ``None`` means 1) weights the log-density of ``"z"`` here and
-        in :meth:`guide` through ``poutine.scale``: training passes ``beta`` times the KL
-        warm-up factor, evaluation leaves it out. While Pyro validation is on, ``x`` is
-        checked against the likelihood's support (:meth:`Likelihood.check_data`)."""
+        While Pyro validation is on, ``x`` is checked against the likelihood's support
+        (:meth:`Likelihood.check_data`)."""
         self._register()
         if is_validation_enabled():
             self.likelihood.check_data(x)
         with pyro.plate("data", x.shape[0]):
-            with _scaled(kl_scale):
-                z = pyro.sample("z", self.prior.distribution(y))
+            z = pyro.sample("z", self.prior.distribution(y))
             pyro.sample("x", self.likelihood_distribution(z), obs=self.likelihood.prepare(x))
         return z
 
-    def guide(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor | None = None,
-        kl_scale: float | torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """q(z|x), amortized by the encoder; ``x`` is ``(N, data_dim)``; ``kl_scale`` as in
-        :meth:`model`."""
+    def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """q(z|x), amortized by the encoder; ``x`` is ``(N, data_dim)``; ``y`` is unused (the
+        guide takes the model's arguments)."""
         self._register()
-        with pyro.plate("data", x.shape[0]), _scaled(kl_scale):
+        with pyro.plate("data", x.shape[0]):
             return pyro.sample("z", self.posterior(x))
 
     # ------------------------------------------------------------------ generation
@@ -210,7 +214,7 @@ class VAE(nn.Module):
                     f"{self.prior.type_name!r}"
                 )
             if isinstance(y, int):
-                num_classes = getattr(self.prior, "num_classes", None)
+                num_classes = self.prior.num_classes
                 if num_classes is not None and not 0 <= y < num_classes:
                     raise ConfigError(
                         f"class label {y} is out of range: expected 0 to {num_classes - 1}"
@@ -229,17 +233,14 @@ class VAE(nn.Module):
     # ------------------------------------------------------------------ description
     def describe(self) -> str:
         """The model in words and math: p(x, z) = p(x|z) p(z) with each factor's family and
-        parameters, the guide q(z|x), and (when built from a config) the data and objective.
-        Each line ends with the config keys that choose it."""
+        parameters, and the guide q(z|x); each factor is followed by the config keys that
+        choose it. :func:`pyrovae.describe` adds the data and the objective of a whole run."""
         shape = "x".join(map(str, self.image_shape))
-        data = f"{shape} = {self.data_dim} elements"
-        if self.config is not None:
-            d = self.config["data"]
-            data = f"{d['dataset']} {data}, data.binarize = {d['binarize']!r}"
         num_params = sum(p.numel() for p in self.parameters())
         given = " | y" if self.prior.uses_labels else ""
         lines = [
-            f"VAE: x = {data}; latent z in R^{self.latent_dim}; {num_params:,} parameters",
+            f"VAE: x in {shape} = {self.data_dim} elements; latent z in R^{self.latent_dim}; "
+            f"{num_params:,} parameters",
             f"  p(x, z{given}) = p(x | z) p(z{given})",
             f"  p(z{given}) = {self.prior.describe()}",
             f"      [model.prior = {self.prior.type_name}]",
@@ -252,14 +253,6 @@ class VAE(nn.Module):
             f"      [model.guide = {self.guide_family.type_name}, "
             f"model.encoder = {_type_name(self.encoder)}]",
         ]
-        if self.config is not None:
-            from .objectives import OBJECTIVES
-
-            objective = OBJECTIVES.build(self.config["objective"], "objective")
-            lines += [
-                f"  objective: {objective.describe()}",
-                f"      [objective = {objective.type_name}]",
-            ]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -273,8 +266,3 @@ def _describe_network(net: nn.Module) -> str:
 
 def _type_name(net: nn.Module) -> str:
     return getattr(net, "type_name", type(net).__name__)
-
-
-def _scaled(scale: float | torch.Tensor | None) -> contextlib.AbstractContextManager:
-    """``poutine.scale(scale)``, or nothing when there is no scale (no cost in the hot loop)."""
-    return contextlib.nullcontext() if scale is None else poutine.scale(scale=scale)

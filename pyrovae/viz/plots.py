@@ -1,8 +1,10 @@
-"""Pictures of what a VAE does (matplotlib, headless ``Agg`` backend).
+"""Pictures of what a VAE does, drawn with matplotlib.
 
-Each ``plot_*`` function draws one kind of figure from tensors (or arrays) to a PNG file and
-returns the path; none of them touches a model (:mod:`pyrovae.figures` computes the tensors
-from a trained VAE). Conventions:
+Each ``plot_*`` function draws one kind of figure from tensors (or arrays) onto a new
+:class:`matplotlib.figure.Figure` and returns it (a notebook shows it as it is);
+:func:`save_figure` writes one to a PNG. None of them touches a model
+(:mod:`pyrovae.viz.figures` computes the tensors from a trained VAE), and none uses pyplot, so
+drawing never changes the user's matplotlib backend or keeps figures alive. Conventions:
 
 * images are flat vectors ``(N, C*H*W)`` with values in [0, 1], shown with
   ``image_shape = (C, H, W)`` (colour channels are averaged to grey);
@@ -18,16 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from PIL import Image  # matplotlib's own image library
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from PIL import Image  # noqa: E402  (matplotlib's own image library)
-
-from .errors import ConfigError  # noqa: E402
+from ..errors import ConfigError
 
 #: resolution of every PNG (pixels per inch)
 DPI = 100
@@ -44,17 +45,28 @@ def _tensor(values: Any) -> torch.Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.float32))
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    """Write ``fig`` to ``path`` as a PNG (creating its folder) and close it.
+def _figure(*args: Any, figsize: tuple[float, float], **kwargs: Any) -> tuple[Figure, Any]:
+    """A new figure of ``figsize`` inches (constrained layout) and its axes, as
+    ``Figure.subplots(*args, **kwargs)`` returns them."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG (creating its folder) and return the path.
 
     Figures drawn only in greys are stored as 8-bit grey images, others as RGB (no alpha):
-    losslessly, at a half to a quarter of matplotlib's RGBA size."""
+    losslessly, at a half to a quarter of matplotlib's RGBA size.
+
+    Example::
+
+        save_figure(plot_samples(images, (1, 28, 28)), "samples.png")
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     # "tight" grows the saved area to every text, so no label is ever cut at the border
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.08)
-    plt.close(fig)
     rgba = np.asarray(Image.open(buffer).convert("RGBA"))
     opaque = bool((rgba[..., 3] == 255).all())
     rgb = rgba[..., :3]
@@ -91,7 +103,7 @@ def _image_height(image_shape: tuple[int, ...]) -> int:
     return image_shape[-2] if len(image_shape) >= 2 else 1
 
 
-def _show_grid(ax: plt.Axes, grid: torch.Tensor, title: str = "") -> None:
+def _show_grid(ax: Axes, grid: torch.Tensor, title: str = "") -> None:
     ax.imshow(grid.numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     if title:
         ax.set_title(title)
@@ -99,7 +111,7 @@ def _show_grid(ax: plt.Axes, grid: torch.Tensor, title: str = "") -> None:
     ax.set_yticks([])
 
 
-def _label_rows(ax: plt.Axes, labels: Sequence[str], cell_height: int) -> None:
+def _label_rows(ax: Axes, labels: Sequence[str], cell_height: int) -> None:
     """Put one tick label at the vertical centre of each row of a grid of cells."""
     ax.set_yticks([r * (cell_height + 1) + (cell_height - 1) / 2 for r in range(len(labels))])
     ax.set_yticklabels(labels)
@@ -110,16 +122,15 @@ def _label_rows(ax: plt.Axes, labels: Sequence[str], cell_height: int) -> None:
 def plot_samples(
     samples: torch.Tensor,
     image_shape: tuple[int, ...],
-    path: str | Path,
     title: str = "samples E[x|z], z ~ p(z)",
-) -> Path:
+) -> Figure:
     """A square-ish grid of ``(N, C*H*W)`` samples."""
     n = samples.shape[0]
-    ncols = max(1, int(round(n**0.5)))
+    ncols = max(1, round(n**0.5))
     nrows = -(-n // ncols)
-    fig, ax = plt.subplots(figsize=(5, 5 * nrows / ncols + 0.5), layout="constrained")
+    fig, ax = _figure(figsize=(5, 5 * nrows / ncols + 0.5))
     _show_grid(ax, image_grid(samples, image_shape, ncols), title)
-    return _save(fig, path)
+    return fig
 
 
 def pair_rows(inputs: torch.Tensor, reconstructions: torch.Tensor, ncols: int) -> torch.Tensor:
@@ -140,8 +151,15 @@ def pair_rows(inputs: torch.Tensor, reconstructions: torch.Tensor, ncols: int) -
     ).reshape(-1, dim)
 
 
-def _show_pairs(ax: plt.Axes, inputs: torch.Tensor, reconstructions: torch.Tensor,
-                image_shape: tuple[int, ...], ncols: int, recon_label: str, title: str) -> None:
+def _show_pairs(
+    ax: Axes,
+    inputs: torch.Tensor,
+    reconstructions: torch.Tensor,
+    image_shape: tuple[int, ...],
+    ncols: int,
+    recon_label: str,
+    title: str,
+) -> None:
     """Rows of inputs above rows of reconstructions, a wider white gap between row pairs."""
     h, gap = _image_height(image_shape), 4
     grid = image_grid(pair_rows(inputs, reconstructions, ncols), image_shape, ncols)
@@ -163,16 +181,14 @@ def plot_reconstructions(
     inputs: torch.Tensor,
     reconstructions: torch.Tensor,
     image_shape: tuple[int, ...],
-    path: str | Path,
     ncols: int = 8,
     title: str = "test inputs and their reconstructions E[x|z], z ~ q(z|x)",
-) -> Path:
+) -> Figure:
     """Inputs ``(N, C*H*W)`` in one row, their reconstructions in the row below, and so on."""
     blocks = -(-inputs.shape[0] // ncols)
-    fig, ax = plt.subplots(figsize=(0.75 * ncols + 1.4, 0.8 * 2 * blocks + 0.6),
-                           layout="constrained")
+    fig, ax = _figure(figsize=(0.75 * ncols + 1.4, 0.8 * 2 * blocks + 0.6))
     _show_pairs(ax, inputs, reconstructions, image_shape, ncols, "reconstruction", title)
-    return _save(fig, path)
+    return fig
 
 
 def plot_samples_and_reconstructions(
@@ -180,79 +196,83 @@ def plot_samples_and_reconstructions(
     inputs: torch.Tensor,
     reconstructions: torch.Tensor,
     image_shape: tuple[int, ...],
-    path: str | Path,
     title: str = "",
-) -> Path:
+) -> Figure:
     """Left: a grid of model samples E[x|z], z ~ p(z). Right: rows of inputs, each above the
     row of their reconstructions."""
     ncols = 8
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 5.6), layout="constrained")
+    fig, axes = _figure(1, 2, figsize=(10.5, 5.6))
     _show_grid(axes[0], image_grid(samples, image_shape, ncols), "samples E[x|z], z ~ p(z)")
-    _show_pairs(axes[1], inputs, reconstructions, image_shape, ncols, "recon.",
-                "test inputs / reconstructions")
+    _show_pairs(
+        axes[1],
+        inputs,
+        reconstructions,
+        image_shape,
+        ncols,
+        "recon.",
+        "test inputs / reconstructions",
+    )
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
 def plot_grids(
     panels: Mapping[str, torch.Tensor],
     image_shape: tuple[int, ...],
-    path: str | Path,
     ncols: int = 8,
     title: str = "",
-) -> Path:
+) -> Figure:
     """Several image grids side by side, one per entry ``name -> (N, C*H*W)`` (e.g. samples
     of models trained with different priors), each titled by its name."""
     if not panels:
         raise ValueError("plot_grids needs at least one panel")
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.9),
-                             layout="constrained", squeeze=False)
+    fig, axes = _figure(1, len(panels), figsize=(3.3 * len(panels), 3.9), squeeze=False)
     for ax, (name, images) in zip(axes[0], panels.items()):
         _show_grid(ax, image_grid(images, image_shape, ncols), name)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
 def plot_class_rows(
     images: torch.Tensor,
     image_shape: tuple[int, ...],
-    path: str | Path,
     class_names: Sequence[str] | None = None,
     title: str = "samples E[x|z], z ~ p(z|y), one row per class y",
-) -> Path:
+) -> Figure:
     """Generated images ``(num_classes, per_class, C*H*W)``: one row per class, labelled."""
     images = _tensor(images)
     num_classes, per_class = images.shape[:2]
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
     if len(names) != num_classes:
         raise ValueError(f"{len(names)} class names given for {num_classes} rows of images")
-    fig, ax = plt.subplots(figsize=(0.55 * per_class + 1.2, 0.55 * num_classes + 0.7),
-                           layout="constrained")
+    fig, ax = _figure(figsize=(0.55 * per_class + 1.2, 0.55 * num_classes + 0.7))
     _show_grid(ax, image_grid(images.reshape(-1, images.shape[-1]), image_shape, per_class), title)
     _label_rows(ax, names, _image_height(image_shape))
     ax.set_ylabel("class y")
-    return _save(fig, path)
+    return fig
 
 
 def plot_interpolations(
     decoded: torch.Tensor,
     image_shape: tuple[int, ...],
-    path: str | Path,
     starts: torch.Tensor | None = None,
     ends: torch.Tensor | None = None,
     title: str = "decoded means E[x|z] along straight lines between posterior means",
-) -> Path:
+) -> Figure:
     """One interpolation per row: ``decoded`` is ``(pairs, steps, C*H*W)``, the decoder means at
     ``z = (1-t) z_start + t z_end`` for ``t = 0..1``. ``starts``/``ends`` ``(pairs, C*H*W)``,
     when given, are the input images, drawn in their own columns at either side."""
     decoded = _tensor(decoded)
     pairs, steps = decoded.shape[:2]
     widths = [1] * (starts is not None) + [steps] + [1] * (ends is not None)
-    fig, axes = plt.subplots(
-        1, len(widths), figsize=(0.6 * sum(widths) + 1.0, 0.6 * pairs + 1.2),
-        gridspec_kw={"width_ratios": widths}, layout="constrained", squeeze=False,
+    fig, axes = _figure(
+        1,
+        len(widths),
+        figsize=(0.6 * sum(widths) + 1.0, 0.6 * pairs + 1.2),
+        gridspec_kw={"width_ratios": widths},
+        squeeze=False,
     )
     axes = list(axes[0])
     middle = axes[1] if starts is not None else axes[0]
@@ -263,7 +283,7 @@ def plot_interpolations(
     if ends is not None:
         _show_grid(axes[-1], image_grid(ends, image_shape, 1), "input B")
     fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
 def manifold_grid(
@@ -293,17 +313,16 @@ def plot_manifold(
     decoded: torch.Tensor,
     axis_values: torch.Tensor,
     image_shape: tuple[int, ...],
-    path: str | Path,
     title: str = "decoder means E[x|z] over the latent plane",
-) -> Path:
+) -> Figure:
     """The learned manifold: ``decoded`` ``(n*n, C*H*W)`` are the decoder means at the points
     of :func:`manifold_grid` (whose ``axis_values`` ``(n,)`` label the axes)."""
     decoded, axis_values = _tensor(decoded), _tensor(axis_values)
     n = axis_values.shape[0]
     if decoded.shape[0] != n * n:
         raise ValueError(f"{decoded.shape[0]} images given for a {n}x{n} manifold")
-    c, h, w = image_shape if len(image_shape) == 3 else (1, *image_shape)
-    fig, ax = plt.subplots(figsize=(7, 7.4), layout="constrained")
+    _, h, w = image_shape if len(image_shape) == 3 else (1, *image_shape)
+    fig, ax = _figure(figsize=(7, 7.4))
     _show_grid(ax, image_grid(decoded, image_shape, n), title)
     shown = range(0, n, 2) if n > 8 else range(n)
     ax.set_xticks([i * (w + 1) + (w - 1) / 2 for i in shown])
@@ -312,17 +331,16 @@ def plot_manifold(
     ax.set_yticklabels([f"{axis_values[n - 1 - i]:.2f}" for i in shown])
     ax.set_xlabel("$z_1$ (standard Normal quantiles of p = 0.05 \u2026 0.95)")
     ax.set_ylabel("$z_2$")
-    return _save(fig, path)
+    return fig
 
 
 # ---------------------------------------------------------------------------- latent space
 def plot_latent_scatter(
     means: torch.Tensor,
     labels: torch.Tensor,
-    path: str | Path,
     class_names: Sequence[str] | None = None,
     title: str = "posterior means E[z|x] of test images",
-) -> Path:
+) -> Figure:
     """Scatter of 2-D posterior means ``(N, 2)`` coloured by class ``labels`` ``(N,)``, with a
     colour bar naming the classes.
 
@@ -335,34 +353,54 @@ def plot_latent_scatter(
     require_2d_latent(means.shape[1], "latent scatter")
     num_classes = int(labels.max().item()) + 1 if class_names is None else len(class_names)
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
-    base = plt.get_cmap("tab10" if num_classes <= 10 else "tab20")
+    base = matplotlib.colormaps["tab10" if num_classes <= 10 else "tab20"]
     cmap = ListedColormap([base(i % base.N) for i in range(num_classes)])
     norm = BoundaryNorm(np.arange(num_classes + 1) - 0.5, num_classes)
-    fig, ax = plt.subplots(figsize=(7, 6), layout="constrained")
+    fig, ax = _figure(figsize=(7, 6))
     size = float(np.clip(20000 / max(len(labels), 1), 2, 16))  # smaller points when many
-    points = ax.scatter(means[:, 0], means[:, 1], c=labels.numpy(), cmap=cmap, norm=norm,
-                        s=size, alpha=0.7, linewidths=0, rasterized=True)
+    points = ax.scatter(
+        means[:, 0],
+        means[:, 1],
+        c=labels.numpy(),
+        cmap=cmap,
+        norm=norm,
+        s=size,
+        alpha=0.7,
+        linewidths=0,
+        rasterized=True,
+    )
     bar = fig.colorbar(points, ax=ax, ticks=np.arange(num_classes))
-    bar.solids.set_alpha(1.0)  # the key shows the full colours, not the points' transparency
+    if bar.solids is not None:
+        bar.solids.set_alpha(1.0)  # the key shows the full colours, not the points' transparency
     bar.ax.set_yticklabels(names)
     bar.set_label("class")
     ax.set_xlabel("posterior mean of $z_1$")
     ax.set_ylabel("posterior mean of $z_2$")
     ax.set_title(title)
     ax.set_aspect("equal", adjustable="datalim")
-    return _save(fig, path)
+    return fig
 
 
-def _kl_bars(ax: plt.Axes, kl: torch.Tensor, threshold: float, sort: bool, floor: float) -> int:
+def _kl_bars(ax: Axes, kl: torch.Tensor, threshold: float, sort: bool, floor: float) -> int:
     """Bars of ``kl`` ``(latent_dim,)`` on ``ax`` (log scale, rising from ``floor``), active
     units in colour; returns how many are active."""
     order = torch.argsort(kl, descending=True) if sort else torch.arange(kl.shape[0])
     values = kl[order].numpy()
     active = values > threshold
-    ax.bar(np.arange(len(values)), np.maximum(values - floor, 0.0), bottom=floor,
-           color=np.where(active, "tab:blue", "darkgrey"), width=0.8)
-    ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1,
-               label=f"active-unit threshold ({threshold:g} nats)")
+    ax.bar(
+        np.arange(len(values)),
+        np.maximum(values - floor, 0.0),
+        bottom=floor,
+        color=np.where(active, "tab:blue", "darkgrey"),
+        width=0.8,
+    )
+    ax.axhline(
+        threshold,
+        color="tab:red",
+        linestyle="--",
+        linewidth=1,
+        label=f"active-unit threshold ({threshold:g} nats)",
+    )
     ax.set_yscale("log")
     ax.set_ylabel(f"KL ({NATS})")
     if len(values) <= 20:
@@ -375,11 +413,10 @@ def _kl_bars(ax: plt.Axes, kl: torch.Tensor, threshold: float, sort: bool, floor
 
 def plot_kl_per_dimension(
     kl: ArrayLike | Mapping[str, ArrayLike],
-    path: str | Path,
     threshold: float = 0.01,
     sort: bool = True,
     title: str = "",
-) -> Path:
+) -> Figure:
     """Bar chart of the KL divergence of each latent dimension ``(latent_dim,)`` in nats per
     example (e.g. E_x KL(q(z_d|x) || p(z_d))) on a log axis; dimensions above ``threshold``
     are *active* and drawn in colour, collapsed ones in grey (values at or below the axis'
@@ -389,102 +426,131 @@ def plot_kl_per_dimension(
     one shared axis, each titled with its name and its number of active units. With ``sort``
     each panel's dimensions are sorted by KL, and labelled by their index when there are at
     most 20."""
-    panels = dict(kl) if isinstance(kl, Mapping) else {"": kl}
-    if not panels:
+    given = dict(kl) if isinstance(kl, Mapping) else {"": kl}
+    if not given:
         raise ValueError("plot_kl_per_dimension needs at least one KL vector")
-    panels = {name: _tensor(values).reshape(-1) for name, values in panels.items()}
+    panels = {name: _tensor(values).reshape(-1) for name, values in given.items()}
     every = torch.cat(list(panels.values()))
     positive = every[every > 0]
     # the floor: a decade below the threshold, or below the smallest KL drawn
     floor = min(threshold / 10, positive.min().item() / 2 if len(positive) else threshold)
     width = max(6.0, 0.16 * max(len(v) for v in panels.values()) + 2)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 0.4 + 2.9 * len(panels)),
-                             sharey=True, layout="constrained", squeeze=False)
+    fig, axes = _figure(
+        len(panels), 1, figsize=(width, 0.4 + 2.9 * len(panels)), sharey=True, squeeze=False
+    )
     for ax, (name, values) in zip(axes[:, 0], panels.items()):
         active = _kl_bars(ax, values, threshold, sort, floor)
         counted = f"{active} of {len(values)} latent dimensions active"
-        ax.set_title(f"{name}: {counted}" if name else
-                     title or f"KL per latent dimension: {active} of {len(values)} active")
+        ax.set_title(
+            f"{name}: {counted}"
+            if name
+            else title or f"KL per latent dimension: {active} of {len(values)} active"
+        )
     axes[0, 0].set_ylim(bottom=floor, top=max(every.max().item(), threshold) * 2)
     ranked = sort and max(len(v) for v in panels.values()) > 20  # ticks are ranks, not indices
-    axes[-1, 0].set_xlabel("latent dimensions, ranked by KL" if ranked else
-                           "latent dimension" + (" (sorted by KL)" if sort else ""))
+    axes[-1, 0].set_xlabel(
+        "latent dimensions, ranked by KL"
+        if ranked
+        else "latent dimension" + (" (sorted by KL)" if sort else "")
+    )
     axes[0, 0].legend(loc="upper right")
     if "" not in panels:
-        fig.suptitle(title or "KL(q(z_d|x) || p(z_d)) per latent dimension d, "
-                     "mean over test images")
-    return _save(fig, path)
+        fig.suptitle(
+            title or "KL(q(z_d|x) || p(z_d)) per latent dimension d, mean over test images"
+        )
+    return fig
 
 
 # ---------------------------------------------------------------------------- numbers
 def plot_elbo_curves(
     metrics: Sequence[Mapping[str, float]],
-    path: str | Path,
     title: str = "ELBO during training",
-) -> Path:
+) -> Figure:
     """Training and test ELBO per epoch from a run's metrics rows
     (``{"epoch", "train_elbo", "test_elbo"}``, nats per example)."""
     if not metrics:
         raise ValueError("no metrics rows to plot: the run has not finished an epoch yet")
     epochs = [row["epoch"] for row in metrics]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
-    ax.plot(epochs, [row["train_elbo"] for row in metrics], "o-", markersize=3,
-            label="train (mean over the epoch's batches)")
-    ax.plot(epochs, [row["test_elbo"] for row in metrics], "s-", markersize=3,
-            label="test (after the epoch)")
+    fig, ax = _figure(figsize=(6.5, 4.2))
+    ax.plot(
+        epochs,
+        [row["train_elbo"] for row in metrics],
+        "o-",
+        markersize=3,
+        label="train (mean over the epoch's batches)",
+    )
+    ax.plot(
+        epochs,
+        [row["test_elbo"] for row in metrics],
+        "s-",
+        markersize=3,
+        label="test (after the epoch)",
+    )
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"ELBO ({NATS})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     ax.set_title(title)
-    return _save(fig, path)
+    return fig
 
 
 def plot_log_likelihood_vs_k(
     ks: ArrayLike,
     estimates: ArrayLike,
     standard_errors: ArrayLike,
-    path: str | Path,
     elbo: float | None = None,
     elbo_se: float | None = None,
     title: str = "importance-sampled log-likelihood vs number of samples K",
-) -> Path:
+) -> Figure:
     """``log p̂(x)`` (mean over examples, nats per example) against the number of importance
     samples ``K`` on a log axis, with ±1 standard-error bars; the ELBO, when given, is drawn
     as the K = 1 reference line (with its ±1 SE band)."""
     ks, estimates, se = (_tensor(v).numpy() for v in (ks, estimates, standard_errors))
-    fig, ax = plt.subplots(figsize=(6.5, 4.4), layout="constrained")
+    fig, ax = _figure(figsize=(6.5, 4.4))
     if elbo is not None:
         ax.axhline(elbo, color="grey", linestyle="--", linewidth=1, label="ELBO (the K = 1 bound)")
         if elbo_se is not None:
             ax.axhspan(elbo - elbo_se, elbo + elbo_se, color="grey", alpha=0.15, linewidth=0)
-    ax.errorbar(ks, estimates, yerr=se, fmt="o-", markersize=4, capsize=3,
-                label="log p\u0302(x) \u00b1 1 standard error")
+    ax.errorbar(
+        ks,
+        estimates,
+        yerr=se,
+        fmt="o-",
+        markersize=4,
+        capsize=3,
+        label="log p\u0302(x) \u00b1 1 standard error",
+    )
     ax.set_xscale("log")
     ax.set_xlabel("number of importance samples K (log scale)")
     ax.set_ylabel(f"log p\u0302(x) ({NATS})")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right")
     ax.set_title(title)
-    return _save(fig, path)
+    return fig
 
 
 def plot_ess_vs_k(
     ks: ArrayLike,
     ess: ArrayLike,
-    path: str | Path,
     standard_errors: ArrayLike | None = None,
     title: str = "effective sample size of the importance weights",
-) -> Path:
+) -> Figure:
     """Effective sample size (mean over examples) against ``K`` on log-log axes, beside the
     ideal ``ESS = K`` of a proposal equal to the true posterior."""
     ks, ess = _tensor(ks).numpy(), _tensor(ess).numpy()
-    fig, ax = plt.subplots(figsize=(6.5, 4.4), layout="constrained")
+    fig, ax = _figure(figsize=(6.5, 4.4))
     ax.plot(ks, ks, color="grey", linestyle=":", label="ESS = K (q(z|x) = p(z|x))")
     yerr = None if standard_errors is None else _tensor(standard_errors).numpy()
-    ax.errorbar(ks, ess, yerr=yerr, fmt="o-", markersize=4, capsize=3,
-                label="measured ESS" + (" \u00b1 1 standard error" if yerr is not None else ""))
+    ax.errorbar(
+        ks,
+        ess,
+        yerr=yerr,
+        fmt="o-",
+        markersize=4,
+        capsize=3,
+        label="measured ESS" + (" \u00b1 1 standard error" if yerr is not None else ""),
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("number of importance samples K (log scale)")
@@ -492,18 +558,17 @@ def plot_ess_vs_k(
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left")
     ax.set_title(title)
-    return _save(fig, path)
+    return fig
 
 
 def plot_model_comparison(
     names: Sequence[str],
     elbo: ArrayLike,
     elbo_se: ArrayLike,
-    path: str | Path,
     log_likelihood: ArrayLike | None = None,
     log_likelihood_se: ArrayLike | None = None,
     title: str = "test-set bounds per model",
-) -> Path:
+) -> Figure:
     """A table-like comparison of models: one row per model, its test ELBO and (when given)
     importance-sampled log-likelihood drawn as points with ±1 standard-error bars, and the
     numbers written out in a column beside them (all in nats per example)."""
@@ -512,50 +577,67 @@ def plot_model_comparison(
     has_ll = log_likelihood is not None
     if has_ll:
         ll = _tensor(log_likelihood).numpy()
-        ll_se = (_tensor(log_likelihood_se).numpy() if log_likelihood_se is not None
-                 else np.zeros_like(ll))
+        ll_se = (
+            _tensor(log_likelihood_se).numpy()
+            if log_likelihood_se is not None
+            else np.zeros_like(ll)
+        )
     rows = np.arange(len(names))[::-1]  # first model on top
-    fig, (ax, table) = plt.subplots(
-        1, 2, figsize=(10, 0.5 * len(names) + 1.6), sharey=True,
-        gridspec_kw={"width_ratios": [3, 1.7] if has_ll else [3, 1]}, layout="constrained",
+    fig, (ax, table) = _figure(
+        1,
+        2,
+        figsize=(10, 0.5 * len(names) + 1.6),
+        sharey=True,
+        gridspec_kw={"width_ratios": [3, 1.7] if has_ll else [3, 1]},
     )
-    ax.errorbar(elbo, rows + (0.12 if has_ll else 0), xerr=elbo_se, fmt="o", capsize=3,
-                label="test ELBO")
+    ax.errorbar(
+        elbo, rows + (0.12 if has_ll else 0), xerr=elbo_se, fmt="o", capsize=3, label="test ELBO"
+    )
     if has_ll:
-        ax.errorbar(ll, rows - 0.12, xerr=ll_se, fmt="s", capsize=3,
-                    label="log p\u0302(x) (importance sampled)")
+        ax.errorbar(
+            ll,
+            rows - 0.12,
+            xerr=ll_se,
+            fmt="s",
+            capsize=3,
+            label="log p\u0302(x) (importance sampled)",
+        )
     ax.set_yticks(rows)
     ax.set_yticklabels(names)
     ax.set_ylim(-0.7, len(names) - 0.3)
     ax.set_xlabel(f"{NATS} (higher is better; bars: \u00b1 1 standard error)")
     ax.grid(alpha=0.3, axis="x")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.32 if len(names) < 4 else -0.18),
-              ncols=2, frameon=False)
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.32 if len(names) < 4 else -0.18),
+        ncols=2,
+        frameon=False,
+    )
     table.axis("off")
     columns = [("test ELBO", elbo, elbo_se)] + ([("log p\u0302(x)", ll, ll_se)] if has_ll else [])
     for j, (header, values, errors) in enumerate(columns):
         x = (j + 0.5) / len(columns)
         table.text(x, len(names) - 0.45, header, ha="center", va="bottom", weight="bold")
         for row, v, e in zip(rows, values, errors):
-            table.text(x, row, f"{v:.2f} \u00b1 {e:.2f}", ha="center", va="center",
-                       family="monospace")
+            table.text(
+                x, row, f"{v:.2f} \u00b1 {e:.2f}", ha="center", va="center", family="monospace"
+            )
     table.set_xlim(0, 1)
     fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
 def plot_rate_distortion(
     rate: ArrayLike,
     distortion: ArrayLike,
-    path: str | Path,
     labels: Sequence[str] | None = None,
     title: str = "rate and distortion",
-) -> Path:
+) -> Figure:
     """Distortion ``-E_q log p(x|z)`` against rate ``E_x KL(q(z|x) || p(z))`` (both nats per
     example), one point per model, each annotated with its label (e.g. ``"beta = 4"``);
     lines of constant ELBO = -(rate + distortion) run at 45 degrees."""
     rate, distortion = _tensor(rate).numpy(), _tensor(distortion).numpy()
-    fig, ax = plt.subplots(figsize=(6.5, 4.6), layout="constrained")
+    fig, ax = _figure(figsize=(6.5, 4.6))
     ax.plot(rate, distortion, "o-", markersize=5)
     ax.margins(0.15)  # room for the annotations inside the axes
     # distortion falls as rate grows: the free space is above-right and below-left of each
@@ -563,11 +645,16 @@ def plot_rate_distortion(
     middle = (rate.min() + rate.max()) / 2
     for i, text in enumerate(labels or []):
         right = bool(rate[i] > middle)
-        ax.annotate(text, (rate[i], distortion[i]), xytext=(-6, -6) if right else (6, 6),
-                    textcoords="offset points", ha="right" if right else "left",
-                    va="top" if right else "bottom")
+        ax.annotate(
+            text,
+            (rate[i], distortion[i]),
+            xytext=(-6, -6) if right else (6, 6),
+            textcoords="offset points",
+            ha="right" if right else "left",
+            va="top" if right else "bottom",
+        )
     ax.set_xlabel(f"rate: KL(q(z|x) || p(z)) ({NATS})")
     ax.set_ylabel(f"distortion: \u2212E log p(x|z) ({NATS})")
     ax.grid(alpha=0.3)
     ax.set_title(title)
-    return _save(fig, path)
+    return fig

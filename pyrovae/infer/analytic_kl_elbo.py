@@ -29,55 +29,21 @@ condition of :class:`pyro.infer.TraceMeanField_ELBO`); a VAE's single latent sit
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
-import pyro.distributions as dist
 import torch
 from pyro.distributions.util import scale_and_mask
-from pyro.infer import ELBO
-from pyro.infer.enum import get_importance_trace
-from pyro.infer.util import is_validation_enabled
 from pyro.poutine import Trace
-from pyro.util import check_if_enumerated
 from torch.distributions import kl_divergence
-from .trace_elbo import warn_if_nan_when_validating
 
-__all__ = [
-    "AnalyticKL_ELBO",
-    "AnalyticKLFallbackWarning",
-    "ReparameterizedELBO",
-    "describe_distribution",
-]
+from .elbo import ELBO, describe_distribution, warn_if_nan_when_validating
+
+__all__ = ["AnalyticKL_ELBO", "AnalyticKLFallbackWarning"]
 
 
 class AnalyticKLFallbackWarning(UserWarning):
     """A latent site's KL divergence has no closed form; a Monte Carlo term is used for it."""
-
-
-def describe_distribution(fn: Any) -> str:
-    """A short name of a distribution's type, looking through Pyro's wrappers:
-    ``Independent(Normal)``, ``Masked(Independent(StudentT))``..."""
-    if isinstance(fn, dist.ExpandedDistribution):
-        return describe_distribution(fn.base_dist)
-    if isinstance(fn, dist.MaskedDistribution):
-        return f"Masked({describe_distribution(fn.base_dist)})"
-    if isinstance(fn, torch.distributions.Independent):
-        return f"Independent({describe_distribution(fn.base_dist)})"
-    if isinstance(fn, torch.distributions.Normal):  # pyrovae.distributions' Normals too
-        return "Normal"
-    return type(fn).__name__
-
-
-def check_reparameterized(guide_trace: Trace, estimator: str) -> None:
-    """Raise ``NotImplementedError`` naming the first guide sample site without ``rsample``;
-    ``estimator`` names the ELBO in the message."""
-    for name, site in guide_trace.nodes.items():
-        if site["type"] == "sample" and not site["is_observed"] and not site["fn"].has_rsample:
-            raise NotImplementedError(
-                f"{estimator} needs a reparameterized guide, but guide site {name!r} samples "
-                f"from {describe_distribution(site['fn'])}, which has no rsample; use a "
-                "reparameterizable distribution there or pyro.infer.TraceGraph_ELBO"
-            )
 
 
 def _known_equal_weights(a: Any, b: Any) -> bool:
@@ -93,38 +59,9 @@ def _known_equal_weights(a: Any, b: Any) -> bool:
     return a == b
 
 
-class ReparameterizedELBO(ELBO):
-    """Base of pyrovae's ELBOs: traces from a reparameterized guide, and ``loss`` /
-    ``loss_and_grads`` derived from the subclass's ``differentiable_loss``."""
-
-    def _get_trace(self, model, guide, args, kwargs) -> tuple[Trace, Trace]:
-        model_trace, guide_trace = get_importance_trace(
-            "flat", self.max_plate_nesting, model, guide, args, kwargs
-        )
-        if is_validation_enabled():
-            check_if_enumerated(guide_trace)
-        check_reparameterized(guide_trace, type(self).__name__)
-        return model_trace, guide_trace
-
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
-        """The negative bound (nats, summed over the batch) as a differentiable tensor."""
-        raise NotImplementedError
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        """The loss (nats, summed over the batch) as a float."""
-        with torch.no_grad():
-            return self.differentiable_loss(model, guide, *args, **kwargs).item()
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        """Like :meth:`loss`, and backpropagate it into the parameters' ``.grad``."""
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        if loss.requires_grad:
-            loss.backward(retain_graph=self.retain_graph)
-        return loss.item()
-
-
-class AnalyticKL_ELBO(ReparameterizedELBO):
-    """The ELBO with exact KL terms where available, used like any Pyro ELBO::
+class AnalyticKL_ELBO(ELBO):
+    """The ELBO with exact KL terms where available, built by ``objective.type =
+    "analytic_kl"`` and used like any Pyro ELBO::
 
         svi = SVI(vae.model, vae.guide, pyro.optim.Adam({"lr": 1e-3}),
                   loss=pyrovae.AnalyticKL_ELBO(num_particles=4, vectorize_particles=True))
@@ -141,6 +78,8 @@ class AnalyticKL_ELBO(ReparameterizedELBO):
     ``loss_and_grads`` also backpropagates it. Calling ``AnalyticKL_ELBO()(model, guide)``
     gives a :class:`torch.nn.Module` computing ``differentiable_loss``.
     """
+
+    requires_reparameterized: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -172,7 +111,7 @@ class AnalyticKL_ELBO(ReparameterizedELBO):
             stacklevel=3,
         )
 
-    def _latent_site_elbo(self, name: str, model_site: dict, guide_site: dict) -> torch.Tensor:
+    def _latent_site_elbo(self, name: str, model_site: Any, guide_site: Any) -> torch.Tensor:
         """This latent site's contribution to the ELBO of one particle (a scalar)."""
         guide_fn, model_fn = guide_site["fn"], model_site["fn"]
         try:
@@ -185,8 +124,9 @@ class AnalyticKL_ELBO(ReparameterizedELBO):
         kl = kl.expand(batch_shape)
         scale, mask = model_site["scale"], model_site["mask"]
         term = -scale_and_mask(kl, scale, mask).sum()
-        same = (_known_equal_weights(scale, guide_site["scale"])
-                and _known_equal_weights(mask, guide_site["mask"]))
+        same = _known_equal_weights(scale, guide_site["scale"]) and _known_equal_weights(
+            mask, guide_site["mask"]
+        )
         if not same:
             # E_q[w_p log p - w_q log q] = -w_p KL + E_q[(w_p - w_q) log q]
             log_q = guide_site["unscaled_log_prob"]
@@ -209,7 +149,9 @@ class AnalyticKL_ELBO(ReparameterizedELBO):
                 elbo = elbo - guide_site["log_prob_sum"]
         return torch.as_tensor(elbo)
 
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+    def differentiable_loss(
+        self, model: Callable, guide: Callable, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         """The negative ELBO estimate (nats, summed over the batch) as a differentiable tensor."""
         loss: Any = 0.0
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):

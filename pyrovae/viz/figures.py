@@ -1,30 +1,27 @@
 """Figures of a trained VAE: compute what a picture shows from a model and data, then draw it
-with :mod:`pyrovae.plots`.
+with :mod:`pyrovae.viz.plots`.
 
-One function per figure kind, each writing a PNG and returning its path; :func:`draw` picks
-one by name (it backs ``pyrovae plot RUN_DIR --kind KIND``). Random draws use a fixed seed
-(and leave the caller's random stream untouched), so a figure is reproducible.
+One function per figure kind, ``<kind>_figure``, each returning a
+:class:`matplotlib.figure.Figure` (write it with :func:`~pyrovae.viz.plots.save_figure`);
+:func:`draw` picks one by name (it backs ``pyrovae plot RUN_DIR --kind KIND``). Random draws
+use a fixed seed (and leave the caller's random stream untouched), so a figure is
+reproducible.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
+from matplotlib.figure import Figure
 
-from . import evaluation, plots
-from .data import ImageData
-from .errors import ConfigError
-from .evaluation import fixed_rng
-from .vae import VAE
-
-#: the figure kinds :func:`draw` knows
-KINDS = ("samples", "reconstructions", "curves", "latent", "manifold", "interpolation",
-         "classes", "kl_per_dimension")
-#: the kinds drawn from the test set (``draw(..., data=...)``)
-NEEDS_DATA = ("reconstructions", "latent", "interpolation", "kl_per_dimension")
+from ..data import ImageData
+from ..errors import ConfigError
+from ..evaluation.metrics import kl_per_dimension
+from ..models.vae import VAE
+from ..rng import fixed_rng
+from . import FIGURE_KINDS, plots
 
 
 def _device(vae: VAE) -> torch.device:
@@ -48,65 +45,64 @@ def posterior_means(
     return torch.cat(out)
 
 
-def samples(vae: VAE, path: str | Path, num: int = 64, seed: int = 0,
-            y: torch.Tensor | None = None) -> Path:
+def samples_figure(vae: VAE, num: int = 64, seed: int = 0, y: torch.Tensor | None = None) -> Figure:
     """A grid of ``num`` samples E[x|z], z ~ p(z) (or p(z|y) for labels ``y``). Without
     labels a class-conditional prior is sampled from its marginal, the mixture over classes
-    (:func:`class_rows` draws one row per class)."""
+    (:func:`classes_figure` draws one row per class)."""
     with fixed_rng(seed, _device(vae)):
         images = vae.sample(num, y)
-    return plots.plot_samples(images, vae.image_shape, path)
+    return plots.plot_samples(images, vae.image_shape)
 
 
-def class_rows(vae: VAE, path: str | Path, per_class: int = 10, seed: int = 0) -> Path:
+def classes_figure(vae: VAE, per_class: int = 10, seed: int = 0) -> Figure:
     """One row of ``per_class`` samples E[x|z], z ~ p(z|y), for each class y (models with a
     class-conditional prior only).
 
     Raises:
         ConfigError: the prior does not take labels.
     """
-    if not vae.prior.uses_labels:
+    num_classes = vae.prior.num_classes
+    if num_classes is None:
         raise ConfigError(
             "the classes figure draws from p(z|y), a class-conditional prior, but this model "
             f"has model.prior = {vae.prior.type_name!r}; train one with "
             "model.prior.type = 'conditional' (e.g. examples/conditional_vae.py)"
         )
-    num_classes = vae.prior.num_classes
     y = torch.arange(num_classes, device=_device(vae)).repeat_interleave(per_class)
     with fixed_rng(seed, _device(vae)):
         images = vae.sample(len(y), y)
-    return plots.plot_class_rows(images.reshape(num_classes, per_class, -1), vae.image_shape,
-                                 path)
+    return plots.plot_class_rows(images.reshape(num_classes, per_class, -1), vae.image_shape)
 
 
-def reconstructions(vae: VAE, images: torch.Tensor, path: str | Path, num: int = 32,
-                    seed: int = 0) -> Path:
+def reconstructions_figure(vae: VAE, images: torch.Tensor, num: int = 32, seed: int = 0) -> Figure:
     """The first ``num`` of ``images`` above their reconstructions E[x|z], z ~ q(z|x)."""
     x = images[:num]
     with fixed_rng(seed, _device(vae)):
         recon = vae.reconstruct(x)
-    return plots.plot_reconstructions(x, recon, vae.image_shape, path)
+    return plots.plot_reconstructions(x, recon, vae.image_shape)
 
 
-def curves(metrics: Sequence[Mapping[str, Any]], path: str | Path,
-           title: str = "ELBO during training") -> Path:
+def curves_figure(
+    metrics: Sequence[Mapping[str, Any]], title: str = "ELBO during training"
+) -> Figure:
     """Training and test ELBO per epoch from a run's metrics rows."""
-    return plots.plot_elbo_curves(metrics, path, title=title)
+    return plots.plot_elbo_curves(metrics, title=title)
 
 
-def latent(vae: VAE, images: torch.Tensor, labels: torch.Tensor, path: str | Path,
-           class_names: Sequence[str] | None = None) -> Path:
+def latent_figure(
+    vae: VAE, images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str] | None = None
+) -> Figure:
     """Scatter of the posterior means of ``images`` coloured by ``labels`` (2-D latents only).
 
     Raises:
         ConfigError: the model's latent_dim is not 2.
     """
     plots.require_2d_latent(vae.latent_dim, "latent scatter")
-    return plots.plot_latent_scatter(posterior_means(vae, images), labels, path, class_names)
+    return plots.plot_latent_scatter(posterior_means(vae, images), labels, class_names)
 
 
 @torch.no_grad()
-def manifold(vae: VAE, path: str | Path, n: int = 15) -> Path:
+def manifold_figure(vae: VAE, n: int = 15) -> Figure:
     """Decoder means over an ``n x n`` grid of the latent plane at standard-Normal quantiles
     (2-D latents only).
 
@@ -115,7 +111,7 @@ def manifold(vae: VAE, path: str | Path, n: int = 15) -> Path:
     """
     z, axis_values = plots.manifold_grid(vae.latent_dim, n)
     decoded = vae.decode_mean(z.to(_device(vae)))
-    return plots.plot_manifold(decoded, axis_values, vae.image_shape, path)
+    return plots.plot_manifold(decoded, axis_values, vae.image_shape)
 
 
 def interpolation_pairs(labels: torch.Tensor, pairs: int, seed: int = 0) -> torch.Tensor:
@@ -139,8 +135,14 @@ def interpolation_pairs(labels: torch.Tensor, pairs: int, seed: int = 0) -> torc
 
 
 @torch.no_grad()
-def interpolation(vae: VAE, images: torch.Tensor, labels: torch.Tensor, path: str | Path,
-                  pairs: int = 6, steps: int = 10, seed: int = 0) -> Path:
+def interpolation_figure(
+    vae: VAE,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    pairs: int = 6,
+    steps: int = 10,
+    seed: int = 0,
+) -> Figure:
     """Decoder means along straight lines between the posterior means of ``pairs`` pairs of
     differently labelled ``images``, ``steps`` points each, inputs shown at either side."""
     index = interpolation_pairs(labels, pairs, seed).to(images.device)
@@ -149,11 +151,12 @@ def interpolation(vae: VAE, images: torch.Tensor, labels: torch.Tensor, path: st
     t = torch.linspace(0.0, 1.0, steps, device=z_a.device)[None, :, None]
     z = (1 - t) * z_a[:, None, :] + t * z_b[:, None, :]  # (pairs, steps, latent_dim)
     decoded = vae.decode_mean(z)
-    return plots.plot_interpolations(decoded, vae.image_shape, path, starts=x_a, ends=x_b)
+    return plots.plot_interpolations(decoded, vae.image_shape, starts=x_a, ends=x_b)
 
 
-def kl_per_dimension(vae: VAE, images: torch.Tensor, path: str | Path,
-                     labels: torch.Tensor | None = None, threshold: float = 0.01) -> Path:
+def kl_per_dimension_figure(
+    vae: VAE, images: torch.Tensor, labels: torch.Tensor | None = None, threshold: float = 0.01
+) -> Figure:
     """Bars of KL(q(z_d|x) || p(z_d)) per latent dimension d, averaged over ``images``
     (``labels`` go to a class-conditional prior); dimensions above ``threshold`` nats are
     the active units.
@@ -162,31 +165,36 @@ def kl_per_dimension(vae: VAE, images: torch.Tensor, path: str | Path,
         ConfigError: the prior or guide is not a product of one Normal per dimension.
     """
     y = vae.model_labels(labels)
-    return plots.plot_kl_per_dimension(evaluation.kl_per_dimension(vae, images, y), path, threshold)
+    return plots.plot_kl_per_dimension(kl_per_dimension(vae, images, y), threshold)
 
 
-def draw(kind: str, vae: VAE, path: str | Path, data: ImageData | None = None,
-         metrics: Sequence[Mapping[str, Any]] = (), seed: int = 0) -> Path:
-    """Draw the figure ``kind`` (one of :data:`KINDS`) of ``vae`` to ``path``.
+def draw(
+    kind: str,
+    vae: VAE,
+    data: ImageData | None = None,
+    metrics: Sequence[Mapping[str, Any]] = (),
+    seed: int = 0,
+) -> Figure:
+    """The figure ``kind`` (one of :data:`~pyrovae.viz.FIGURE_KINDS`) of ``vae``.
 
-    ``data`` (its test set) is needed by the kinds in :data:`NEEDS_DATA`; ``metrics`` (a
-    run's rows) by "curves"."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown figure kind {kind!r}; expected one of {', '.join(KINDS)}")
+    ``data`` (its test set) is needed by the kinds in :data:`~pyrovae.viz.NEEDS_DATA`;
+    ``metrics`` (a run's rows) by "curves"."""
+    if kind not in FIGURE_KINDS:
+        raise ValueError(f"unknown figure kind {kind!r}; expected one of {', '.join(FIGURE_KINDS)}")
     if kind == "samples":
-        return samples(vae, path, seed=seed)
+        return samples_figure(vae, seed=seed)
     if kind == "curves":
-        return curves(metrics, path)
+        return curves_figure(metrics)
     if kind == "manifold":
-        return manifold(vae, path)
+        return manifold_figure(vae)
     if kind == "classes":
-        return class_rows(vae, path, seed=seed)
+        return classes_figure(vae, seed=seed)
     if data is None:
         raise ValueError(f"the {kind!r} figure needs the data set")
     if kind == "reconstructions":
-        return reconstructions(vae, data.test_images, path, seed=seed)
+        return reconstructions_figure(vae, data.test_images, seed=seed)
     if kind == "latent":
-        return latent(vae, data.test_images, data.test_labels, path)
+        return latent_figure(vae, data.test_images, data.test_labels)
     if kind == "kl_per_dimension":
-        return kl_per_dimension(vae, data.test_images, path, data.test_labels)
-    return interpolation(vae, data.test_images, data.test_labels, path, seed=seed)
+        return kl_per_dimension_figure(vae, data.test_images, data.test_labels)
+    return interpolation_figure(vae, data.test_images, data.test_labels, seed=seed)

@@ -1,8 +1,9 @@
 """The gradient of a Pyro ELBO for a training batch, replayed from a recorded graph.
 
 Each training step runs the guide and the model through Pyro's effect handlers, builds
-``torch.distributions`` objects and walks the traces: about 1.5 ms of Python per step on a CPU,
-a quarter of a 784-400-50 MLP VAE's step (and on a GPU, nearly all of it). For a fixed program
+``torch.distributions`` objects and walks the traces: Python work whose cost does not shrink
+with the network (on a GPU it can be most of a step; ``docs/performance.md`` has the measured
+share). For a fixed program
 and fixed input shapes, the torch operations that compute the loss *and its gradient* are the
 same at every step; only their values change. :class:`ELBOGradient` records those operations
 once per input signature with ``make_fx`` (:mod:`torch.fx`) and then replays the recorded graph
@@ -20,7 +21,7 @@ and the backward pass included in the record.
 * The replay runs under ``torch.no_grad()``: the backward pass is in the record, so no autograd
   graph is built.
 * What the record cannot see is frozen in it: Python values (floats, flags) that the programs
-  read and that change between steps. Pass changing values as tensors (as ``kl_scale`` is),
+  read and that change between steps. Pass changing values as tensors (as the KL weight is),
   or run eagerly (``train.replay_steps = false``).
 """
 
@@ -39,6 +40,9 @@ from torch import nn
 from torch.func import functional_call
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from ..rng import preserved_rng
+from .latent_scale import scale_latents
+
 #: relative and absolute tolerance of the check of a first replay against an eager run: the
 #: operations are the same, so on CPU they agree bitwise; the slack is for devices whose kernels
 #: may reorder float sums between runs (float32 rounding, ~1e-7 relative per operation)
@@ -48,20 +52,25 @@ Signature = tuple[Any, ...]
 
 
 class _NegativeELBO(nn.Module):
-    """``elbo.differentiable_loss(vae.model, vae.guide, x, y, kl_scale=kl_scale)`` as a module,
-    so that :func:`torch.func.functional_call` can swap in the parameters being recorded."""
+    """``elbo.differentiable_loss(model, guide, x, y)`` as a module, the latent sites of
+    ``vae.model`` and ``vae.guide`` weighted by ``kl_scale`` (:func:`scale_latents`) when it is
+    given, so that :func:`torch.func.functional_call` can swap in the parameters being
+    recorded; ``kl_scale`` is an input of the recorded graph, read afresh at every replay."""
 
     def __init__(self, vae: nn.Module, elbo: ELBO) -> None:
         super().__init__()
-        self.vae = vae
-        self.elbo = elbo
+        # the VAE's programs and Pyro's ELBO interface, duck-typed (any Pyro ELBO works)
+        self.vae: Any = vae
+        self.elbo: Any = elbo
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None,
-                kl_scale: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None, kl_scale: torch.Tensor | None
+    ) -> torch.Tensor:
+        model, guide = self.vae.model, self.vae.guide
+        if kl_scale is not None:
+            model, guide = scale_latents(model, kl_scale), scale_latents(guide, kl_scale)
         with self.vae.param_store_registration(False):
-            return self.elbo.differentiable_loss(
-                self.vae.model, self.vae.guide, x, y, kl_scale=kl_scale
-            )
+            return self.elbo.differentiable_loss(model, guide, x, y)
 
 
 @dataclass
@@ -90,8 +99,9 @@ class ELBOGradient:
             docstring); ``False`` runs the Pyro programs at every call.
 
     Calls: ``x`` is ``(N, data_dim)``, ``y`` the ``(N,)`` labels or ``None``, ``kl_scale`` a
-    0-d tensor weighting the ``"z"`` site or ``None``. While Pyro validation is enabled the
-    programs always run eagerly, so that their checks see the values.
+    0-d tensor weighting the latent sites of model and guide (the KL term) or ``None``. While
+    Pyro validation is enabled the programs always run eagerly, so that their checks see the
+    values.
     """
 
     def __init__(self, elbo: ELBO, vae: nn.Module, replay: bool = True) -> None:
@@ -100,12 +110,26 @@ class ELBOGradient:
         named = list(self.loss.named_parameters())
         #: the parameters that get gradients, and the other tensors the programs read
         self.params = {n: p for n, p in named if p.requires_grad}
-        self.state = {**dict(self.loss.named_buffers()),
-                      **{n: p for n, p in named if not p.requires_grad}}
+        self.state = {
+            **dict(self.loss.named_buffers()),
+            **{n: p for n, p in named if not p.requires_grad},
+        }
         self._records: dict[Signature, _Record | None] = {}
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None,
-                 kl_scale: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def records(self) -> dict[Signature, str]:
+        """What happens to each input signature seen so far (``(vae.training, *per input:
+        (shape, stride, dtype, device, requires_grad) or None)``): ``"recorded"`` (recorded,
+        its first replay not yet checked), ``"replayed"`` (checked: replayed from now on) or
+        ``"eager"`` (the programs run at every call)."""
+        return {
+            signature: "eager" if record is None else "replayed" if record.checked else "recorded"
+            for signature, record in self._records.items()
+        }
+
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, kl_scale: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if not self.replay or is_validation_enabled():
             loss, grads = self._eager(x, y, kl_scale)
         else:
@@ -125,11 +149,13 @@ class ELBOGradient:
         return loss
 
     # ------------------------------------------------------------------ eager
-    def _eager(self, x: torch.Tensor, y: torch.Tensor | None,
-               kl_scale: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    def _eager(
+        self, x: torch.Tensor, y: torch.Tensor | None, kl_scale: torch.Tensor | None
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
         loss = self.loss(x, y, kl_scale)
-        grads = torch.autograd.grad(loss / x.shape[0], list(self.params.values()),
-                                    allow_unused=True)
+        grads = torch.autograd.grad(
+            loss / x.shape[0], list(self.params.values()), allow_unused=True
+        )
         return loss.detach(), list(grads)
 
     # ------------------------------------------------------------------ record and replay
@@ -141,11 +167,10 @@ class ELBOGradient:
         num_params = len(self.params)
         has_grad: list[bool] = []
 
-        def loss_and_grads(*inputs: torch.Tensor | None) -> list[torch.Tensor]:
+        def loss_and_grads(*inputs: Any) -> list[torch.Tensor]:
             *tensors, x, y, kl_scale = inputs
             loss = functional_call(self.loss, dict(zip(names, tensors)), (x, y, kl_scale))
-            grads = torch.autograd.grad(loss / x.shape[0], tensors[:num_params],
-                                        allow_unused=True)
+            grads = torch.autograd.grad(loss / x.shape[0], tensors[:num_params], allow_unused=True)
             has_grad[:] = [g is not None for g in grads]
             return [loss.detach(), *(g for g in grads if g is not None)]
 
@@ -154,44 +179,52 @@ class ELBOGradient:
                 graph = make_fx(loss_and_grads, tracing_mode="fake")(*inputs)
         except Exception as exc:  # any failure to record means: run eagerly
             message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            _warn_eager(inputs[-3], f"recording the programs as a graph failed "
-                           f"({type(exc).__name__}: {message})")
+            _warn_eager(
+                inputs[-3],
+                f"recording the programs as a graph failed ({type(exc).__name__}: {message})",
+            )
             return None
         graph.graph.eliminate_dead_code()
         graph.recompile()
         return _Record(graph, has_grad)
 
-    def _check(self, record: _Record, signature: Signature, inputs: list[Any]
-               ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    def _check(
+        self, record: _Record, signature: Signature, inputs: list[Any]
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
         """Replay, then run eagerly from the same random state; keep the record only if both
         give the same loss and gradients. Returns the eager results (and random state)."""
         x, y, kl_scale = inputs[-3:]
-        rng = _rng_state(x.device)
-        replayed_loss, replayed_grads = _replay(record, inputs)
-        _set_rng_state(x.device, rng)
+        with preserved_rng(x.device):
+            replayed_loss, replayed_grads = _replay(record, inputs)
         loss, grads = self._eager(x, y, kl_scale)
-        pairs = [(replayed_loss, loss), *zip(replayed_grads, grads)]
+        pairs: list[tuple[Any, Any]] = [(replayed_loss, loss), *zip(replayed_grads, grads)]
         agree = all(
             (a is None and b is None)
-            or (a is not None and b is not None and a.shape == b.shape
-                and torch.allclose(a, b, rtol=CHECK_RTOL, atol=CHECK_ATOL))
+            or (
+                a is not None
+                and b is not None
+                and a.shape == b.shape
+                and torch.allclose(a, b, rtol=CHECK_RTOL, atol=CHECK_ATOL)
+            )
             for a, b in pairs
         )
         if agree:
             record.checked = True
         else:
             self._records[signature] = None
-            _warn_eager(x, "the replayed graph disagreed with the eager programs (do they read "
-                           "Python state that changes between calls?)")
+            _warn_eager(
+                x,
+                "the replayed graph disagreed with the eager programs (do they read "
+                "Python state that changes between calls?)",
+            )
         return loss, grads
 
 
-def _replay(record: _Record, inputs: list[Any]
-            ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+def _replay(record: _Record, inputs: list[Any]) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
     with torch.no_grad():
         loss, *grads = record.graph(*inputs)
     if len(grads) == len(record.has_grad):
-        return loss, grads
+        return loss, list(grads)
     found = iter(grads)
     return loss, [next(found) if has else None for has in record.has_grad]
 
@@ -202,22 +235,11 @@ def _describe(t: torch.Tensor | None) -> Any:
     return None if t is None else (t.shape, t.stride(), t.dtype, t.device, t.requires_grad)
 
 
-def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-    return torch.get_rng_state(), cuda
-
-
-def _set_rng_state(device: torch.device, state: tuple[torch.Tensor, torch.Tensor | None]) -> None:
-    cpu, cuda = state
-    torch.set_rng_state(cpu)
-    if cuda is not None:
-        torch.cuda.set_rng_state(cuda, device)
-
-
 def _warn_eager(x: torch.Tensor, why: str) -> None:
     warnings.warn(
         f"training steps on batches of shape {tuple(x.shape)} run the Pyro programs at every "
         f"step (slower, same results): {why}. Set train.replay_steps = false to always run "
         "them and silence this warning.",
-        RuntimeWarning, stacklevel=3,
+        RuntimeWarning,
+        stacklevel=3,
     )

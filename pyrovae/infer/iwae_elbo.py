@@ -14,20 +14,21 @@ enter each log-weight as in :class:`pyro.infer.RenyiELBO`.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
-from pyro.infer.util import get_dependent_plate_dims, torch_sum
 from pyro.poutine import Trace
 
-from .elbo import ReparameterizedELBO
-from .trace_elbo import warn_if_nan_when_validating
+from .elbo import ELBO, warn_if_nan_when_validating
+from .log_weights import trace_log_weights
 
 __all__ = ["IWAE_ELBO"]
 
 
-class IWAE_ELBO(ReparameterizedELBO):
-    """The importance-weighted bound with ``num_particles`` samples per example::
+class IWAE_ELBO(ELBO):
+    """The importance-weighted bound with ``num_particles`` samples per example, built by
+    ``objective.type = "iwae"``::
 
         svi = SVI(vae.model, vae.guide, optim, loss=pyrovae.IWAE_ELBO(num_particles=5))
 
@@ -35,6 +36,8 @@ class IWAE_ELBO(ReparameterizedELBO):
     differentiable tensor; ``loss_and_grads`` also backpropagates it. With ``num_particles=1``
     it is the ordinary single-sample ELBO.
     """
+
+    requires_reparameterized: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -51,16 +54,7 @@ class IWAE_ELBO(ReparameterizedELBO):
 
     def _bound(self, model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
         """``sum_i L_K(x_i)`` from one vectorized trace pair (a scalar)."""
-        sites = [s for t in (model_trace, guide_trace) for s in t.nodes.values()
-                 if s["type"] == "sample"]
-        # plates not shared by every site are summed inside each log-weight
-        sum_dims = get_dependent_plate_dims(sites)
-        log_w: Any = 0.0
-        for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
-            for site in trace.nodes.values():
-                if site["type"] == "sample":
-                    log_w = log_w + sign * torch_sum(site["log_prob"], sum_dims)
-        log_w = torch.as_tensor(log_w)
+        log_w = trace_log_weights(model_trace, guide_trace, scaled=True)
         if self.num_particles == 1:
             return log_w.sum()
         # the particle plate is the leftmost of the max_plate_nesting batch dims
@@ -68,7 +62,9 @@ class IWAE_ELBO(ReparameterizedELBO):
         bound = log_w.logsumexp(dim=particle_dim) - math.log(self.num_particles)
         return bound.sum()
 
-    def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
+    def differentiable_loss(
+        self, model: Callable, guide: Callable, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         """``-sum_i L_K(x_i)`` (nats per batch) as a differentiable tensor."""
         loss: Any = 0.0
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):

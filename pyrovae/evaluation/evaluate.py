@@ -1,0 +1,132 @@
+"""Held-out evaluation of a trained VAE: the ELBO and the importance-sampled log-likelihood
+of each example, summarized as means with standard errors across examples (nats per example).
+
+:func:`evaluate` works on tensors; :func:`evaluate_test_set` on a data set's test split, as
+``pyrovae train`` and ``pyrovae evaluate`` report it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from ..data import ImageData
+from ..models.vae import VAE
+from .log_likelihood import DEFAULT_MAX_BATCH_ELEMENTS, log_likelihood
+from .metrics import elbo_per_example
+
+__all__ = ["Evaluation", "evaluate", "evaluate_test_set", "mean_and_se"]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Held-out ELBO and importance-sampled log-likelihood of a VAE (nats per example).
+
+    ``*_se`` are standard errors of the means across examples (``None`` for one example);
+    ``ess_*`` summarize the per-example effective sample sizes (out of ``num_samples``)."""
+
+    elbo: float
+    elbo_se: float | None
+    log_likelihood: float
+    log_likelihood_se: float | None
+    num_samples: int
+    num_examples: int
+    seed: int
+    ess_mean: float
+    ess_median: float
+    ess_min: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
+    """Mean of per-example values ``(N,)`` and its standard error across examples
+    (``std / sqrt(N)``; ``None`` for a single example)."""
+    n = values.shape[0]
+    se = (values.std() / math.sqrt(n)).item() if n > 1 else None
+    return values.mean().item(), se
+
+
+def evaluate(
+    vae: VAE,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    num_samples: int,
+    seed: int = 0,
+    elbo_batch_size: int = 1000,
+    max_batch_elements: int = DEFAULT_MAX_BATCH_ELEMENTS,
+    progress: bool = False,
+) -> Evaluation:
+    """The single-sample ELBO and the ``num_samples``-sample log p(x) of each example of
+    ``x``, summarized as means with standard errors across examples (see
+    :func:`log_likelihood` for the arguments)."""
+    was_training = vae.training
+    vae.eval()
+    try:
+        elbo = elbo_per_example(vae, x, y, batch_size=elbo_batch_size, seed=seed)
+    finally:
+        vae.train(was_training)
+    ll, diagnostics = log_likelihood(
+        vae,
+        x,
+        y,
+        num_samples,
+        max_batch_elements=max_batch_elements,
+        seed=seed,
+        progress=progress,
+        return_diagnostics=True,
+    )
+    elbo_mean, elbo_se = mean_and_se(elbo)
+    ll_mean, ll_se = mean_and_se(ll)
+    ess = diagnostics.ess
+    return Evaluation(
+        elbo=elbo_mean,
+        elbo_se=elbo_se,
+        log_likelihood=ll_mean,
+        log_likelihood_se=ll_se,
+        num_samples=num_samples,
+        num_examples=x.shape[0],
+        seed=seed,
+        ess_mean=ess.mean().item(),
+        ess_median=ess.median().item(),
+        ess_min=ess.min().item(),
+    )
+
+
+def evaluate_test_set(
+    vae: VAE,
+    data: ImageData,
+    config: dict[str, Any],
+    *,
+    num_samples: int,
+    seed: int,
+    limit: int = 0,
+    max_batch_elements: int = DEFAULT_MAX_BATCH_ELEMENTS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """:func:`evaluate` on the test split of ``data`` (its first ``limit`` examples; 0: all),
+    as the JSON-ready mapping printed by ``pyrovae evaluate`` (nats per example; the keys of
+    :class:`Evaluation`), plus the data set and the test set's binarization."""
+    x, y = data.test_images, vae.model_labels(data.test_labels)
+    if limit:
+        x, y = x[:limit], None if y is None else y[:limit]
+    result = evaluate(
+        vae,
+        x,
+        y,
+        num_samples=num_samples,
+        seed=seed,
+        elbo_batch_size=config["train"]["eval_batch_size"],
+        max_batch_elements=max_batch_elements,
+        progress=progress,
+    ).as_dict()
+    result["dataset"] = data.name
+    # the test set is binarized once whenever the model sees binary data (see pyrovae.data)
+    result["binarize"] = "static" if data.binarize != "none" else "none"
+    result["binarization_seed"] = config["data"]["binarization_seed"]
+    return result

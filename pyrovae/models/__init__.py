@@ -1,0 +1,26 @@
+"""The model: :class:`VAE`, whose ``model`` p(x, z) and ``guide`` q(z|x) are Pyro programs, and
+its components, each a small registered class chosen by name in a config:
+
+* :mod:`~pyrovae.models.priors`: p(z) (:data:`PRIORS`);
+* :mod:`~pyrovae.models.likelihoods`: p(x|z) (:data:`LIKELIHOODS`);
+* :mod:`~pyrovae.models.guides`: the guide families q(z|x) (:data:`GUIDES`);
+* :mod:`~pyrovae.models.networks`: encoders and decoders (:data:`ENCODERS`, :data:`DECODERS`).
+"""
+
+from .guides import GUIDES, GuideFamily
+from .likelihoods import LIKELIHOODS, Likelihood
+from .networks import DECODERS, ENCODERS
+from .priors import PRIORS, Prior
+from .vae import VAE
+
+__all__ = [
+    "DECODERS",
+    "ENCODERS",
+    "GUIDES",
+    "LIKELIHOODS",
+    "PRIORS",
+    "VAE",
+    "GuideFamily",
+    "Likelihood",
+    "Prior",
+]

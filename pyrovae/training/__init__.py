@@ -1,0 +1,8 @@
+"""Training: the loop (:mod:`~pyrovae.training.trainer`), runs that train, resume and load
+(:mod:`~pyrovae.training.run`), and the files of a run directory
+(:mod:`~pyrovae.training.run_dir`)."""
+
+from .run import load_run, resume, select_device, train
+from .trainer import EVAL_SEED, Trainer
+
+__all__ = ["EVAL_SEED", "Trainer", "load_run", "resume", "select_device", "train"]
