@@ -60,8 +60,10 @@ def check_reparameterized(guide_trace: Trace, estimator: str) -> None:
     """Raise ``NotImplementedError`` naming the first guide sample site without ``rsample``;
     ``estimator`` names the ELBO in the message."""
     for name, site in guide_trace.nodes.items():
+        if site["type"] != "sample" or site["is_observed"]:
+            continue
         fn: Any = site["fn"]
-        if site["type"] == "sample" and not site["is_observed"] and not fn.has_rsample:
+        if not fn.has_rsample:
             raise NotImplementedError(
                 f"{estimator} needs a reparameterized guide, but guide site {name!r} samples "
                 f"from {describe_distribution(site['fn'])}, which has no rsample; use a "

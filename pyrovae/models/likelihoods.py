@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..distributions import IndependentBernoulli
 from ..errors import ConfigError, DataError
 from ..registry import PositiveFloat, Range, Registry
 
@@ -124,21 +125,6 @@ class Likelihood(nn.Module):
 
 
 LIKELIHOODS: Registry[Likelihood] = Registry("likelihood", context=("data_dim",))
-
-
-class IndependentBernoulli(dist.Independent):
-    """``Bernoulli(logits=l).to_event(1)`` whose ``log_prob`` negates after summing over the
-    event (one pass over the ``(*batch, D)`` elements fewer than ``Independent``'s
-    ``-BCE(...).sum(-1)``; the same numbers). Hot in training and in log-likelihood
-    evaluation, where the batch holds K samples per example."""
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        if self._validate_args:
-            self.base_dist._validate_sample(value)
-        logits = self.base_dist.logits
-        if logits.shape != value.shape:
-            logits, value = torch.broadcast_tensors(logits, value)
-        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
 
 
 @LIKELIHOODS.register("bernoulli")

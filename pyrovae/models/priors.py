@@ -16,7 +16,7 @@ import pyro.distributions.transforms as T
 import torch
 from torch import nn
 
-from ..distributions import StandardNormal
+from ..distributions import Mixture, StandardNormal
 from ..registry import NonNegativeFloat, PositiveInt, Registry
 from .networks import check_autoregressive_flow
 
@@ -49,33 +49,6 @@ class Prior(nn.Module):
 
     def extra_repr(self) -> str:
         return f"type={self.type_name!r}, latent_dim={self.latent_dim}"
-
-
-class Mixture(dist.MixtureSameFamily):
-    """``p(z) = sum_k w_k p_k(z)``: torch's ``MixtureSameFamily`` with the value broadcast
-    against the components before scoring, so components whose parameters cannot broadcast
-    implicitly (conditional flows, e.g. a VampPrior over an IAF guide) work too.
-
-    ``component_distribution`` has batch shape ``(*batch, K)``; ``logits`` are ``(*batch, K)``.
-    """
-
-    def __init__(self, logits: torch.Tensor, components: dist.TorchDistribution) -> None:
-        super().__init__(dist.Categorical(logits=logits), components)
-
-    def expand(self, batch_shape: torch.Size, _instance: Mixture | None = None) -> Mixture:
-        new = self._get_checked_instance(Mixture, _instance)
-        return super().expand(batch_shape, _instance=new)
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        if self._validate_args:
-            self._validate_sample(x)
-        x = self._pad(x)  # (*sample, *batch, 1, *event)
-        components = self.component_distribution
-        event = len(self.event_shape)
-        shape = torch.broadcast_shapes(x.shape[: x.dim() - event], components.batch_shape)
-        log_prob_x = components.log_prob(x.expand(shape + self.event_shape))
-        log_weights = torch.log_softmax(self.mixture_distribution.logits, dim=-1)
-        return torch.logsumexp(log_prob_x + log_weights, dim=-1)
 
 
 PRIORS: Registry[Prior] = Registry("prior", context=("latent_dim", "data_dim", "num_classes"))
