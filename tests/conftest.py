@@ -1,9 +1,17 @@
-"""Shared test set-up: offline MNIST from ../shared/data, tiny configs, clean Pyro state."""
+"""Shared test set-up: offline MNIST from ../shared/data, tiny configs, clean Pyro state.
+
+The tests mirror the package (tests/models/ for pyrovae/models/, ...); the helpers beside this
+file (``linear_gaussian``, ``png_checks``) and this file itself are imported by name from every
+folder (``from conftest import tiny_config``), so this folder is put on ``sys.path`` here,
+whatever pytest's import mode. Test module names are unique across folders for the same
+reason (there are no ``__init__.py`` files).
+"""
 
 from __future__ import annotations
 
 import copy
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +19,10 @@ import pyro
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 # Tests never touch the network: data comes from $PYROVAE_DATA or ../shared/data.
 os.environ.setdefault("PYROVAE_DATA", str(ROOT.parent / "shared" / "data"))
 os.environ["PYROVAE_OFFLINE"] = "1"
@@ -61,8 +72,8 @@ def clean_pyro_state():
 @pytest.fixture
 def one_torch_thread():
     """Run a test on one torch thread: tests of thousands of small tensor ops only pay
-    synchronisation waits for a second thread (measured on a shared 2-core machine: 3 ms vs
-    35 ms per ELBO gradient). Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    synchronisation waits for a second thread, several times slower per ELBO gradient on two
+    cores. Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

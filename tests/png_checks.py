@@ -1,20 +1,23 @@
-"""Checks that a figure is a real, legible picture: shared by the plot and example tests."""
+"""Checks that a figure is a real, legible picture: shared by the plot, figure, CLI and
+example tests.
+
+:func:`assert_picture` checks a written PNG; :func:`assert_legible` checks a
+:class:`matplotlib.figure.Figure` as pyrovae's plot functions return it (no overlapping text)
+and returns every text it draws. Only public matplotlib API is used: the figure is drawn on an
+Agg canvas, and the tick labels drawn are those of ticks inside the axis' view interval.
+"""
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.image  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.text import Text  # noqa: E402
-
-from pyrovae import plots  # noqa: E402
+import matplotlib.image
+import numpy as np
+from matplotlib.axis import Axis
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 
 def assert_picture(path: str | Path, min_side: int = 200) -> np.ndarray:
@@ -36,25 +39,40 @@ def assert_picture(path: str | Path, min_side: int = 200) -> np.ndarray:
     return image
 
 
-def _drawn_texts(fig: plt.Figure) -> list[Text]:
-    """Every non-empty text the renderer actually draws (tick labels outside an axis' view
-    are kept by matplotlib but not drawn, so they are left out)."""
+def _ticks_in_view(axis: Axis) -> list:
+    """The major and minor ticks of ``axis`` whose location lies inside its view interval
+    (matplotlib keeps ticks outside the view but does not draw them)."""
+    lo, hi = sorted(axis.get_view_interval())
+    slack = 1e-10 * (hi - lo)
+    return [tick for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+            if lo - slack <= tick.get_loc() <= hi + slack]
+
+
+def _render(fig: Figure):
+    """Draw ``fig`` on an Agg canvas (laying out text and ticks) and return the renderer."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _drawn_texts(fig: Figure) -> list[Text]:
+    """Every non-empty text of a drawn ``fig`` that the renderer shows: texts that are not
+    tick labels, plus the visible labels of the ticks inside each axis' view."""
     tick_labels, drawn_ticks = set(), []
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             for tick in axis.get_major_ticks() + axis.get_minor_ticks():
                 tick_labels.update((tick.label1, tick.label2))
-            for tick in axis._update_ticks():  # the ticks inside the view
+            for tick in _ticks_in_view(axis):
                 drawn_ticks += [t for t in (tick.label1, tick.label2) if t.get_visible()]
     texts = [t for t in fig.findobj(Text) if t not in tick_labels and t.get_visible()]
     return [t for t in texts + drawn_ticks if t.get_text().strip()]
 
 
-def text_overlaps(fig: plt.Figure, tolerance_px: float = 1.0) -> list[tuple[str, str]]:
+def text_overlaps(fig: Figure, tolerance_px: float = 1.0) -> list[tuple[str, str]]:
     """Pairs of drawn texts of ``fig`` whose bounding boxes overlap by more than
     ``tolerance_px`` pixels in both directions (touching boxes do not count)."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    renderer = _render(fig)
     boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _drawn_texts(fig)]
     overlaps = []
     for (text_a, a), (text_b, b) in itertools.combinations(boxes, 2):
@@ -65,17 +83,13 @@ def text_overlaps(fig: plt.Figure, tolerance_px: float = 1.0) -> list[tuple[str,
     return overlaps
 
 
-@pytest.fixture
-def checked_figures(monkeypatch) -> list[dict]:
-    """While active, every figure pyrovae.plots saves is first checked for overlapping text;
-    the returned list collects ``{"path": Path, "texts": [every drawn text]}`` per figure."""
-    save, records = plots._save, []
-
-    def checked_save(fig, path):
-        overlaps = text_overlaps(fig)
-        assert not overlaps, f"{path}: overlapping text {overlaps}"
-        records.append({"path": Path(path), "texts": [t.get_text() for t in _drawn_texts(fig)]})
-        return save(fig, path)
-
-    monkeypatch.setattr(plots, "_save", checked_save)
-    return records
+def assert_legible(fig: Figure, expected_texts: list[str] = ()) -> list[str]:
+    """``fig`` is a Figure with no overlapping text that shows each of ``expected_texts``
+    (as a substring of some drawn text); returns every text it draws."""
+    assert isinstance(fig, Figure), f"expected a matplotlib Figure, got {type(fig).__name__}"
+    overlaps = text_overlaps(fig)
+    assert not overlaps, f"overlapping text {overlaps}"
+    texts = [t.get_text() for t in _drawn_texts(fig)]
+    missing = [t for t in expected_texts if not any(t in shown for shown in texts)]
+    assert not missing, f"texts {missing} not among {texts}"
+    return texts

@@ -1,14 +1,33 @@
-"""The `pyrovae` command line end to end on a tiny config, and its one-line errors."""
+"""The `pyrovae` command line: train, describe, evaluate, sample and plot end to end on tiny
+configs; its help names every real option; user errors are one line on stderr, exit code 2,
+no traceback, and create nothing.
 
+End-to-end runs and one-line errors run ``python -m pyrovae`` in a subprocess (the real exit
+code and stderr); the rest call :func:`pyrovae.cli.main` in-process.
+"""
+
+from __future__ import annotations
+
+import io
 import json
 import subprocess
 import sys
+from contextlib import redirect_stdout
+from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pytest
+import tomli_w
 
-from conftest import tiny_config
-from pyrovae.config import dumps_toml
+import pyrovae
+from png_checks import assert_picture
+from pyrovae.cli import main
+from pyrovae.config import dumps_toml, load_config
+from pyrovae.training.run_dir import read_metrics, save_checkpoint, write_config
+from pyrovae.viz import FIGURE_KINDS, NEEDS_DATA, figures, save_figure
+
+from conftest import ROOT, tiny_config
 
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -36,6 +55,55 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
         assert fragment in lines[0], lines[0]
 
 
+def assert_main_error(capsys, argv: list[str], *fragments: str) -> None:
+    """``main(argv)`` fails with exit code 2 and one line naming ``fragments`` on stderr."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+# ---------------------------------------------------------------------------- help
+#: what each command's help must name: its real arguments and options
+HELP = {
+    "train": ["--config FILE", "--resume RUN_DIR", "--out RUN_DIR", "--epochs EPOCHS",
+              "--seed SEED", "--set KEY=VALUE", "--quiet", "--device {auto,cpu,cuda}",
+              "--data-root PATH"],
+    "describe": ["CONFIG", "--set KEY=VALUE", "--toml"],
+    "evaluate": ["RUN_DIR", "--num-samples K", "--limit N", "--seed S", "--max-batch-elements M",
+                 "--json", "--quiet", "--device {auto,cpu,cuda}", "--data-root PATH"],
+    "sample": ["RUN_DIR", "--num NUM", "--out FILE.png", "--seed SEED", "--label CLASS",
+               "--device {auto,cpu,cuda}"],
+    "plot": ["RUN_DIR", "--kind", "{" + ",".join(FIGURE_KINDS) + "}", "--out FILE.png",
+             "--seed SEED", "--device {auto,cpu,cuda}", "--data-root PATH"],
+}
+#: options a command must not offer (they belong to other commands)
+NOT_IN_HELP = {"describe": ["--out", "--device"], "sample": ["--set", "--data-root"],
+               "evaluate": ["--set", "--out"]}
+
+
+def test_top_level_help_lists_every_command():
+    out = run_cli("--help").stdout  # also: `python -m pyrovae` works
+    assert out.startswith("usage: pyrovae ")
+    for command in HELP:
+        assert f"    {command} " in out, (command, out)
+
+
+@pytest.mark.parametrize("command", sorted(HELP))
+def test_command_help_names_its_options(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: pyrovae {command} ")
+    for option in HELP[command]:
+        assert option in out, (command, option, out)
+    for option in NOT_IN_HELP.get(command, []):
+        assert option not in out, (command, option)
+
+
+# ---------------------------------------------------------------------------- end to end
 def test_train_evaluate_sample_end_to_end(tmp_path, tiny_toml):
     run = tmp_path / "run"
     proc = run_cli("train", "--config", str(tiny_toml), "--out", str(run), "--epochs", "2",
@@ -62,13 +130,65 @@ def test_train_evaluate_sample_end_to_end(tmp_path, tiny_toml):
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
 
 
+def test_train_with_component_overrides_then_sample_a_class(tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main([
+        "train", "--config", str(ROOT / "configs" / "mnist.toml"), "--out", str(run),
+        "--epochs", "1", "--quiet", "--device", "cpu",
+        "--set", "model.prior.type=conditional", "--set", "model.latent_dim=4",
+        "--set", "model.encoder.hidden=[32]", "--set", "model.decoder.hidden=[32]",
+        "--set", "data.train_limit=256", "--set", "data.test_limit=64",
+    ])
+    assert code == 0, capsys.readouterr().err
+    assert load_config(run / "config.toml")["model"]["prior"]["type"] == "conditional"
+    code = main(["sample", str(run), "--label", "3", "--num", "4", "--out",
+                 str(tmp_path / "threes.png"), "--device", "cpu"])
+    assert code == 0 and (tmp_path / "threes.png").stat().st_size > 0
+    assert_main_error(capsys, ["sample", str(run), "--label", "12", "--out",
+                               str(tmp_path / "x.png")], "class label 12 is out of range")
+    assert_main_error(capsys, ["sample", str(run), "--num", "0", "--out",
+                               str(tmp_path / "x.png")], "--num = 0 must be at least 1")
+    assert not (tmp_path / "x.png").exists()
+    code = main(["describe", str(run)])  # a run directory describes its config.toml
+    assert code == 0 and "p(x, z | y) = p(x | z) p(z | y)" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- describe
+def test_describe_with_overrides(capsys):
+    code = main(["describe", str(ROOT / "configs" / "mnist.toml"),
+                 "--set", "model.prior.type=mog", "--set", "model.prior.components=3", "--toml"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "a learned mixture of 3 diagonal Gaussians" in out and "[model.prior = mog]" in out
+    assert 'type = "mog"' in out and "components = 3" in out  # the resolved TOML
+
+
+def test_describe_prints_pyrovae_describe(capsys):
+    path = ROOT / "configs" / "mnist.toml"
+    assert main(["describe", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out == pyrovae.describe(load_config(path)) + "\n"
+    assert out.startswith("data: mnist, data.binarize = ")
+    assert "\n  objective: maximise " in out and "[objective = " in out
+
+
+def test_describe_reports_bad_config_in_one_line(capsys):
+    assert_main_error(capsys, ["describe", str(ROOT / "configs" / "mnist.toml"),
+                               "--set", "model.likelihood.type=beta"],
+                      "model.likelihood.type = 'beta' is a density on grey levels")
+
+
+# ---------------------------------------------------------------------------- train errors
 @pytest.mark.parametrize(
     "override, fragments",
     [
-        ("model.prior.type=nope", ["model.prior.type = 'nope'", "valid choices", "standard_normal"]),
+        ("model.prior.type=nope",
+         ["model.prior.type = 'nope'", "valid choices", "standard_normal"]),
         ("model.encoder.hiden=[3]", ["model.encoder.hiden", "valid parameters", "hidden"]),
         ("train.epoch=3", ["train.epoch", "valid keys", "epochs"]),
         ("train.lr=fast", ["train.lr = 'fast'", "expected float"]),
+        ("train.lr=nan", ["train.lr = nan must be positive"]),
+        ("model.encoder.hidden=[64, 0]", ["model.encoder.hidden[1] = 0 must be at least 1"]),
         ('data.binarize="none"', ["needs binary data", "data.binarize"]),
     ],
 )
@@ -79,6 +199,22 @@ def test_bad_config_is_a_one_line_error_and_creates_nothing(tmp_path, tiny_toml,
                    check=False)
     assert_one_line_error(proc, *fragments)
     assert not run.exists()
+
+
+@pytest.mark.parametrize("override, fragments", [
+    ("model.likelihood.scale=-1.0", ["model.likelihood.scale = -1.0 must be positive"]),
+    ("model.likelihood.scale=0", ["model.likelihood.scale = 0.0 must be positive"]),
+    ("objective.beta=0", ["objective.beta = 0.0 must be positive"]),
+    ("model.latent_dim=1", ["model.guide.type = 'iaf': needs model.latent_dim >= 2 (got 1)"]),
+])
+def test_range_errors_of_components_name_the_key(tmp_path, capsys, override, fragments):
+    config = tiny_config(data={"binarize": "none"},
+                         model={"likelihood": {"type": "gaussian"}, "guide": "iaf"})
+    path = tmp_path / "c.toml"
+    path.write_text(dumps_toml(config))
+    assert_main_error(capsys, ["train", "--config", str(path), "--out", str(tmp_path / "run"),
+                               "--set", override], *fragments)
+    assert not (tmp_path / "run").exists()
 
 
 def test_missing_data_root_is_a_clear_error(tmp_path, tiny_toml):
@@ -102,7 +238,135 @@ def test_not_a_run_directory(tmp_path):
     assert_one_line_error(run_cli("evaluate", str(tmp_path), check=False), "not a pyrovae run")
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["sample"]])
-def test_help(command):
-    out = run_cli(*command, "--help").stdout
-    assert "usage: pyrovae" in out and "--" in out
+def test_resume_takes_only_epochs_and_data_root(tmp_path, capsys):
+    assert_main_error(capsys, ["train", "--resume", str(tmp_path), "--set", "train.lr=1"],
+                      "--resume continues a run as it was configured")
+    assert_main_error(capsys, ["train", "--config", str(ROOT / "configs" / "mnist.toml")],
+                      "train --config needs --out RUN_DIR")
+
+
+# ---------------------------------------------------------------------------- evaluate
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tiny one-epoch run whose training output is kept for inspection."""
+    root = tmp_path_factory.mktemp("cli")
+    config = tiny_config(eval={"num_samples": 20})
+    path = root / "tiny.toml"
+    path.write_text(tomli_w.dumps(config))
+    out = root / "run"
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert main(["train", "--config", str(path), "--out", str(out), "--quiet"]) == 0
+    out.joinpath("train_stdout.txt").write_text(buffer.getvalue())
+    return out
+
+
+def test_train_reports_importance_sampled_log_likelihood(run_dir):
+    text = run_dir.joinpath("train_stdout.txt").read_text()
+    assert "test log-likelihood:" in text and "K=20" in text
+    assert "--num-samples 5000" in text  # says how to get the K=5000 number
+
+
+def test_evaluate_json_has_the_documented_keys(run_dir, capsys):
+    assert main(["evaluate", str(run_dir), "--num-samples", "10", "--limit", "30", "--json",
+                 "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"elbo", "log_likelihood", "log_likelihood_se", "num_samples", "num_examples",
+            "binarize", "seed", "ess_mean", "ess_min", "ess_median", "epoch"} <= set(result)
+    assert result["num_samples"] == 10 and result["num_examples"] == 30
+    assert result["binarize"] == "static" and result["seed"] == 1234 and result["epoch"] == 1
+    assert result["log_likelihood"] < 0 and result["log_likelihood_se"] > 0
+    assert 1 <= result["ess_min"] <= result["ess_mean"] <= 10
+    # after one epoch the guide is poor: the 10-sample bound is far above the ELBO (~10
+    # nats, against standard errors below 1 nat)
+    assert result["log_likelihood"] - result["elbo"] > 4 * result["elbo_se"]
+
+
+def test_evaluate_text_defaults_to_the_runs_num_samples(run_dir, capsys):
+    assert main(["evaluate", str(run_dir), "--limit", "16", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "16 test examples" in text and "K=20" in text
+    assert "test ELBO:" in text and "test log-likelihood:" in text and "±" in text
+    assert "effective sample size" in text
+
+
+@pytest.mark.parametrize("flag", ["--num-samples", "--limit", "--max-batch-elements"])
+def test_evaluate_rejects_non_positive_numbers(run_dir, capsys, flag):
+    assert_main_error(capsys, ["evaluate", str(run_dir), flag, "0", "--quiet"],
+                      f"{flag} = 0 must be at least 1")
+
+
+def test_eval_num_samples_zero_skips_the_log_likelihood(tmp_path, capsys):
+    config = tiny_config(eval={"num_samples": 0}, data={"train_limit": 128, "test_limit": 32})
+    path = tmp_path / "c.toml"
+    path.write_text(tomli_w.dumps(config))
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert "log-likelihood" not in capsys.readouterr().out
+    assert_main_error(capsys, ["evaluate", str(tmp_path / "r"), "--quiet"], "give --num-samples")
+
+
+# ---------------------------------------------------------------------------- plot
+def untrained_run(run_dir: Path, **model) -> Path:
+    config = pyrovae.resolve_config(tiny_config(model=model))
+    write_config(run_dir, config)
+    save_checkpoint(run_dir, {"epoch": 0,
+                              "model": pyrovae.VAE.from_resolved_config(config).state_dict()})
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[int | str, Path]:
+    """Run directories: a 2-D latent space (trained for one tiny epoch), an 8-D one and a
+    class-conditional one (untrained: the refusals happen before any data is needed, and the
+    class rows need none)."""
+    run2 = tmp_path_factory.mktemp("run2")
+    config = tiny_config(model={"latent_dim": 2}, data={"train_limit": 256, "test_limit": 256})
+    pyrovae.train(config, out=run2, progress=False)
+    return {2: run2, 8: untrained_run(tmp_path_factory.mktemp("run8"), latent_dim=8),
+            "conditional": untrained_run(tmp_path_factory.mktemp("runc"),
+                                         prior={"type": "conditional", "init_spread": 3.0})}
+
+
+@pytest.mark.parametrize("kind", FIGURE_KINDS)
+def test_plot_command_draws_each_kind(kind, runs, capsys, tmp_path):
+    """The command writes figures.draw's figure of the run (whose legibility is checked in
+    tests/viz/test_figures.py): the same pixels as drawing it here."""
+    run_dir = runs["conditional" if kind == "classes" else 2]
+    assert main(["plot", str(run_dir), "--kind", kind, "--device", "cpu"]) == 0
+    path = run_dir / f"{kind}.png"
+    assert f"wrote the {kind} figure to {path}" in capsys.readouterr().out
+    assert_picture(path)
+    vae, config, _ = pyrovae.load_run(run_dir, device="cpu")
+    data = pyrovae.load_data(config["data"]) if kind in NEEDS_DATA else None
+    expected = save_figure(figures.draw(kind, vae, data=data, metrics=read_metrics(run_dir)),
+                           tmp_path / "expected.png")
+    assert np.array_equal(matplotlib.image.imread(path), matplotlib.image.imread(expected))
+
+
+def test_plot_command_writes_to_out(runs, tmp_path):
+    out = tmp_path / "deep" / "samples.png"
+    assert main(["plot", str(runs[8]), "--kind", "samples", "--out", str(out)]) == 0
+    assert_picture(out)
+
+
+@pytest.mark.parametrize("kind", ["latent", "manifold"])
+def test_two_dimensional_figures_refuse_other_latent_sizes(kind, runs, tmp_path, capsys):
+    out = tmp_path / f"{kind}.png"
+    assert_main_error(capsys, ["plot", str(runs[8]), "--kind", kind, "--out", str(out)],
+                      "latent_dim = 8", "model.latent_dim = 2")
+    assert not out.exists()
+
+
+def test_class_rows_refuse_a_prior_without_labels(runs, tmp_path, capsys):
+    out = tmp_path / "classes.png"
+    assert_main_error(capsys, ["plot", str(runs[8]), "--kind", "classes", "--out", str(out)],
+                      "model.prior = 'standard_normal'", "'conditional'")
+    assert not out.exists()
+
+
+def test_plot_command_refuses_a_run_without_metrics(runs, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for name in ("config.toml", "checkpoint.pt"):
+        (run_dir / name).write_bytes((runs[2] / name).read_bytes())
+    assert_main_error(capsys, ["plot", str(run_dir), "--kind", "curves"], "no metrics yet")

@@ -15,16 +15,25 @@ from typing import Any
 
 import pyro.poutine as poutine
 import pytest
-
-# the Monte Carlo fallback of AnalyticKL_ELBO is announced by design for non-Gaussian pairs
-pytestmark = pytest.mark.filterwarnings("ignore::pyrovae.elbo.AnalyticKLFallbackWarning")
 import torch
 
-from pyrovae import GUIDES, LIKELIHOODS, OBJECTIVES, PRIORS, VAE, Trainer, load_data
+from pyrovae import (
+    GUIDES,
+    LIKELIHOODS,
+    OBJECTIVES,
+    PRIORS,
+    VAE,
+    Trainer,
+    load_data,
+    log_likelihood,
+    resolve_config,
+)
 from pyrovae.data import ImageData, binarize_once
-from pyrovae.marginal import log_likelihood
 
 from conftest import DATA_ROOT, tiny_config
+
+# the Monte Carlo fallback of AnalyticKL_ELBO is announced by design for non-Gaussian pairs
+pytestmark = pytest.mark.filterwarnings("ignore::pyrovae.AnalyticKLFallbackWarning")
 
 LATENT_DIM = 4
 N_TRAIN, N_TEST, BATCH = 64, 32, 32
@@ -74,7 +83,7 @@ def data_for(likelihood: str, grey: ImageData) -> ImageData:
 
 
 def config_for(prior: str, likelihood: str, guide: str, objective: str) -> dict[str, Any]:
-    return tiny_config(
+    return resolve_config(tiny_config(
         data={"binarize": BINARIZE[likelihood], "train_limit": N_TRAIN, "test_limit": N_TEST},
         model={
             "latent_dim": LATENT_DIM,
@@ -86,7 +95,7 @@ def config_for(prior: str, likelihood: str, guide: str, objective: str) -> dict[
         },
         objective={"type": objective, **OBJECTIVE_PARAMS.get(objective, {})},
         train={"batch_size": BATCH, "eval_batch_size": N_TEST},
-    )
+    ))
 
 
 def test_every_component_is_covered():
@@ -107,7 +116,7 @@ COMBINATIONS = list(itertools.product(
 def test_builds_traces_trains_and_scores(prior, likelihood, guide, objective, grey_mnist):
     config = config_for(prior, likelihood, guide, objective)
     data = data_for(likelihood, grey_mnist)
-    vae = VAE.from_config(config)
+    vae = VAE.from_resolved_config(config)
     x = data.train_images[:BATCH]
     y = data.train_labels[:BATCH] if vae.prior.uses_labels else None
 
@@ -127,9 +136,9 @@ def test_builds_traces_trains_and_scores(prior, likelihood, guide, objective, gr
 
     # a few training steps (validation on for the first, then recorded and replayed) change
     # the parameters; every program can be recorded but a VampPrior over an IAF guide, whose
-    # flow inversion indexes by data (tests/test_replay.py)
+    # flow inversion indexes by data (tests/infer/test_replay.py)
     before = [p.detach().clone() for p in vae.parameters()]
-    trainer = Trainer(vae, data, vae.config, torch.device("cpu"), progress=False)
+    trainer = Trainer(vae, data, config, torch.device("cpu"), progress=False)
     if (prior, guide) == ("vamp", "iaf"):
         with pytest.warns(RuntimeWarning, match="recording the programs as a graph failed"):
             train_elbo = trainer.train_epoch()

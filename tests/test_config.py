@@ -1,28 +1,25 @@
-"""Declaring a model: ready configs, --set overrides, validation errors, describe, networks."""
+"""Declaring a run: the ready configs, --set overrides, defaults, and validation errors that
+name the key before any training (the range and type checks themselves: test_registry.py;
+the CLI's one-line errors: test_cli.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import torch
 
-from pyrovae import VAE, resolve_config
-from pyrovae.cli import main
-from pyrovae.config import apply_overrides, load_config
+import pyrovae
+from pyrovae import LIKELIHOODS, PRIORS, VAE, resolve_config
+from pyrovae.config import apply_overrides, dumps_toml, load_config
 from pyrovae.errors import ConfigError
-from pyrovae.objectives import OBJECTIVES, Objective
-from pyrovae.registry import Registry
 
-from conftest import ROOT, tiny_config
+from conftest import ROOT, TINY_CONFIG, tiny_config
 
 CONFIG_FILES = sorted((ROOT / "configs").glob("*.toml"))
 
 
 def test_there_is_a_ready_config_for_each_prior_and_likelihood():
     names = {path.stem for path in CONFIG_FILES}
-    from pyrovae import LIKELIHOODS, PRIORS
-
     assert {f"prior_{p}" for p in PRIORS.names()} <= names
     assert {f"likelihood_{l}" for l in LIKELIHOODS.names()} <= names
     assert "conv" in names
@@ -39,6 +36,15 @@ def test_every_ready_config_resolves_and_builds(path: Path):
     if stem.startswith("likelihood_"):
         assert vae.likelihood.type_name == stem.removeprefix("likelihood_")
     assert "p(x, z" in vae.describe()
+    assert pyrovae.describe(config).startswith(f"data: {config['data']['dataset']}, ")
+
+
+def test_resolved_configs_round_trip_through_toml(tmp_path):
+    config = resolve_config(apply_overrides(load_config(ROOT / "configs" / "mnist.toml"),
+                                            ["model.prior.type=mog", "train.lr=3e-4"]))
+    path = tmp_path / "config.toml"
+    path.write_text(dumps_toml(config))
+    assert load_config(path) == config
 
 
 # ---------------------------------------------------------------------- --set overrides
@@ -90,12 +96,24 @@ def test_a_table_without_type_means_the_default_type():
      "model.prior.components = 'many' has the wrong type: expected int, got str"),
     ({"model": {"likelihood": {"type": "gaussian", "scale": "learnt"}}},
      "model.likelihood.scale = 'learnt' has the wrong type"),
+    ({"model": {"likelihood": {"type": "gaussian", "scale": -1.0}}, "data": {"binarize": "none"}},
+     "model.likelihood.scale = -1.0 must be positive"),
     ({"model": {"encoder": {"type": "conv", "channels": [8, 8, 8]}}},
-     "model.encoder.channels = \\[8, 8, 8\\] halves the 28x28 image 3 times"),
+     "model.encoder.type = 'conv': channels = \\[8, 8, 8\\] halves the 28x28 image 3 times"),
     ({"model": {"latent_dim": 1, "guide": "iaf"}},
-     "model.guide.type = 'iaf' needs model.latent_dim >= 2"),
+     "model.guide.type = 'iaf': needs model.latent_dim >= 2 \\(got 1\\)"),
+    ({"model": {"latent_dim": 1, "prior": "flow"}},
+     "model.prior.type = 'flow': needs model.latent_dim >= 2 \\(got 1\\)"),
+    ({"model": {"encoder": {"hidden": [0]}}}, "model.encoder.hidden\\[0\\] = 0 must be at least 1"),
+    ({"model": {"latent_dim": 0}}, "model.latent_dim = 0 must be at least 1"),
     ({"objective": {"beta": 0.0}}, "objective.beta = 0.0 must be positive"),
     ({"objective": {"kl_warmup_epochs": -1}}, "objective.kl_warmup_epochs = -1 must be >= 0"),
+    ({"objective": {"type": "iwae", "num_particles": 0}},
+     "objective.num_particles = 0 must be at least 1"),
+    ({"train": {"lr": float("nan")}}, "train.lr = nan must be positive"),
+    ({"train": {"batch_size": 0}}, "train.batch_size = 0 must be at least 1"),
+    ({"data": {"test_limit": -5}}, "data.test_limit = -5 must be >= 0 \\(0 means all\\)"),
+    ({"eval": {"num_samples": -1}}, "eval.num_samples = -1 must be >= 0"),
     ({"data": {"binarize": "none"}, "model": {"likelihood": "bernoulli"}},
      "model.likelihood.type = 'bernoulli' needs binary data but data.binarize = 'none'"),
     ({"model": {"likelihood": {"type": "beta", "eps": 0.7}}, "data": {"binarize": "none"}},
@@ -106,93 +124,8 @@ def test_bad_declarations_fail_before_training_naming_the_key(config, message):
         VAE.from_config(config)
 
 
-def test_objectives_inherit_beta_and_warmup_as_parameters():
-    assert {"num_particles", "beta", "kl_warmup_epochs"} <= set(OBJECTIVES.parameters("trace_elbo"))
-    registry: Registry[Objective] = Registry("objective")
-
-    @registry.register("custom")
-    class Custom(Objective):
-        def __init__(self, *, alpha: float = 0.5, **kwargs) -> None:
-            super().__init__(**kwargs)
-            self.alpha = alpha
-
-    assert set(registry.parameters("custom")) == {"alpha", "num_particles", "beta",
-                                                  "kl_warmup_epochs"}
-    built = registry.build({"type": "custom", "beta": 3.0}, "objective")
-    assert (built.alpha, built.beta, built.num_particles) == (0.5, 3.0, 1)
-
-
-# ---------------------------------------------------------------------- describe
-def test_print_vae_shows_the_model_in_words_and_math():
-    vae = VAE.from_config(tiny_config(
-        model={"prior": {"type": "vamp", "components": 12}, "guide": "iaf"},
-        objective={"beta": 0.5, "kl_warmup_epochs": 2},
-    ))
-    text = repr(vae)
-    assert text == vae.describe()
-    for expected in [
-        "p(x, z) = p(x | z) p(z)",
-        "p(z) = (1/12) sum_k q(z | u_k), VampPrior over 12 learned pseudo-inputs",
-        "p(x | z) = prod_d Bernoulli(x_d | p_d = sigmoid(f(z)_d))",
-        "f(z) = decoder: MLP 8 -> 64 -> 784 (relu)",
-        "q(z | x) = N(mu(x), diag sigma(x)^2) pushed through 2 inverse autoregressive flows",
-        "encoder: MLP 784 -> 64 -> 32 (relu)",
-        "beta = 0.5, warmed up linearly from 0 over 2 epochs",
-        "[model.prior = vamp]",
-    ]:
-        assert expected in text, (expected, text)
-    conditional = VAE.from_config(tiny_config(model={"prior": "conditional"}))
-    assert "p(x, z | y) = p(x | z) p(z | y)" in repr(conditional)
-
-
-def test_cli_describe_with_overrides(capsys):
-    code = main(["describe", str(ROOT / "configs" / "mnist.toml"),
-                 "--set", "model.prior.type=mog", "--set", "model.prior.components=3", "--toml"])
-    out = capsys.readouterr().out
-    assert code == 0
-    assert "a learned mixture of 3 diagonal Gaussians" in out and "[model.prior = mog]" in out
-    assert 'type = "mog"' in out and "components = 3" in out  # the resolved TOML
-
-
-def test_cli_describe_reports_bad_config_in_one_line(capsys):
-    code = main(["describe", str(ROOT / "configs" / "mnist.toml"),
-                 "--set", "model.likelihood.type=beta"])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1
-    assert "model.likelihood.type = 'beta' is a density on grey levels" in err
-
-
-# ---------------------------------------------------------------------- networks
-@pytest.mark.parametrize("likelihood,binarize", [("bernoulli", "dynamic"), ("beta", "none")])
-def test_conv_networks_map_images_with_extra_batch_dims(likelihood, binarize):
-    vae = VAE.from_config(tiny_config(
-        data={"binarize": binarize},
-        model={"likelihood": likelihood, "encoder": {"type": "conv", "channels": [4, 8]},
-               "decoder": {"type": "conv", "channels": [4, 8]}},
-    ))
-    k = vae.likelihood.params_per_element
-    x = torch.rand(3, 5, 784)  # (particles, batch, pixels)
-    assert vae.encoder(x).shape == (3, 5, vae.guide_family.num_params)
-    assert vae.decoder(torch.randn(3, 5, 8)).shape == (3, 5, k * 784)
-    assert vae.decode(torch.randn(2, 8)).shape == (2, k, 784)
-    assert "conv net 1x28x28 -> 4x14x14 -> 8x7x7" in vae.describe()
-
-
-def test_cli_train_with_component_overrides_then_sample_a_class(tmp_path, capsys):
-    run = tmp_path / "run"
-    code = main([
-        "train", "--config", str(ROOT / "configs" / "mnist.toml"), "--out", str(run),
-        "--epochs", "1", "--quiet", "--device", "cpu",
-        "--set", "model.prior.type=conditional", "--set", "model.latent_dim=4",
-        "--set", "model.encoder.hidden=[32]", "--set", "model.decoder.hidden=[32]",
-        "--set", "data.train_limit=256", "--set", "data.test_limit=64",
-    ])
-    assert code == 0, capsys.readouterr().err
-    assert load_config(run / "config.toml")["model"]["prior"]["type"] == "conditional"
-    code = main(["sample", str(run), "--label", "3", "--num", "4", "--out",
-                 str(tmp_path / "threes.png"), "--device", "cpu"])
-    assert code == 0 and (tmp_path / "threes.png").stat().st_size > 0
-    code = main(["sample", str(run), "--label", "12", "--out", str(tmp_path / "x.png")])
-    assert code == 2 and "class label 12 is out of range" in capsys.readouterr().err
-    code = main(["describe", str(run)])  # a run directory describes its config.toml
-    assert code == 0 and "p(x, z | y) = p(x | z) p(z | y)" in capsys.readouterr().out
+def test_eval_section_is_validated():
+    assert resolve_config(TINY_CONFIG)["eval"] == {"num_samples": 100}
+    assert resolve_config(tiny_config(eval={"num_samples": 0}))["eval"] == {"num_samples": 0}
+    with pytest.raises(ConfigError, match=r"eval\.num_samples = -1 must be >= 0 \(0 skips"):
+        resolve_config(tiny_config(eval={"num_samples": -1}))

@@ -48,7 +48,7 @@ def _tensor(values: Any) -> torch.Tensor:
 def _figure(*args: Any, figsize: tuple[float, float], **kwargs: Any) -> tuple[Figure, Any]:
     """A new figure of ``figsize`` inches (constrained layout) and its axes, as
     ``Figure.subplots(*args, **kwargs)`` returns them."""
-    fig = Figure(figsize=figsize)
+    fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.subplots(*args, **kwargs)
 
 

@@ -1,5 +1,6 @@
-"""The ELBO's two terms (rate and distortion) and the KL of each latent dimension, checked
-against their definitions and closed forms; the class-rows and KL figures of a model."""
+"""The ELBO per example, its two terms (rate and distortion) and the KL of each latent
+dimension, checked against their definitions and closed forms (their figures:
+tests/viz/test_figures.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import pytest
 import torch
 
 import pyrovae
-from png_checks import assert_picture
-from pyrovae import ConfigError, figures
+from pyrovae import ConfigError
 
 from conftest import tiny_config
 
@@ -75,21 +75,29 @@ def test_kl_per_dimension_of_a_conditional_prior_is_taken_against_p_z_given_y():
     ({"prior": {"type": "vamp", "components": 5}}, "model.prior = 'vamp'"),
     ({"guide": {"type": "iaf"}}, "model.guide = 'iaf'"),
 ])
-def test_kl_per_dimension_refuses_models_that_do_not_factorise(model, named, tmp_path):
+def test_kl_per_dimension_refuses_models_that_do_not_factorise(model, named):
     vae = tiny_vae(**model)
     with pytest.raises(ConfigError, match=f"one Normal per dimension.*{named}"):
         pyrovae.kl_per_dimension(vae, binary_images(4))
-    with pytest.raises(ConfigError, match="one Normal per dimension"):
-        figures.kl_per_dimension(vae, binary_images(4), tmp_path / "kl.png")
-    assert not (tmp_path / "kl.png").exists()
 
 
-def test_class_rows_draw_one_row_per_class_and_need_a_conditional_prior(tmp_path):
-    vae = tiny_vae(prior={"type": "conditional", "init_spread": 3.0})
-    path = figures.class_rows(vae, tmp_path / "classes.png", per_class=4)
-    assert_picture(path)
-    # the marginal p(z) (a mixture over classes) draws without labels
-    assert_picture(figures.draw("samples", vae, tmp_path / "samples.png"))
-    with pytest.raises(ConfigError, match=r"model\.prior = 'standard_normal'.*conditional"):
-        figures.class_rows(tiny_vae(), tmp_path / "no.png")
-    assert not (tmp_path / "no.png").exists()
+def test_elbo_per_example_is_seeded_batched_and_leaves_the_outer_stream_alone():
+    vae, x = tiny_vae(), binary_images(20)
+    state = torch.get_rng_state()
+    a = pyrovae.elbo_per_example(vae, x, batch_size=7, seed=2)
+    assert torch.equal(torch.get_rng_state(), state)  # fixed_rng restores the outer state
+    assert a.shape == (20,) and (a < 0).all()  # log-masses of binary images
+    assert torch.equal(a, pyrovae.elbo_per_example(vae, x, batch_size=7, seed=2))
+    assert not torch.equal(a, pyrovae.elbo_per_example(vae, x, batch_size=7, seed=3))
+    # the first batch's draws do not depend on the batch size of the ones after it
+    torch.testing.assert_close(a[:7], pyrovae.elbo_per_example(vae, x[:7], seed=2))
+
+
+def test_labels_reach_a_conditional_prior():
+    vae, x = tiny_vae(prior={"type": "conditional", "init_spread": 3.0}), binary_images(10)
+    y = torch.arange(10)
+    with_labels = pyrovae.elbo_per_example(vae, x, y, seed=0)
+    other_labels = pyrovae.elbo_per_example(vae, x, (y + 1) % 10, seed=0)
+    assert with_labels.shape == (10,) and not torch.equal(with_labels, other_labels)
+    rate, distortion = pyrovae.rate_and_distortion(vae, x, y, seed=0)
+    torch.testing.assert_close(rate + distortion, -with_labels, rtol=0, atol=1e-3)

@@ -1,6 +1,6 @@
 """Replayed training steps compute exactly what the Pyro programs compute.
 
-:class:`pyrovae.replay.ELBOGradient` records the loss-and-gradient graph of a Pyro ELBO once
+:class:`pyrovae.infer.replay.ELBOGradient` records the loss-and-gradient graph of a Pyro ELBO once
 per input signature and replays it. On CPU a replay runs the same torch operations, in the
 same order, on the same random draws as the eager programs, so the loss, every gradient and
 the random state afterwards are bitwise equal: these tests use ``torch.equal``, no tolerance.
@@ -15,16 +15,16 @@ import pyro
 import pytest
 import torch
 
-from pyrovae import OBJECTIVES, VAE, Trainer, load_data
+from pyrovae import OBJECTIVES, VAE, Trainer, load_data, scale_latents
 from pyrovae.config import resolve_config
 from pyrovae.errors import DataError
-from pyrovae.replay import ELBOGradient
+from pyrovae.infer.replay import ELBOGradient
 
 from conftest import tiny_config
 
 # the Monte Carlo fallback of AnalyticKL_ELBO is announced by design for non-Gaussian pairs
 pytestmark = [
-    pytest.mark.filterwarnings("ignore::pyrovae.elbo.AnalyticKLFallbackWarning"),
+    pytest.mark.filterwarnings("ignore::pyrovae.AnalyticKLFallbackWarning"),
     pytest.mark.usefixtures("one_torch_thread"),
 ]
 
@@ -112,8 +112,7 @@ def test_replay_equals_running_the_programs(model, objective):
         warnings.simplefilter("error", RuntimeWarning)  # no program falls back to eager
         replayed = compare(config_for(model, objective), [(BATCH, 0), (BATCH, 1), (BATCH, 2)])
     # recorded once, checked on its first replay, then replayed
-    (record,) = replayed._records.values()
-    assert record is not None and record.checked
+    assert list(replayed.records.values()) == ["replayed"]
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES.names())
@@ -139,8 +138,8 @@ def test_each_input_signature_is_recorded_once():
     """The last, smaller batch of an epoch (and labels or no labels) get their own records."""
     replayed = compare(config_for("default", "trace_elbo"),
                        [(BATCH, 0), (BATCH, 1), (3, 2), (3, 3), (BATCH, 4)])
-    assert len(replayed._records) == 2
-    assert all(record.checked for record in replayed._records.values())
+    assert len(replayed.records) == 2
+    assert all(v == "replayed" for v in replayed.records.values())
 
 
 def test_strided_batches_get_their_own_record():
@@ -158,7 +157,8 @@ def test_strided_batches_get_their_own_record():
         for seed, batch_x in enumerate([x, x, strided, strided, x]):
             assert_same(run(eager, vae, seed, batch_x, None, None),
                         run(replayed, vae, seed, batch_x, None, None))
-    assert len(replayed._records) == 2
+    assert len(replayed.records) == 2
+    assert all(v == "replayed" for v in replayed.records.values())
 
 
 def test_validation_runs_the_programs():
@@ -170,7 +170,7 @@ def test_validation_runs_the_programs():
         gradient(x)
         with pytest.raises(DataError):  # the programs ran: the likelihood checked the data
             gradient(x * 2)
-    assert not gradient._records
+    assert not gradient.records
 
 
 def test_unrecordable_programs_run_eagerly_with_a_warning():
@@ -180,11 +180,11 @@ def test_unrecordable_programs_run_eagerly_with_a_warning():
     config["model"]["prior"] = {"type": "vamp", "components": 5}
     with pytest.warns(RuntimeWarning, match="recording the programs as a graph failed"):
         replayed = compare(config, [(BATCH, 0), (BATCH, 1), (BATCH, 2)])
-    assert list(replayed._records.values()) == [None]
+    assert list(replayed.records.values()) == ["eager"]
 
 
 def test_programs_reading_changing_python_state_are_caught():
-    """The record freezes Python values the programs read. A model whose KL weight is a
+    """The record freezes Python values the programs read. A model whose latent weight is a
     Python number changing at every call disagrees with its record on the first replay's
     check: that signature then runs eagerly, with a warning, and the results are the eager
     ones."""
@@ -192,9 +192,9 @@ def test_programs_reading_changing_python_state_are_caught():
     vae = VAE.from_config(config)
     model, calls = vae.model, [0]
 
-    def model_with_changing_weight(x, y=None, kl_scale=None):
+    def model_with_changing_weight(x, y=None):
         calls[0] += 1
-        return model(x, y, kl_scale=1.0 + calls[0])
+        return scale_latents(model, 1.0 + calls[0])(x, y)
 
     vae.model = model_with_changing_weight
     gradient = ELBOGradient(OBJECTIVES.build(config["objective"], "objective").elbo(), vae)
@@ -202,11 +202,32 @@ def test_programs_reading_changing_python_state_are_caught():
     with pyro.validation_enabled(False):
         with pytest.warns(RuntimeWarning, match="disagreed with the eager programs"):
             loss = gradient(x)
-        assert list(gradient._records.values()) == [None]
+        assert list(gradient.records.values()) == ["eager"]
         before = calls[0]
         gradient(x)
     assert calls[0] == before + 1  # the model ran (a replay would not have called it)
     assert torch.isfinite(loss)
+
+
+def test_records_say_what_each_signature_does():
+    """A signature's first call without validation records it and checks the record against
+    the programs: it is "replayed" from then on. With replay off nothing is recorded."""
+    config = config_for("default", "trace_elbo")
+    vae = VAE.from_config(config)
+    elbo = OBJECTIVES.build(config["objective"], "objective").elbo
+    gradient, eager = ELBOGradient(elbo(), vae), ELBOGradient(elbo(), vae, replay=False)
+    x, _ = batch(config)
+    assert not gradient.records
+    with pyro.validation_enabled(False):
+        gradient(x)
+        assert list(gradient.records.values()) == ["replayed"]
+        (signature,) = gradient.records
+        assert signature[0] is True  # vae.training is part of the signature
+        vae.eval()
+        gradient(x)  # eval mode is another signature
+        eager(x)
+    assert sorted(gradient.records.values()) == ["replayed", "replayed"]
+    assert not eager.records
 
 
 @pytest.mark.parametrize("model,objective", [("default", "trace_elbo"),

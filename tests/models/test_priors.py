@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-from pyrovae import PRIORS, VAE, Trainer, load_data
+from pyrovae import PRIORS, VAE, Trainer, load_data, resolve_config
 from pyrovae.errors import ConfigError
-from pyrovae.evaluation import fixed_rng
+from pyrovae.rng import fixed_rng
 
 from conftest import DATA_ROOT, tiny_config
 
@@ -173,7 +173,8 @@ def test_vamp_prior_over_an_iaf_guide_equals_direct_computation():
 
 
 def test_latent_dim_too_small_for_a_flow_is_refused():
-    with pytest.raises(ConfigError, match="model.prior.type = 'flow' needs model.latent_dim >= 2"):
+    message = r"model\.prior\.type = 'flow': needs model\.latent_dim >= 2 \(got 1\)"
+    with pytest.raises(ConfigError, match=message):
         make_prior({"type": "flow"}, latent_dim=1)
 
 
@@ -186,14 +187,14 @@ def test_conditional_prior_generates_the_requested_class():
     keep = torch.isin(full.train_labels, torch.tensor(classes))  # 1612 training images
     data = dataclasses.replace(full, train_images=full.train_images[keep],
                                train_labels=full.train_labels[keep])
-    config = tiny_config(
+    config = resolve_config(tiny_config(
         model={"latent_dim": 8, "prior": {"type": "conditional"},
                "encoder": {"type": "mlp", "hidden": [128]},
                "decoder": {"type": "mlp", "hidden": [128]}},
         train={"epochs": 3, "batch_size": 64, "lr": 1e-2},
-    )
-    vae = VAE.from_config(config)
-    Trainer(vae, data, vae.config, torch.device("cpu"), progress=False).fit()
+    ))
+    vae = VAE.from_resolved_config(config)
+    Trainer(vae, data, config, torch.device("cpu"), progress=False).fit()
 
     class_means = torch.stack([full.test_images[full.test_labels == c].mean(0) for c in classes])
     per_label = 200

@@ -1,4 +1,5 @@
-"""Training lowers the loss, resumes exactly, is reproducible, and never corrupts a run."""
+"""Runs: training lowers the loss, resumes exactly, is reproducible, and never corrupts a run
+directory; a trained run loads back."""
 
 import math
 
@@ -7,16 +8,20 @@ import torch
 
 import pyrovae
 from pyrovae import CheckpointError, ConfigError
-from pyrovae.checkpoint import CHECKPOINT_FILE, read_metrics
+from pyrovae.training import load_run, select_device
+from pyrovae.training.trainer import PICTURE_FILE
+from pyrovae.training.run_dir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, read_metrics
+
 from conftest import tiny_config
 
 
 def test_training_lowers_test_negative_elbo():
     # 2048 examples, batch 64, 8 epochs = 256 SVI steps.
     config = tiny_config(data={"train_limit": 2048, "test_limit": 512}, train={"epochs": 8})
+    resolved = pyrovae.resolve_config(config)
     untrained = pyrovae.Trainer(
-        pyrovae.VAE.from_config(config), pyrovae.load_data(pyrovae.resolve_config(config)["data"]),
-        pyrovae.resolve_config(config), torch.device("cpu"), progress=False,
+        pyrovae.VAE.from_resolved_config(resolved), pyrovae.load_data(resolved["data"]),
+        resolved, torch.device("cpu"), progress=False,
     )
     initial = -untrained.test_elbo()
     # At initialisation the decoder's logits are near 0, so -ELBO ~ 784 ln 2 = 543 nats.
@@ -92,6 +97,24 @@ def test_resume_to_fewer_epochs_is_refused(tmp_path):
         pyrovae.resume(tmp_path / "run", epochs=1, progress=False)
 
 
-def test_missing_dataset_offline_names_the_fix(tmp_path):
-    with pytest.raises(pyrovae.DataError, match="--data-root"):
-        pyrovae.load_data(pyrovae.resolve_config(tiny_config())["data"], root=tmp_path)
+def test_a_run_directory_holds_config_metrics_checkpoint_and_picture(tmp_path):
+    out = tmp_path / "run"
+    trainer = pyrovae.train(tiny_config(train={"epochs": 2}), out=out, progress=False)
+    assert {p.name for p in out.iterdir()} == {CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE,
+                                               PICTURE_FILE}
+    assert PICTURE_FILE == "samples_reconstructions.png"  # the name the README shows
+    assert read_metrics(out) == trainer.metrics
+    vae, config, state = load_run(out, device="cpu")
+    assert config == trainer.config and state["epoch"] == 2 and not vae.training
+    for key, value in trainer.vae.state_dict().items():
+        assert torch.equal(value, vae.state_dict()[key]), key
+
+
+def test_select_device():
+    assert select_device("cpu") == torch.device("cpu")
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="device = 'tpu' is not valid"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU is available"):
+            select_device("cuda")
