@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .config import apply_overrides, load_config, resolve_config
+    from .config import apply_overrides, read_config_file
     from .evaluation import evaluate_test_set
     from .training import EVAL_SEED, resume, train
 
@@ -196,7 +196,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             overrides.append(f"train.seed={args.seed}")
         if args.device:
             overrides.append(f'train.device="{args.device}"')
-        config = resolve_config(apply_overrides(load_config(args.config), overrides))
+        # validated and completed once, by train(), with the overrides applied
+        config = apply_overrides(read_config_file(args.config), overrides)
         trainer = train(config, out=args.out, data_root=args.data_root, progress=progress)
         out = Path(args.out)
     last = trainer.metrics[-1]
@@ -220,14 +221,14 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_describe(args: argparse.Namespace) -> None:
-    from .config import apply_overrides, dumps_toml, load_config, resolve_config
+    from .config import apply_overrides, dumps_toml, read_config_file, resolve_config
     from .describe import describe
     from .training.run_dir import CONFIG_FILE
 
     path = Path(args.config)
     if path.is_dir():
         path = path / CONFIG_FILE
-    config = resolve_config(apply_overrides(load_config(path), args.overrides))
+    config = resolve_config(apply_overrides(read_config_file(path), args.overrides))
     print(describe(config))
     if args.toml:
         print()

@@ -140,17 +140,22 @@ def _with_default_type(spec: Any, default: Mapping[str, Any]) -> Any:
     return spec
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file and return it resolved (see :func:`resolve_config`)."""
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a TOML config file holds, as written (not yet validated: see
+    :func:`resolve_config`)."""
     path = Path(path)
     try:
         with path.open("rb") as f:
-            raw = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file '{path}' does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
-    return resolve_config(raw)
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file and return it resolved (see :func:`resolve_config`)."""
+    return resolve_config(read_config_file(path))
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
