@@ -12,6 +12,8 @@ import math
 
 import pytest
 import torch
+from conftest import ROOT
+from estimator_checks import mean_and_se
 from linear_gaussian import (
     exact_elbo,
     exact_log_marginal,
@@ -23,8 +25,6 @@ import pyrovae
 from pyrovae import VAE, ConfigError
 from pyrovae.evaluation.log_likelihood import RunningLogMeanExp
 
-from conftest import ROOT
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -33,10 +33,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 FLOAT64_TOL = 1e-9
 #: guide = exact posterior shifted by half a posterior std, with 1.5x its std (ESS ~ K/2)
 MISMATCH = {"mean_shift": 0.5, "scale_factor": 1.5}
-
-
-def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
-    return values.mean().item(), (values.std() / math.sqrt(values.numel())).item()
 
 
 # ---------------------------------------------------------------------- exact answers

@@ -15,6 +15,7 @@ import pyro.distributions as dist
 import pyro.poutine as poutine
 import pytest
 import torch
+from estimator_checks import grads, mean_and_se, replicated_losses, seeded
 from linear_gaussian import exact_elbo, exact_expectations, linear_gaussian_vae, sample_data
 from pyro.infer import SVI, TraceMeanField_ELBO
 from pyro.infer import Trace_ELBO as PyroTrace_ELBO
@@ -33,19 +34,6 @@ def vae(tiny) -> VAE:
 @pytest.fixture
 def x() -> torch.Tensor:
     return torch.bernoulli(torch.full((16, 784), 0.3))
-
-
-def seeded(fn, *args, seed=0):
-    pyro.set_rng_seed(seed)
-    return fn(*args)
-
-
-def grads(vae: VAE, loss: torch.Tensor) -> list[torch.Tensor]:
-    return torch.autograd.grad(loss, list(vae.parameters()), allow_unused=True)
-
-
-def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
-    return values.mean().item(), (values.std() / math.sqrt(values.numel())).item()
 
 
 # ---------------------------------------------------------------------- against Pyro
@@ -85,13 +73,6 @@ def test_usable_with_svi_loss_and_grads_and_as_a_module(vae, x):
 
 
 # ---------------------------------------------------------------------- expectations
-def replicated_losses(elbo, model, guide, x, copies: int, calls: int) -> torch.Tensor:
-    """``calls`` independent estimates of the mean per-example loss of ``x``, each averaging
-    ``copies`` independent draws per example (``x`` repeated ``copies`` times)."""
-    xs = x.repeat(copies, 1)
-    return torch.tensor([elbo.loss(model, guide, xs) / xs.shape[0] for _ in range(calls)],
-                        dtype=torch.float64)
-
 
 def test_mean_equals_trace_elbo_mean_within_monte_carlo_error(vae, x):
     pyro.set_rng_seed(1)

@@ -13,10 +13,11 @@ import math
 import pyro
 import pytest
 import torch
+from estimator_checks import grads, mean_and_se, replicated_losses, seeded
 from pyro.infer import RenyiELBO
 from pyro.infer import Trace_ELBO as PyroTrace_ELBO
 
-from pyrovae import VAE, IWAE_ELBO, scale_latents
+from pyrovae import IWAE_ELBO, VAE, scale_latents
 from pyrovae.infer.log_weights import log_weights
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -30,27 +31,6 @@ def vae(tiny) -> VAE:
 @pytest.fixture
 def x() -> torch.Tensor:
     return torch.bernoulli(torch.full((16, 784), 0.3))
-
-
-def seeded(fn, *args, seed=0):
-    pyro.set_rng_seed(seed)
-    return fn(*args)
-
-
-def grads(vae: VAE, loss: torch.Tensor) -> list[torch.Tensor]:
-    return torch.autograd.grad(loss, list(vae.parameters()), allow_unused=True)
-
-
-def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
-    return values.mean().item(), (values.std() / math.sqrt(values.numel())).item()
-
-
-def replicated_losses(elbo, model, guide, x, copies: int, calls: int) -> torch.Tensor:
-    """``calls`` independent estimates of the mean per-example loss of ``x``, each averaging
-    ``copies`` independent draws per example (``x`` repeated ``copies`` times)."""
-    xs = x.repeat(copies, 1)
-    return torch.tensor([elbo.loss(model, guide, xs) / xs.shape[0] for _ in range(calls)],
-                        dtype=torch.float64)
 
 
 @pytest.mark.parametrize("num_particles", [2, 5])
