@@ -28,6 +28,17 @@ def _add_data_root(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_overrides(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config value, e.g. --set {example} (repeatable)",
+    )
+
+
 def _add_device(p: argparse.ArgumentParser, default: str | None) -> None:
     p.add_argument(
         "--device",
@@ -57,14 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="RUN_DIR", help="run directory to create (with --config)")
     p.add_argument("--epochs", type=int, help="total number of epochs (overrides the config)")
     p.add_argument("--seed", type=int, help="random seed (overrides train.seed)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.lr=3e-4 (repeatable)",
-    )
+    _add_overrides(p, "train.lr=3e-4")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_device(p, None)
     _add_data_root(p)
@@ -79,14 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "config", metavar="CONFIG", help="TOML config file, or a run directory (its config.toml)"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set model.prior.type=vamp (repeatable)",
-    )
+    _add_overrides(p, "model.prior.type=vamp")
     p.add_argument(
         "--toml",
         action="store_true",
