@@ -21,13 +21,13 @@ import pytest
 import tomli_w
 
 import pyrovae
-from png_checks import assert_picture
 from pyrovae.cli import main
 from pyrovae.config import dumps_toml, load_config
 from pyrovae.training.run_dir import read_metrics, save_checkpoint, write_config
 from pyrovae.viz import FIGURE_KINDS, NEEDS_DATA, figures, save_figure
 
 from conftest import ROOT, tiny_config
+from png_checks import assert_picture
 
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -14,9 +14,8 @@ import sys
 
 import pytest
 
-from png_checks import assert_picture
-
 from conftest import ROOT
+from png_checks import assert_picture
 
 #: a few steps on a small subset: 256 training images are 2 batches of 128, for 1 epoch
 TINY = ["--train-limit", "256", "--test-limit", "256", "--epochs", "1", "--quiet"]

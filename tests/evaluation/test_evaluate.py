@@ -7,13 +7,13 @@ import math
 
 import pytest
 import torch
-from linear_gaussian import linear_gaussian_vae, sample_data
 
 import pyrovae
 from pyrovae import VAE, load_data, resolve_config
 from pyrovae.evaluation.evaluate import evaluate_test_set, mean_and_se
 
 from conftest import DATA_ROOT, tiny_config
+from linear_gaussian import linear_gaussian_vae, sample_data
 
 #: guide = exact posterior shifted by half a posterior std, with 1.5x its std (ESS ~ K/2)
 MISMATCH = {"mean_shift": 0.5, "scale_factor": 1.5}

@@ -8,10 +8,16 @@ approximation), and every draw is seeded, so the tests are deterministic.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
 
 import pytest
 import torch
+
+import pyrovae
+from pyrovae import VAE, ConfigError
+from pyrovae.evaluation.log_likelihood import RunningLogMeanExp
+
 from conftest import ROOT
 from estimator_checks import mean_and_se
 from linear_gaussian import (
@@ -20,10 +26,6 @@ from linear_gaussian import (
     linear_gaussian_vae,
     sample_data,
 )
-
-import pyrovae
-from pyrovae import VAE, ConfigError
-from pyrovae.evaluation.log_likelihood import RunningLogMeanExp
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -76,7 +78,7 @@ def test_K1_equals_elbo_in_expectation_and_estimate_is_nondecreasing_in_K():
     # E[log p^_K] is non-decreasing in K (Burda et al. 2016, thm 1): each paired difference
     # of means over the same examples is > -4 SE; the first step is clearly positive
     Ks = sorted(estimates)
-    for small, large in zip(Ks[:-1], Ks[1:]):
+    for small, large in itertools.pairwise(Ks):
         mean, se = mean_and_se(estimates[large] - estimates[small])
         assert mean > -4 * se, (small, large, mean, se)
     mean, se = mean_and_se(estimates[10] - estimates[1])

@@ -15,13 +15,14 @@ import pyro.distributions as dist
 import pyro.poutine as poutine
 import pytest
 import torch
-from estimator_checks import grads, mean_and_se, replicated_losses, seeded
-from linear_gaussian import exact_elbo, exact_expectations, linear_gaussian_vae, sample_data
 from pyro.infer import SVI, TraceMeanField_ELBO
 from pyro.infer import Trace_ELBO as PyroTrace_ELBO
 from torch import nn
 
 from pyrovae import VAE, AnalyticKL_ELBO, AnalyticKLFallbackWarning, scale_latents
+
+from estimator_checks import grads, mean_and_se, replicated_losses, seeded
+from linear_gaussian import exact_elbo, exact_expectations, linear_gaussian_vae, sample_data
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

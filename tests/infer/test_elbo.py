@@ -10,7 +10,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 
-from pyrovae import ELBO, OBJECTIVES, VAE, AnalyticKL_ELBO, IWAE_ELBO, Trace_ELBO
+from pyrovae import ELBO, IWAE_ELBO, OBJECTIVES, VAE, AnalyticKL_ELBO, Trace_ELBO
 from pyrovae.infer.elbo import describe_distribution, warn_if_nan_when_validating
 
 ELBOS = [Trace_ELBO, AnalyticKL_ELBO, IWAE_ELBO]

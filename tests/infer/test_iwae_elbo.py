@@ -13,12 +13,13 @@ import math
 import pyro
 import pytest
 import torch
-from estimator_checks import grads, mean_and_se, replicated_losses, seeded
 from pyro.infer import RenyiELBO
 from pyro.infer import Trace_ELBO as PyroTrace_ELBO
 
 from pyrovae import IWAE_ELBO, VAE, scale_latents
 from pyrovae.infer.log_weights import log_weights
+
+from estimator_checks import grads, mean_and_se, replicated_losses, seeded
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -8,12 +8,12 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from linear_gaussian import exact_log_marginal, linear_gaussian_vae, sample_data
 
 from pyrovae import VAE, scale_latents
 from pyrovae.infer.log_weights import log_weights, trace_log_weights, trace_pair
 
 from conftest import tiny_config
+from linear_gaussian import exact_log_marginal, linear_gaussian_vae, sample_data
 
 N = 6
 

@@ -12,11 +12,11 @@ import torch
 import pyrovae
 from pyrovae import (
     ELBO,
+    IWAE_ELBO,
     OBJECTIVES,
     VAE,
     AnalyticKL_ELBO,
     ConfigError,
-    IWAE_ELBO,
     Objective,
     Trace_ELBO,
     Trainer,

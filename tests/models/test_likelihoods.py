@@ -154,8 +154,8 @@ def test_out_of_support_data_is_refused(likelihood, binarize, bad, message):
 
 
 def test_bernoulli_on_grey_levels_only_when_asked():
-    with pytest.raises(ConfigError, match="needs binary data but data.binarize = 'none'.*"
-                       "allow_grey_levels = true"):
+    with pytest.raises(ConfigError, match=r"needs binary data but data\.binarize = 'none'.*"
+                       r"allow_grey_levels = true"):
         VAE.from_config(tiny_config(data={"binarize": "none"}))
     vae = VAE.from_config(tiny_config(
         data={"binarize": "none"},

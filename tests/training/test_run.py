@@ -9,8 +9,8 @@ import torch
 import pyrovae
 from pyrovae import CheckpointError, ConfigError
 from pyrovae.training import load_run, select_device
-from pyrovae.training.trainer import PICTURE_FILE
 from pyrovae.training.run_dir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, read_metrics
+from pyrovae.training.trainer import PICTURE_FILE
 
 from conftest import tiny_config
 
@@ -66,7 +66,7 @@ def test_same_seed_same_metrics_and_other_seed_differs():
 
 def test_bad_config_creates_no_run_directory(tmp_path):
     out = tmp_path / "run"
-    with pytest.raises(ConfigError, match="valid choices: .*standard_normal"):
+    with pytest.raises(ConfigError, match=r"valid choices: .*standard_normal"):
         pyrovae.train(tiny_config(model={"prior": {"type": "nope"}}), out=out, progress=False)
     assert not out.exists()
 

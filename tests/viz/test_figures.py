@@ -11,11 +11,11 @@ import torch
 from matplotlib.figure import Figure
 
 import pyrovae
-from png_checks import assert_legible, assert_picture
 from pyrovae import ConfigError
 from pyrovae.viz import FIGURE_KINDS, NEEDS_DATA, figures, save_figure
 
 from conftest import tiny_config
+from png_checks import assert_legible, assert_picture
 
 #: texts each kind's figure must show
 TEXTS = {

@@ -11,9 +11,10 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from png_checks import assert_legible, assert_picture
 from pyrovae import ConfigError
 from pyrovae.viz import plots, save_figure
+
+from png_checks import assert_legible, assert_picture
 
 SHAPE = (1, 28, 28)
 DIM = 784
