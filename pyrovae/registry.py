@@ -214,7 +214,7 @@ class Registry(Generic[T]):
         """The config parameters of component ``name`` (constructor keywords minus context).
 
         A constructor that takes ``**kwargs`` also accepts its base class's parameters (e.g.
-        every objective inherits ``beta`` from :class:`~pyrovae.objectives.Objective`)."""
+        every objective inherits ``beta`` from :class:`~pyrovae.infer.objectives.Objective`)."""
         return {
             pname: p
             for pname, p in _init_parameters(self.get(name)).items()

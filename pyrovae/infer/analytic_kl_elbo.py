@@ -50,7 +50,7 @@ def _known_equal_weights(a: Any, b: Any) -> bool:
     """Whether two site scales (or masks) are equal, decided without reading tensor values:
     the same object, or equal numbers / ``None``. Two distinct tensors count as possibly
     different (comparing their values would wait for the device, and could not be recorded
-    by :mod:`pyrovae.replay`); the correction term added for different weights is then
+    by :mod:`pyrovae.infer.replay`); the correction term added for different weights is then
     exactly zero, in value and gradient, when they happen to be equal."""
     if a is b:
         return True

@@ -95,7 +95,7 @@ def _same_view(a: Any, b: Any) -> bool:
     if a is b:
         return True
     # aliasing is compared through storages, not data_ptr(): the fake tensors that
-    # pyrovae.replay records with have no data pointers
+    # pyrovae.infer.replay records with have no data pointers
     return bool(
         isinstance(a, torch.Tensor)
         and isinstance(b, torch.Tensor)
