@@ -21,7 +21,14 @@ from typing import Any
 from .config import load_config, resolve_config
 from .data import DATASETS, ImageData, load_data
 from .describe import describe
-from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    PyrovaeError,
+    PyrovaeWarning,
+    UnreliableEstimateWarning,
+)
 from .evaluation import (
     Evaluation,
     ImportanceDiagnostics,
@@ -82,8 +89,10 @@ __all__ = [
     "Objective",
     "Prior",
     "PyrovaeError",
+    "PyrovaeWarning",
     "Trace_ELBO",
     "Trainer",
+    "UnreliableEstimateWarning",
     "describe",
     "elbo_per_example",
     "evaluate",

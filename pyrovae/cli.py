@@ -2,19 +2,25 @@
 
 :func:`main` is the one error boundary: errors in user input (a bad config, a missing data
 set, a damaged checkpoint: every :class:`~pyrovae.errors.PyrovaeError`) end the program with
-exit code 2 and a one-line reason on stderr, never a traceback. The commands import the
-library lazily, so ``pyrovae --help`` and ``describe`` start quickly.
+exit code 2 and a one-line reason on stderr, never a traceback. It is also the one place that
+shows pyrovae's warnings (every :class:`~pyrovae.errors.PyrovaeWarning`), each as one line
+``pyrovae COMMAND: warning: MESSAGE`` on stderr; other warnings are shown as Python shows
+them. The commands import the library lazily, so ``pyrovae --help`` and ``describe`` start
+quickly.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
-from .errors import PyrovaeError
+from .errors import PyrovaeError, PyrovaeWarning
 from .registry import PositiveInt, check_value
 from .viz import FIGURE_KINDS
 
@@ -95,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate a trained run on the test set",
         description="Report a trained run's test-set ELBO and importance-sampled log-likelihood "
         "log p(x) (K samples per example), as means per example with standard errors across "
-        "examples, in nats.",
+        "examples, in nats, with the effective sample size and the PSIS Pareto k of each "
+        "example's weights (a one-line warning when some k > 0.7: unreliable estimates).",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument(
@@ -292,6 +299,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         f"  effective sample size per example: mean {result['ess_mean']:.1f}, median "
         f"{result['ess_median']:.1f}, min {result['ess_min']:.1f} (of K={num_samples})"
     )
+    pareto_k = _format_pareto_k(
+        result["pareto_k_max"], result["num_pareto_k_above_0_7"], result["num_examples"]
+    )
+    print(f"  {pareto_k}")
+
+
+def _format_pareto_k(pareto_k_max: float | None, num_above: int, num_examples: int) -> str:
+    if pareto_k_max is None:
+        return "PSIS Pareto k: not estimated (K < 46 leaves too few tail samples to fit)"
+    return (
+        f"PSIS Pareto k per example: max {pareto_k_max:.2f}, above 0.7 (unreliable) for "
+        f"{num_above} of {num_examples}"
+    )
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
@@ -346,10 +366,35 @@ COMMANDS = {
 }
 
 
+@contextlib.contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """Show each :class:`~pyrovae.errors.PyrovaeWarning` as one line on stderr, ``pyrovae
+    COMMAND: warning: MESSAGE``, while the block runs; other warnings as before."""
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def showwarning(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            if issubclass(category, PyrovaeWarning):
+                print(f"pyrovae {command}: warning: {message}", file=sys.stderr)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = showwarning
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        with _one_line_warnings(args.command):
+            COMMANDS[args.command](args)
     except PyrovaeError as exc:
         print(f"pyrovae {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,7 +1,10 @@
-"""Exceptions raised by pyrovae.
+"""Exceptions and warnings raised by pyrovae.
 
 Every error the library raises on bad input derives from :class:`PyrovaeError`, so the command
 line can turn it into a one-line message and a non-zero exit code instead of a traceback.
+Every warning it issues derives from :class:`PyrovaeWarning`, which the command line prints
+as one line (``pyrovae COMMAND: warning: ...``) and which can be filtered as one category,
+e.g. ``warnings.simplefilter("ignore", pyrovae.PyrovaeWarning)``.
 """
 
 
@@ -19,3 +22,12 @@ class DataError(PyrovaeError):
 
 class CheckpointError(PyrovaeError):
     """A run directory or checkpoint is missing, truncated or inconsistent."""
+
+
+class PyrovaeWarning(UserWarning):
+    """Base class of all warnings pyrovae issues."""
+
+
+class UnreliableEstimateWarning(PyrovaeWarning):
+    """An estimate cannot be trusted, e.g. importance-sampled log p(x) of examples whose
+    importance weights have Pareto shape k > 0.7 (see :mod:`pyrovae.evaluation.psis`)."""

@@ -8,6 +8,11 @@ columns. Then x ~ N(b, W W^T + sigma^2 I) and the posterior is
 
 a *diagonal* Gaussian whose mean is linear in x, so the library's ``diag_normal`` guide with a
 linear encoder (``mlp`` with ``hidden = []``) represents it exactly.
+
+:func:`hard_linear_gaussian_vae` is the case that is hard for importance sampling: many data
+dimensions, a non-orthogonal W (so the posterior ``N(M^{-1} W^T (x - b), sigma^2 M^{-1})``,
+``M = W^T W + sigma^2 I``, has correlated coordinates no diagonal guide can match) and a guide
+that is narrower than even the posterior's conditional spread.
 """
 
 from __future__ import annotations
@@ -57,6 +62,50 @@ def linear_gaussian_vae(
         enc.weight[:d] = A
         enc.bias[:d] = -A @ b + mean_shift * post_std
         enc.bias[d:] = _inverse_softplus(scale_factor * post_std - guide.min_scale)
+    return vae
+
+
+def hard_linear_gaussian_vae(
+    data_dim: int = 64,
+    latent_dim: int = 6,
+    noise_scale: float = 0.3,
+    scale_factor: float = 0.5,
+    dtype: torch.dtype = torch.float64,
+) -> VAE:
+    """A linear-Gaussian VAE that is hard for importance sampling from its guide.
+
+    ``W`` (``(data_dim, latent_dim)``) has i.i.d. N(0, 1) entries plus a shared column
+    component (columns correlated, so ``W^T W`` is far from diagonal); the guide's mean is the
+    exact posterior mean and its standard deviations are ``scale_factor`` times the
+    posterior's *conditional* ones, ``sigma / sqrt(diag M)``, which are themselves narrower
+    than its marginal ones: the importance weights are heavy-tailed."""
+    gen = torch.Generator().manual_seed(0)
+    D, d = data_dim, latent_dim
+    likelihood = LIKELIHOODS.build({"type": "gaussian", "scale": noise_scale},
+                                   "model.likelihood", data_dim=D)
+    guide = GUIDES.build({"type": "diag_normal"}, "model.guide", latent_dim=d)
+    encoder = ENCODERS.build({"type": "mlp", "hidden": []}, "model.encoder",
+                             in_features=D, out_features=guide.num_params)
+    decoder = DECODERS.build({"type": "mlp", "hidden": []}, "model.decoder",
+                             in_features=d, out_features=D)
+    prior = PRIORS.build({"type": "standard_normal"}, "model.prior", latent_dim=d)
+    vae = VAE(prior, likelihood, encoder, decoder, guide, data_dim=D).to(dtype)
+
+    W = torch.randn(D, d, generator=gen, dtype=dtype)
+    W = (W + torch.randn(D, 1, generator=gen, dtype=dtype)) / math.sqrt(D / 4)
+    b = torch.randn(D, generator=gen, dtype=dtype)
+    var = likelihood.log_scale.exp().item() ** 2
+    M = W.T @ W + var * torch.eye(d, dtype=dtype)
+    A = torch.linalg.solve(M, W.T)  # posterior mean = A (x - b), (d, D)
+    conditional_std = torch.sqrt(var / torch.diagonal(M))
+    with torch.no_grad():
+        decoder.net[0].weight.copy_(W)
+        decoder.net[0].bias.copy_(b)
+        enc = encoder.net[0]
+        enc.weight.zero_()
+        enc.weight[:d] = A
+        enc.bias[:d] = -A @ b
+        enc.bias[d:] = _inverse_softplus(scale_factor * conditional_std - guide.min_scale)
     return vae
 
 

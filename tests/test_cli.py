@@ -139,7 +139,8 @@ def test_train_with_component_overrides_then_sample_a_class(tmp_path, capsys):
         "--set", "model.encoder.hidden=[32]", "--set", "model.decoder.hidden=[32]",
         "--set", "data.train_limit=256", "--set", "data.test_limit=64",
     ])
-    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err  # train's output, its PSIS warning included
+    assert code == 0, err
     assert load_config(run / "config.toml")["model"]["prior"]["type"] == "conditional"
     code = main(["sample", str(run), "--label", "3", "--num", "4", "--out",
                  str(tmp_path / "threes.png"), "--device", "cpu"])
@@ -272,8 +273,12 @@ def test_evaluate_json_has_the_documented_keys(run_dir, capsys):
                  "--quiet"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"elbo", "log_likelihood", "log_likelihood_se", "num_samples", "num_examples",
-            "binarize", "seed", "ess_mean", "ess_min", "ess_median", "epoch"} <= set(result)
+            "binarize", "seed", "ess_mean", "ess_min", "ess_median", "pareto_k_max",
+            "num_pareto_k_above_0_7", "epoch"} <= set(result)
     assert result["num_samples"] == 10 and result["num_examples"] == 30
+    # K = 10 < 46 draws leave fewer than 10 tail weights: no Pareto k, and no warning
+    assert result["pareto_k_max"] is None and result["num_pareto_k_above_0_7"] == 0
+    assert capsys.readouterr().err == ""
     assert result["binarize"] == "static" and result["seed"] == 1234 and result["epoch"] == 1
     assert result["log_likelihood"] < 0 and result["log_likelihood_se"] > 0
     assert 1 <= result["ess_min"] <= result["ess_mean"] <= 10
@@ -288,8 +293,62 @@ def test_evaluate_text_defaults_to_the_runs_num_samples(run_dir, capsys):
     assert "16 test examples" in text and "K=20" in text
     assert "test ELBO:" in text and "test log-likelihood:" in text and "±" in text
     assert "effective sample size" in text
+    assert "PSIS Pareto k: not estimated (K < 46" in text  # K = 20
 
 
+def test_evaluate_reports_pareto_k_and_warns_in_one_line(run_dir):
+    # after one epoch the guide is poor: with K = 100 nearly every example has k > 0.7
+    proc = run_cli("evaluate", str(run_dir), "--num-samples", "100", "--limit", "30",
+                   "--json", "--quiet", "--device", "cpu")
+    result = json.loads(proc.stdout)
+    assert result["pareto_k_max"] > 0.7 and 0 < result["num_pareto_k_above_0_7"] <= 30
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("pyrovae evaluate: warning: the importance-sampled ")
+    for fragment in (f"for {result['num_pareto_k_above_0_7']} of 30 examples", "K=100",
+                     "a better guide", "--method ais"):
+        assert fragment in lines[0], lines[0]
+
+
+def test_evaluate_text_has_a_pareto_k_line(run_dir, capsys):
+    assert main(["evaluate", str(run_dir), "--num-samples", "50", "--limit", "8",
+                 "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    line = next(line for line in out.splitlines() if "Pareto k" in line)
+    assert "max" in line and "above 0.7 (unreliable) for" in line and "of 8" in line
+    assert err.startswith("pyrovae evaluate: warning: ") and err.count("\n") == 1, err
+
+
+def test_train_warns_in_one_line_through_its_final_evaluation(tmp_path, capsys):
+    config = tiny_config(eval={"num_samples": 100}, data={"train_limit": 128, "test_limit": 16})
+    path = tmp_path / "c.toml"
+    path.write_text(tomli_w.dumps(config))
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "test log-likelihood:" in out
+    assert err.startswith("pyrovae train: warning: ") and err.count("\n") == 1, err
+    assert "of 16 examples" in err
+
+
+def test_main_shows_only_pyrovae_warnings_in_its_own_format(monkeypatch, capsys):
+    import warnings
+
+    from pyrovae.cli import _one_line_warnings
+
+    shown = []
+
+    def show(message, *args):
+        shown.append(message)
+
+    monkeypatch.setattr(warnings, "showwarning", show)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        with _one_line_warnings("evaluate"):
+            warnings.warn(pyrovae.UnreliableEstimateWarning("k is large"), stacklevel=1)
+            warnings.warn(UserWarning("not ours"), stacklevel=1)
+    assert capsys.readouterr().err == "pyrovae evaluate: warning: k is large\n"
+    assert [str(message) for message in shown] == ["not ours"]  # shown as before
+    assert warnings.showwarning is show  # the override is undone
 @pytest.mark.parametrize("flag", ["--num-samples", "--limit", "--max-batch-elements"])
 def test_evaluate_rejects_non_positive_numbers(run_dir, capsys, flag):
     assert_main_error(capsys, ["evaluate", str(run_dir), flag, "0", "--quiet"],

@@ -2,21 +2,26 @@
 of each example, summarized as means with standard errors across examples (nats per example).
 
 :func:`evaluate` works on tensors; :func:`evaluate_test_set` on a data set's test split, as
-``pyrovae train`` and ``pyrovae evaluate`` report it.
+``pyrovae train`` and ``pyrovae evaluate`` report it. Both warn
+(:class:`~pyrovae.errors.UnreliableEstimateWarning`) when the PSIS diagnostic flags examples
+whose log-likelihood estimate cannot be trusted (Pareto k > 0.7).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
 from ..data import ImageData
+from ..errors import UnreliableEstimateWarning
 from ..models.vae import VAE
 from .log_likelihood import DEFAULT_MAX_BATCH_ELEMENTS, log_likelihood
 from .metrics import elbo_per_example
+from .psis import PARETO_K_THRESHOLD
 
 __all__ = ["Evaluation", "evaluate", "evaluate_test_set", "mean_and_se"]
 
@@ -26,7 +31,11 @@ class Evaluation:
     """Held-out ELBO and importance-sampled log-likelihood of a VAE (nats per example).
 
     ``*_se`` are standard errors of the means across examples (``None`` for one example);
-    ``ess_*`` summarize the per-example effective sample sizes (out of ``num_samples``)."""
+    ``ess_*`` summarize the per-example effective sample sizes (out of ``num_samples``).
+    ``pareto_k_max`` is the largest PSIS Pareto k of the examples' importance weights
+    (:mod:`pyrovae.evaluation.psis`; ``inf`` when a few draws carry all the weight of an
+    example, ``None`` when K < 46 leaves no tail to fit) and ``num_pareto_k_above_0_7`` the
+    number of examples with k > 0.7, whose estimates are unreliable (typically too low)."""
 
     elbo: float
     elbo_se: float | None
@@ -38,6 +47,8 @@ class Evaluation:
     ess_mean: float
     ess_median: float
     ess_min: float
+    pareto_k_max: float | None
+    num_pareto_k_above_0_7: int
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,7 +75,11 @@ def evaluate(
 ) -> Evaluation:
     """The single-sample ELBO and the ``num_samples``-sample log p(x) of each example of
     ``x``, summarized as means with standard errors across examples (see
-    :func:`log_likelihood` for the arguments)."""
+    :func:`log_likelihood` for the arguments).
+
+    Issues an :class:`~pyrovae.errors.UnreliableEstimateWarning` (one line) when any
+    example's importance weights have Pareto shape k > 0.7 (Vehtari et al., "Pareto
+    smoothed importance sampling"): the log-likelihood of those examples is unreliable."""
     was_training = vae.training
     vae.eval()
     try:
@@ -84,6 +99,7 @@ def evaluate(
     elbo_mean, elbo_se = mean_and_se(elbo)
     ll_mean, ll_se = mean_and_se(ll)
     ess = diagnostics.ess
+    pareto_k_max, num_above = _summarize_pareto_k(diagnostics.pareto_k, num_samples)
     return Evaluation(
         elbo=elbo_mean,
         elbo_se=elbo_se,
@@ -95,6 +111,8 @@ def evaluate(
         ess_mean=ess.mean().item(),
         ess_median=ess.median().item(),
         ess_min=ess.min().item(),
+        pareto_k_max=pareto_k_max,
+        num_pareto_k_above_0_7=num_above,
     )
 
 
@@ -130,3 +148,23 @@ def evaluate_test_set(
     result["binarize"] = "static" if data.binarize != "none" else "none"
     result["binarization_seed"] = config["data"]["binarization_seed"]
     return result
+
+
+def _summarize_pareto_k(pareto_k: torch.Tensor, num_samples: int) -> tuple[float | None, int]:
+    """The largest defined (not NaN) Pareto k of ``(N,)`` per-example values (``None`` if
+    none is defined) and the number of examples with k > 0.7, warning with an
+    :class:`~pyrovae.errors.UnreliableEstimateWarning` when that number is not 0."""
+    defined = pareto_k[~pareto_k.isnan()]
+    pareto_k_max = defined.max().item() if defined.numel() else None
+    num_above = int((pareto_k > PARETO_K_THRESHOLD).sum())
+    if num_above:
+        warnings.warn(
+            UnreliableEstimateWarning(
+                f"the importance-sampled log-likelihood is unreliable for {num_above} of "
+                f"{pareto_k.shape[0]} examples (PSIS Pareto k > {PARETO_K_THRESHOLD}, max "
+                f"{pareto_k_max:.2f}; likely too low): use more samples than K={num_samples}, "
+                'a better guide, or AIS (method="ais"; pyrovae evaluate --method ais)'
+            ),
+            stacklevel=3,
+        )
+    return pareto_k_max, num_above

@@ -15,6 +15,11 @@ samples and over examples, so peak memory does not grow with ``K`` or ``N``; the
 sample chunks are combined with a running log-sum-exp, which never overflows. The draws
 depend on ``seed`` and on the chunk layout; for fixed draws the chunked result equals the
 one-pass result to float rounding.
+
+With ``return_diagnostics=True`` each example also gets its effective sample size and the
+Pareto shape ``k`` of its largest weights (:mod:`pyrovae.evaluation.psis`; Vehtari et al.,
+"Pareto smoothed importance sampling"): ``k > 0.7`` flags an estimate that cannot be trusted.
+Only the largest few weights per example are kept for it, never all K.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ..infer.log_weights import log_weights
 from ..models.vae import VAE
 from ..registry import PositiveInt, check_value
 from ..rng import fixed_rng
+from .psis import RunningTail
 
 __all__ = [
     "DEFAULT_MAX_BATCH_ELEMENTS",
@@ -82,12 +88,20 @@ class ImportanceDiagnostics:
         num_samples: K, the draws per example.
         ess: ``(N,)`` effective sample size of the normalized importance weights, between 1
             (one draw dominates: the estimate is unreliable) and K (all weights equal).
+        pareto_k: ``(N,)`` Pareto shape k of the largest importance weights of each example
+            (PSIS; :mod:`pyrovae.evaluation.psis`) for the returned estimate (the first
+            repeat), like ``ess`` in the data's dtype and on its device. Below 0.5 the
+            weights have finite variance; above 0.7 the estimate is unreliable (typically
+            too low). ``nan`` when K < 46 (too few draws for a tail fit), ``inf`` when fewer
+            than 10 weights are within 1e-15 of the largest, ``-inf`` when the largest
+            weights are equal to float rounding (e.g. an exact guide).
         repeats: ``(R, N)`` R independent K-sample estimates when ``num_repeats = R > 1``
             (row 0 is the returned estimate), else ``None``.
     """
 
     num_samples: int
     ess: torch.Tensor
+    pareto_k: torch.Tensor
     repeats: torch.Tensor | None = None
 
     @property
@@ -153,7 +167,9 @@ def log_likelihood(
             the diagnostics (their spread shows the estimator's noise); the returned
             estimate is always the first.
         progress: show a progress bar (on stderr).
-        return_diagnostics: also return :class:`ImportanceDiagnostics`.
+        return_diagnostics: also return :class:`ImportanceDiagnostics`, with the effective
+            sample size and the PSIS Pareto k of each example (the draws and estimates are
+            the same as without it).
 
     Returns:
         ``(N,)`` estimates log p^(x_i), or ``(estimates, diagnostics)``.
@@ -172,6 +188,7 @@ def log_likelihood(
 
     estimates = torch.empty(num_repeats, num_examples, dtype=x.dtype, device=x.device)
     ess = torch.empty(num_examples, dtype=x.dtype, device=x.device)
+    pareto_k = torch.empty_like(ess)
     was_training = vae.training
     vae.eval()
     bar = tqdm(
@@ -190,12 +207,20 @@ def log_likelihood(
                     xb = x[start:stop]
                     yb = None if y is None else y[start:stop]
                     running = RunningLogMeanExp(stop - start, x.dtype, x.device)
+                    tail = None
+                    if return_diagnostics and repeat == 0:
+                        tail = RunningTail(num_samples, stop - start, x.dtype, x.device)
                     for k_start in range(0, num_samples, sample_chunk):
                         k = min(sample_chunk, num_samples - k_start)
-                        running.update(log_weights(vae.model, vae.guide, xb, yb, num_particles=k))
+                        log_w = log_weights(vae.model, vae.guide, xb, yb, num_particles=k)
+                        running.update(log_w)
+                        if tail is not None:
+                            tail.update(log_w)
                     estimates[repeat, start:stop] = running.log_mean()
                     if repeat == 0:
                         ess[start:stop] = running.ess()
+                    if tail is not None:
+                        pareto_k[start:stop] = tail.pareto_k()
                     bar.update(stop - start)
     finally:
         bar.close()
@@ -203,6 +228,9 @@ def log_likelihood(
     if not return_diagnostics:
         return estimates[0]
     diagnostics = ImportanceDiagnostics(
-        num_samples=num_samples, ess=ess, repeats=estimates if num_repeats > 1 else None
+        num_samples=num_samples,
+        ess=ess,
+        pareto_k=pareto_k,
+        repeats=estimates if num_repeats > 1 else None,
     )
     return estimates[0], diagnostics

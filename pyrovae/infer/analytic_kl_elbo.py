@@ -37,12 +37,13 @@ from pyro.distributions.util import scale_and_mask
 from pyro.poutine import Trace
 from torch.distributions import kl_divergence
 
+from ..errors import PyrovaeWarning
 from .elbo import ELBO, describe_distribution, warn_if_nan_when_validating
 
 __all__ = ["AnalyticKL_ELBO", "AnalyticKLFallbackWarning"]
 
 
-class AnalyticKLFallbackWarning(UserWarning):
+class AnalyticKLFallbackWarning(PyrovaeWarning):
     """A latent site's KL divergence has no closed form; a Monte Carlo term is used for it."""
 
 
