@@ -39,7 +39,7 @@ from torch.nn import functional as F
 import pyrovae
 from pyrovae.config import load_config
 from pyrovae.data import load_data
-from pyrovae.evaluation.log_likelihood import DEFAULT_MAX_BATCH_ELEMENTS
+from pyrovae.evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
 from pyrovae.rng import fixed_rng
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .errors import PyrovaeError, PyrovaeWarning
 from .registry import PositiveInt, check_value
@@ -51,6 +51,40 @@ def _add_device(p: argparse.ArgumentParser, default: str | None) -> None:
         choices=["auto", "cpu", "cuda"],
         default=default,
         help="where to compute (auto: CUDA when available)",
+    )
+
+
+def _add_estimator(p: argparse.ArgumentParser, bdmc: bool = True) -> None:
+    methods = ["is", "ais", "bdmc"] if bdmc else ["is", "ais"]
+    p.add_argument(
+        "--method",
+        choices=methods,
+        default="is",
+        help="how to estimate log p(x): is (importance sampling from the guide, the default), "
+        "ais (annealed importance sampling)" + (", bdmc (AIS's error bound)" if bdmc else ""),
+    )
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        metavar="K",
+        help="is: importance samples per example (default: the run's eval.num_samples, 100 "
+        "unless configured; papers use 5000); ais/bdmc: chains per example (default 16)",
+    )
+    p.add_argument(
+        "--num-steps",
+        type=int,
+        metavar="T",
+        help="ais/bdmc: annealing steps (default 500); more is slower and more accurate",
+    )
+
+
+def _add_max_batch_elements(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-batch-elements",
+        type=int,
+        metavar="M",
+        help="most (sample or chain, example) pairs per vectorized pass; bounds memory "
+        "(default 16384)",
     )
 
 
@@ -99,24 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate",
         help="evaluate a trained run on the test set",
-        description="Report a trained run's test-set ELBO and importance-sampled log-likelihood "
-        "log p(x) (K samples per example), as means per example with standard errors across "
-        "examples, in nats, with the effective sample size and the PSIS Pareto k of each "
-        "example's weights (a one-line warning when some k > 0.7: unreliable estimates).",
+        description="Report a trained run's test-set ELBO and log-likelihood log p(x), as means "
+        "per example with standard errors across examples, in nats. --method is (importance "
+        "sampling, K samples per example) also reports the effective sample size and the PSIS "
+        "Pareto k of each example's weights, with a one-line warning when some k > 0.7 "
+        "(unreliable estimates); --method ais (annealed importance sampling, S chains of T "
+        "steps) stays accurate where the guide is poor; --method bdmc runs AIS forward and "
+        "in reverse on data simulated from the model, whose gap bounds AIS's error at T steps.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument(
-        "--num-samples",
-        type=int,
-        metavar="K",
-        help="importance samples per example (default: the run's eval.num_samples, "
-        "100 unless configured; papers use 5000)",
-    )
+    _add_estimator(p)
     p.add_argument(
         "--limit",
         type=int,
         metavar="N",
-        help="evaluate only the first N test examples (default: all)",
+        help="evaluate only the first N test examples (default: all; bdmc: 100, simulated "
+        "with the first N test examples' labels)",
     )
     p.add_argument(
         "--seed",
@@ -124,12 +156,37 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seed of the random draws (default: the one used during training)",
     )
-    p.add_argument(
-        "--max-batch-elements",
-        type=int,
-        metavar="M",
-        help="most (sample, example) pairs per vectorized pass; bounds memory (default 16384)",
+    _add_max_batch_elements(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device(p, "auto")
+    _add_data_root(p)
+
+    p = sub.add_parser(
+        "compare",
+        help="compare trained runs by log-likelihood on the same test examples",
+        description="Score two or more runs trained on the same data on the same test "
+        "examples (same binarization) and report each run's mean log p(x) and, for every run "
+        "after the first, the mean per-example difference from the first with the standard "
+        "error of the paired difference (far smaller than either run's own standard error), "
+        "plus each estimate's Monte Carlo error from --num-repeats independent repeats.",
     )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="the first is the reference")
+    _add_estimator(p, bdmc=False)
+    p.add_argument(
+        "--num-repeats",
+        type=int,
+        default=2,
+        metavar="R",
+        help="independent estimates per run, for the Monte Carlo errors (default 2)",
+    )
+    p.add_argument(
+        "--limit", type=int, metavar="N", help="use only the first N test examples (default: all)"
+    )
+    p.add_argument(
+        "--seed", type=int, metavar="S", help="seed of the random draws, the same for every run"
+    )
+    _add_max_batch_elements(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_device(p, "auto")
@@ -251,31 +308,56 @@ def _check_positive(args: argparse.Namespace, *flags: str) -> None:
             check_value(value, PositiveInt, flag)
 
 
+def _estimator_settings(
+    args: argparse.Namespace, config_num_samples: int
+) -> tuple[int, int | None]:
+    """``(num_samples, num_steps)`` of ``--method``, ``--num-samples`` and ``--num-steps``, with
+    each method's defaults (IS: the run's ``eval.num_samples``)."""
+    from .evaluation.ais import DEFAULT_NUM_CHAINS, DEFAULT_NUM_STEPS
+
+    _check_positive(args, "--num-samples", "--num-steps")
+    if args.method == "is":
+        if args.num_steps is not None:
+            raise PyrovaeError(
+                f"--num-steps {args.num_steps} sets AIS's annealing steps, but --method is "
+                "(importance sampling) has none: drop --num-steps or use --method ais"
+            )
+        num_samples = args.num_samples or config_num_samples
+        if num_samples < 1:
+            raise PyrovaeError(
+                f"the run's eval.num_samples is {num_samples}; give --num-samples K (e.g. 5000)"
+            )
+        return num_samples, None
+    return args.num_samples or DEFAULT_NUM_CHAINS, args.num_steps or DEFAULT_NUM_STEPS
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .data import load_data
     from .evaluation import evaluate_test_set
-    from .evaluation.log_likelihood import DEFAULT_MAX_BATCH_ELEMENTS
+    from .evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
     from .training import EVAL_SEED, load_run
 
-    _check_positive(args, "--num-samples", "--limit", "--max-batch-elements")
+    _check_positive(args, "--limit", "--max-batch-elements")
     vae, config, state = load_run(args.run_dir, device=args.device)
-    num_samples = args.num_samples or config["eval"]["num_samples"]
-    if num_samples < 1:
-        raise PyrovaeError(
-            f"the run's eval.num_samples is {num_samples}; give --num-samples K (e.g. 5000)"
-        )
+    num_samples, num_steps = _estimator_settings(args, config["eval"]["num_samples"])
     device = next(vae.parameters()).device
     data = load_data(config["data"], device=device, root=args.data_root)
     seed = EVAL_SEED if args.seed is None else args.seed
+    max_batch_elements = args.max_batch_elements or DEFAULT_MAX_BATCH_ELEMENTS
+    if args.method == "bdmc":
+        _evaluate_bdmc(args, vae, data, state, num_samples, num_steps, seed, max_batch_elements)
+        return
     result = {
         **evaluate_test_set(
             vae,
             data,
             config,
             num_samples=num_samples,
+            method=args.method,
+            num_steps=num_steps,
             seed=seed,
             limit=args.limit or 0,
-            max_batch_elements=args.max_batch_elements or DEFAULT_MAX_BATCH_ELEMENTS,
+            max_batch_elements=max_batch_elements,
             progress=not args.quiet,
         ),
         "epoch": int(state["epoch"]),
@@ -290,11 +372,22 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(
         f"  test ELBO:           {result['elbo']:.2f}{_format_se(result['elbo_se'])} nats/example"
     )
+    how = (
+        f"importance sampling, K={num_samples}"
+        if args.method == "is"
+        else f"AIS, S={num_samples} chains of T={num_steps} steps"
+    )
     print(
         f"  test log-likelihood: {result['log_likelihood']:.2f}"
-        f"{_format_se(result['log_likelihood_se'])} nats/example "
-        f"(importance sampling, K={num_samples})"
+        f"{_format_se(result['log_likelihood_se'])} nats/example ({how})"
     )
+    if args.method == "ais":
+        print(
+            f"  HMC acceptance rate {result['acceptance_rate']:.2f}; spread of the chains' "
+            f"log-weights {result['chain_log_weight_std']:.2f} nats per example "
+            f"(`--method bdmc --num-steps {num_steps}` bounds AIS's error)"
+        )
+        return
     print(
         f"  effective sample size per example: mean {result['ess_mean']:.1f}, median "
         f"{result['ess_median']:.1f}, min {result['ess_min']:.1f} (of K={num_samples})"
@@ -303,6 +396,106 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         result["pareto_k_max"], result["num_pareto_k_above_0_7"], result["num_examples"]
     )
     print(f"  {pareto_k}")
+
+
+def _evaluate_bdmc(
+    args: argparse.Namespace,
+    vae: Any,
+    data: Any,
+    state: dict[str, Any],
+    num_chains: int,
+    num_steps: int | None,
+    seed: int,
+    max_batch_elements: int,
+) -> None:
+    from .evaluation.ais import DEFAULT_NUM_STEPS
+    from .evaluation.bdmc import DEFAULT_NUM_EXAMPLES, bdmc
+
+    limit = args.limit or DEFAULT_NUM_EXAMPLES
+    x, y = data.test_images[:limit], vae.model_labels(data.test_labels)
+    result = bdmc(
+        vae,
+        x,
+        None if y is None else y[:limit],
+        num_chains,
+        num_steps or DEFAULT_NUM_STEPS,
+        seed=seed,
+        max_batch_elements=max_batch_elements,
+        progress=not args.quiet,
+    )
+    summary = {**result.summary(), "seed": seed, "dataset": data.name, "epoch": int(state["epoch"])}
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(
+        f"run {args.run_dir} (epoch {summary['epoch']}), BDMC on {summary['num_examples']} "
+        f"examples simulated from the model, S={num_chains} chains of T={summary['num_steps']} "
+        f"steps, seed {seed}:"
+    )
+    print(
+        f"  forward AIS (stochastic lower bound): {summary['bdmc_lower']:.2f}"
+        f"{_format_se(summary['bdmc_lower_se'])} nats/example"
+    )
+    print(
+        f"  reverse AIS (stochastic upper bound): {summary['bdmc_upper']:.2f}"
+        f"{_format_se(summary['bdmc_upper_se'])} nats/example"
+    )
+    print(
+        f"  gap: {summary['bdmc_gap']:.3f}{_format_se(summary['bdmc_gap_se'])} nats/example "
+        f"(max {summary['bdmc_gap_max']:.3f}): on data like the model's own, AIS with "
+        f"T={summary['num_steps']} is within about this much of log p(x); raise --num-steps "
+        "until it is below the differences you measure"
+    )
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .data import load_data
+    from .evaluation.compare import check_same_test_set, compare
+    from .evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
+    from .training import EVAL_SEED, load_run
+
+    _check_positive(args, "--limit", "--max-batch-elements", "--num-repeats")
+    if len(args.run_dirs) < 2:
+        raise PyrovaeError(f"compare needs at least two run directories; got {len(args.run_dirs)}")
+    if len(set(args.run_dirs)) < len(args.run_dirs):
+        raise PyrovaeError(f"a run directory is given twice: {args.run_dirs}")
+    runs = {name: load_run(name, device=args.device) for name in args.run_dirs}
+    configs = {name: config for name, (_, config, _) in runs.items()}
+    check_same_test_set(configs)
+    reference = configs[args.run_dirs[0]]
+    num_samples, num_steps = _estimator_settings(args, reference["eval"]["num_samples"])
+    vaes = {name: vae for name, (vae, _, _) in runs.items()}
+    device = next(vaes[args.run_dirs[0]].parameters()).device
+    data = load_data(reference["data"], device=device, root=args.data_root)
+    x, y = data.test_images, data.test_labels
+    if args.limit:
+        x, y = x[: args.limit], y[: args.limit]
+    seed = EVAL_SEED if args.seed is None else args.seed
+    result = compare(
+        vaes,
+        x,
+        y,
+        method=args.method,
+        num_samples=num_samples,
+        num_steps=num_steps,
+        num_repeats=args.num_repeats,
+        seed=seed,
+        max_batch_elements=args.max_batch_elements or DEFAULT_MAX_BATCH_ELEMENTS,
+        progress=not args.quiet,
+    )
+    if args.json:
+        print(json.dumps({**result.as_dict(), "dataset": data.name}))
+        return
+    how = (
+        f"importance sampling, K={num_samples}"
+        if args.method == "is"
+        else f"AIS, S={num_samples} chains of T={num_steps} steps"
+    )
+    print(
+        f"{result.num_examples} test examples of {data.name}, log p(x) in nats/example "
+        f"({how}; seed {seed}; MC: Monte Carlo error from {args.num_repeats} repeats):"
+    )
+    print(result.table())
 
 
 def _format_pareto_k(pareto_k_max: float | None, num_above: int, num_examples: int) -> str:
@@ -361,6 +554,7 @@ COMMANDS = {
     "train": cmd_train,
     "describe": cmd_describe,
     "evaluate": cmd_evaluate,
+    "compare": cmd_compare,
     "sample": cmd_sample,
     "plot": cmd_plot,
 }

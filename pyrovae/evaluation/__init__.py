@@ -1,20 +1,35 @@
 """Evaluation of trained VAEs on held-out data, in nats per example.
 
-* :mod:`~pyrovae.evaluation.log_likelihood`: the importance-sampled log p(x) and its
-  diagnostics;
+* :mod:`~pyrovae.evaluation.log_likelihood`: log p(x) per example, by importance sampling
+  (:mod:`~pyrovae.evaluation.importance`, with the PSIS diagnostic of
+  :mod:`~pyrovae.evaluation.psis`) or annealed importance sampling
+  (:mod:`~pyrovae.evaluation.ais`);
+* :mod:`~pyrovae.evaluation.bdmc`: bidirectional Monte Carlo bounds on data simulated from
+  the model, to choose AIS's number of steps;
+* :mod:`~pyrovae.evaluation.compare`: paired comparison of models on the same examples;
 * :mod:`~pyrovae.evaluation.metrics`: the ELBO, rate and distortion per example, and the KL
   per latent dimension;
 * :mod:`~pyrovae.evaluation.evaluate`: all of it summarized with standard errors.
 """
 
+from .ais import AISDiagnostics
+from .bdmc import BDMCResult, bdmc
+from .compare import Comparison, compare
 from .evaluate import Evaluation, evaluate, evaluate_test_set, mean_and_se
-from .log_likelihood import ImportanceDiagnostics, RunningLogMeanExp, log_likelihood
+from .importance import ImportanceDiagnostics, RunningLogMeanExp
+from .log_likelihood import METHODS, log_likelihood
 from .metrics import elbo_per_example, kl_per_dimension, rate_and_distortion
 
 __all__ = [
+    "METHODS",
+    "AISDiagnostics",
+    "BDMCResult",
+    "Comparison",
     "Evaluation",
     "ImportanceDiagnostics",
     "RunningLogMeanExp",
+    "bdmc",
+    "compare",
     "elbo_per_example",
     "evaluate",
     "evaluate_test_set",

@@ -19,7 +19,9 @@ import torch
 from ..data import ImageData
 from ..errors import UnreliableEstimateWarning
 from ..models.vae import VAE
-from .log_likelihood import DEFAULT_MAX_BATCH_ELEMENTS, log_likelihood
+from .ais import AISDiagnostics
+from .importance import DEFAULT_MAX_BATCH_ELEMENTS
+from .log_likelihood import Method, default_num_samples, log_likelihood
 from .metrics import elbo_per_example
 from .psis import PARETO_K_THRESHOLD
 
@@ -28,27 +30,39 @@ __all__ = ["Evaluation", "evaluate", "evaluate_test_set", "mean_and_se"]
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Held-out ELBO and importance-sampled log-likelihood of a VAE (nats per example).
+    """Held-out ELBO and log-likelihood of a VAE (nats per example).
 
-    ``*_se`` are standard errors of the means across examples (``None`` for one example);
-    ``ess_*`` summarize the per-example effective sample sizes (out of ``num_samples``).
-    ``pareto_k_max`` is the largest PSIS Pareto k of the examples' importance weights
-    (:mod:`pyrovae.evaluation.psis`; ``inf`` when a few draws carry all the weight of an
-    example, ``None`` when K < 46 leaves no tail to fit) and ``num_pareto_k_above_0_7`` the
-    number of examples with k > 0.7, whose estimates are unreliable (typically too low)."""
+    ``*_se`` are standard errors of the means across examples (``None`` for one example).
+    ``method`` is how log p(x) was estimated: ``"is"`` (``num_samples`` = K importance
+    samples) or ``"ais"`` (``num_samples`` = S chains of ``num_steps`` annealing steps).
+
+    Importance sampling only (``None`` for AIS): ``ess_*`` summarize the per-example
+    effective sample sizes (out of ``num_samples``); ``pareto_k_max`` is the largest PSIS
+    Pareto k of the examples' importance weights (:mod:`pyrovae.evaluation.psis`; ``inf``
+    when a few draws carry all the weight of an example, ``None`` when K < 46 leaves no tail
+    to fit) and ``num_pareto_k_above_0_7`` the number of examples with k > 0.7, whose
+    estimates are unreliable (typically too low).
+
+    AIS only (``None`` for IS): ``acceptance_rate`` is the mean HMC acceptance probability
+    and ``chain_log_weight_std`` the mean over examples of the spread of the chains'
+    log-weights (nats; near 0 when the schedule is long enough)."""
 
     elbo: float
     elbo_se: float | None
     log_likelihood: float
     log_likelihood_se: float | None
+    method: str
     num_samples: int
+    num_steps: int | None
     num_examples: int
     seed: int
-    ess_mean: float
-    ess_median: float
-    ess_min: float
-    pareto_k_max: float | None
-    num_pareto_k_above_0_7: int
+    ess_mean: float | None = None
+    ess_median: float | None = None
+    ess_min: float | None = None
+    pareto_k_max: float | None = None
+    num_pareto_k_above_0_7: int | None = None
+    acceptance_rate: float | None = None
+    chain_log_weight_std: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,19 +81,30 @@ def evaluate(
     x: torch.Tensor,
     y: torch.Tensor | None = None,
     *,
-    num_samples: int,
+    num_samples: int | None = None,
+    method: Method = "is",
+    num_steps: int | None = None,
     seed: int = 0,
     elbo_batch_size: int = 1000,
     max_batch_elements: int = DEFAULT_MAX_BATCH_ELEMENTS,
     progress: bool = False,
 ) -> Evaluation:
-    """The single-sample ELBO and the ``num_samples``-sample log p(x) of each example of
-    ``x``, summarized as means with standard errors across examples (see
-    :func:`log_likelihood` for the arguments).
+    """The single-sample ELBO and the estimated log p(x) of each example of ``x``,
+    summarized as means with standard errors across examples (see :func:`log_likelihood`
+    for the arguments and their defaults).
 
-    Issues an :class:`~pyrovae.errors.UnreliableEstimateWarning` (one line) when any
-    example's importance weights have Pareto shape k > 0.7 (Vehtari et al., "Pareto
-    smoothed importance sampling"): the log-likelihood of those examples is unreliable."""
+    With importance sampling, issues an :class:`~pyrovae.errors.UnreliableEstimateWarning`
+    (one line) when any example's importance weights have Pareto shape k > 0.7 (Vehtari et
+    al., "Pareto smoothed importance sampling"): the log-likelihood of those examples is
+    unreliable.
+
+    Example::
+
+        result = pyrovae.evaluate(vae, x, num_samples=1000)
+        print(result.log_likelihood, result.num_pareto_k_above_0_7)
+    """
+    if num_samples is None:
+        num_samples = default_num_samples(method)
     was_training = vae.training
     vae.eval()
     try:
@@ -91,6 +116,8 @@ def evaluate(
         x,
         y,
         num_samples,
+        method=method,
+        num_steps=num_steps,
         max_batch_elements=max_batch_elements,
         seed=seed,
         progress=progress,
@@ -98,16 +125,28 @@ def evaluate(
     )
     elbo_mean, elbo_se = mean_and_se(elbo)
     ll_mean, ll_se = mean_and_se(ll)
+    summary: dict[str, Any] = {
+        "elbo": elbo_mean,
+        "elbo_se": elbo_se,
+        "log_likelihood": ll_mean,
+        "log_likelihood_se": ll_se,
+        "method": method,
+        "num_samples": num_samples,
+        "num_examples": x.shape[0],
+        "seed": seed,
+    }
+    if isinstance(diagnostics, AISDiagnostics):
+        return Evaluation(
+            **summary,
+            num_steps=diagnostics.num_steps,
+            acceptance_rate=diagnostics.acceptance_rate.mean().item(),
+            chain_log_weight_std=diagnostics.log_weight_std.mean().item(),
+        )
     ess = diagnostics.ess
     pareto_k_max, num_above = _summarize_pareto_k(diagnostics.pareto_k, num_samples)
     return Evaluation(
-        elbo=elbo_mean,
-        elbo_se=elbo_se,
-        log_likelihood=ll_mean,
-        log_likelihood_se=ll_se,
-        num_samples=num_samples,
-        num_examples=x.shape[0],
-        seed=seed,
+        **summary,
+        num_steps=None,
         ess_mean=ess.mean().item(),
         ess_median=ess.median().item(),
         ess_min=ess.min().item(),
@@ -121,8 +160,10 @@ def evaluate_test_set(
     data: ImageData,
     config: dict[str, Any],
     *,
-    num_samples: int,
+    num_samples: int | None,
     seed: int,
+    method: Method = "is",
+    num_steps: int | None = None,
     limit: int = 0,
     max_batch_elements: int = DEFAULT_MAX_BATCH_ELEMENTS,
     progress: bool = True,
@@ -138,6 +179,8 @@ def evaluate_test_set(
         x,
         y,
         num_samples=num_samples,
+        method=method,
+        num_steps=num_steps,
         seed=seed,
         elbo_batch_size=config["train"]["eval_batch_size"],
         max_batch_elements=max_batch_elements,

@@ -1,113 +1,52 @@
-"""Importance-sampled marginal likelihood log p(x) of a VAE, in nats per example.
+"""The marginal likelihood log p(x) of each example, in nats: one entry point, two estimators.
 
-For each example ``x_i`` and ``K`` draws ``z_k ~ q(z|x_i)`` from the guide::
+* ``method="is"`` (the default): importance sampling from the guide
+  (:mod:`pyrovae.evaluation.importance`; Burda et al., 2016). Fast, and exact when the guide
+  is the posterior; when it is not, the estimate is too low by an amount its standard error
+  does not show. Its diagnostics' PSIS Pareto ``k`` (:mod:`pyrovae.evaluation.psis`) flags the
+  examples where that happens (``k > 0.7``).
+* ``method="ais"``: annealed importance sampling with HMC transitions
+  (:mod:`pyrovae.evaluation.ais`; Neal 2001, Wu et al. 2017). A stochastic lower bound too,
+  but one that tends to log p(x) as the number of annealing steps ``num_steps`` grows,
+  however poor the guide. Its cost per example is S chains x T steps x (L + 1) gradients
+  of log p(x, z) (by default 16 x 500 x 3 = 24,000, against K = 5000 forward passes for IS).
+  :func:`pyrovae.evaluation.bdmc.bdmc` measures how close it is at a given ``num_steps``, on
+  data simulated from the model.
 
-    log p^(x_i) = log (1/K) sum_k exp(log p(x_i, z_k) - log q(z_k|x_i))
-
-This is the K-sample importance-weighted bound: a lower bound on log p(x_i) in expectation,
-equal to the ELBO in expectation at ``K = 1``, non-decreasing in ``K`` and consistent as
-``K -> inf`` (Burda et al., 2016). The log-weights are read from Pyro traces of the VAE's own
-model and guide (:func:`pyrovae.infer.log_weights`), vectorized over the K draws with a
-particle plate, so any model/guide pair built by the library is handled.
-
-Work is split into chunks of at most ``max_batch_elements`` (sample, example) pairs, over
-samples and over examples, so peak memory does not grow with ``K`` or ``N``; the sums over
-sample chunks are combined with a running log-sum-exp, which never overflows. The draws
-depend on ``seed`` and on the chunk layout; for fixed draws the chunked result equals the
-one-pass result to float rounding.
-
-With ``return_diagnostics=True`` each example also gets its effective sample size and the
-Pareto shape ``k`` of its largest weights (:mod:`pyrovae.evaluation.psis`; Vehtari et al.,
-"Pareto smoothed importance sampling"): ``k > 0.7`` flags an estimate that cannot be trusted.
-Only the largest few weights per example are kept for it, never all K.
+Both are seeded (the caller's random stream is left untouched), chunked so that memory does
+not grow with the number of examples, and read the densities from Pyro traces of the model's
+own ``model`` and ``guide``.
 """
 
 from __future__ import annotations
 
-import math
-import sys
-from dataclasses import dataclass
 from typing import Literal, overload
 
-import pyro
 import torch
-from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ..infer.log_weights import log_weights
 from ..models.vae import VAE
-from ..registry import PositiveInt, check_value
-from ..rng import fixed_rng
-from .psis import RunningTail
+from .ais import DEFAULT_NUM_CHAINS, DEFAULT_NUM_STEPS, AISDiagnostics, ais_log_likelihood
+from .importance import (
+    DEFAULT_MAX_BATCH_ELEMENTS,
+    DEFAULT_NUM_SAMPLES,
+    ImportanceDiagnostics,
+    importance_log_likelihood,
+)
 
-__all__ = [
-    "DEFAULT_MAX_BATCH_ELEMENTS",
-    "ImportanceDiagnostics",
-    "RunningLogMeanExp",
-    "log_likelihood",
-]
+__all__ = ["METHODS", "Diagnostics", "Method", "default_num_samples", "log_likelihood"]
 
-#: default bound on (sample, example) pairs per vectorized pass: peak memory is that many
-#: pairs' activations of the encoder, decoder and likelihood
-DEFAULT_MAX_BATCH_ELEMENTS = 2**14
-
-
-class RunningLogMeanExp:
-    """Streaming ``log mean_k exp(a_k)`` and effective sample size over chunks of log-weights.
-
-    Feed ``(k, N)`` chunks of log-weights ``a`` with :meth:`update`; the result is the same
-    (to float rounding) however the K draws are split into chunks. Tracks
-    ``log sum_k exp(a_k)`` and ``log sum_k exp(2 a_k)`` with :func:`torch.logaddexp`.
-    """
-
-    def __init__(self, num_examples: int, dtype: torch.dtype, device: torch.device) -> None:
-        self.log_sum = torch.full((num_examples,), -math.inf, dtype=dtype, device=device)
-        self.log_sum_sq = self.log_sum.clone()
-        self.count = 0
-
-    def update(self, log_w: torch.Tensor) -> None:
-        """Add a chunk of log-weights of shape ``(k, N)``."""
-        self.log_sum = torch.logaddexp(self.log_sum, log_w.logsumexp(dim=0))
-        self.log_sum_sq = torch.logaddexp(self.log_sum_sq, (2 * log_w).logsumexp(dim=0))
-        self.count += log_w.shape[0]
-
-    def log_mean(self) -> torch.Tensor:
-        """``log (1/K) sum_k exp(a_k)`` per example, ``(N,)``."""
-        return self.log_sum - math.log(self.count)
-
-    def ess(self) -> torch.Tensor:
-        """Effective sample size ``(sum_k w_k)^2 / sum_k w_k^2`` per example, in ``[1, K]``."""
-        return torch.exp(2 * self.log_sum - self.log_sum_sq)
+Method = Literal["is", "ais"]
+#: the estimators :func:`log_likelihood` offers
+METHODS: tuple[Method, ...] = ("is", "ais")
+#: what ``return_diagnostics=True`` returns, by method
+Diagnostics = ImportanceDiagnostics | AISDiagnostics
 
 
-@dataclass(frozen=True)
-class ImportanceDiagnostics:
-    """How much an importance-sampled log p(x) can be trusted, per example.
-
-    Attributes:
-        num_samples: K, the draws per example.
-        ess: ``(N,)`` effective sample size of the normalized importance weights, between 1
-            (one draw dominates: the estimate is unreliable) and K (all weights equal).
-        pareto_k: ``(N,)`` Pareto shape k of the largest importance weights of each example
-            (PSIS; :mod:`pyrovae.evaluation.psis`) for the returned estimate (the first
-            repeat), like ``ess`` in the data's dtype and on its device. Below 0.5 the
-            weights have finite variance; above 0.7 the estimate is unreliable (typically
-            too low). ``nan`` when K < 46 (too few draws for a tail fit), ``inf`` when fewer
-            than 10 weights are within 1e-15 of the largest, ``-inf`` when the largest
-            weights are equal to float rounding (e.g. an exact guide).
-        repeats: ``(R, N)`` R independent K-sample estimates when ``num_repeats = R > 1``
-            (row 0 is the returned estimate), else ``None``.
-    """
-
-    num_samples: int
-    ess: torch.Tensor
-    pareto_k: torch.Tensor
-    repeats: torch.Tensor | None = None
-
-    @property
-    def repeat_std(self) -> torch.Tensor | None:
-        """``(N,)`` standard deviation across the repeated estimates (nats), or ``None``."""
-        return None if self.repeats is None else self.repeats.std(dim=0)
+def default_num_samples(method: str) -> int:
+    """The default ``num_samples`` of ``method``: K = 5000 importance samples for IS, S = 16
+    chains for AIS."""
+    return DEFAULT_NUM_SAMPLES if method == "is" else DEFAULT_NUM_CHAINS
 
 
 @overload
@@ -115,8 +54,10 @@ def log_likelihood(
     vae: VAE,
     x: torch.Tensor,
     y: torch.Tensor | None = ...,
-    num_samples: int = ...,
+    num_samples: int | None = ...,
     *,
+    method: Method = ...,
+    num_steps: int | None = ...,
     max_batch_elements: int = ...,
     seed: int = ...,
     num_repeats: int = ...,
@@ -130,107 +71,110 @@ def log_likelihood(
     vae: VAE,
     x: torch.Tensor,
     y: torch.Tensor | None = ...,
-    num_samples: int = ...,
+    num_samples: int | None = ...,
     *,
+    method: Method = ...,
+    num_steps: int | None = ...,
     max_batch_elements: int = ...,
     seed: int = ...,
     num_repeats: int = ...,
     progress: bool = ...,
     return_diagnostics: Literal[True],
-) -> tuple[torch.Tensor, ImportanceDiagnostics]: ...
+) -> tuple[torch.Tensor, Diagnostics]: ...
 
 
-@torch.no_grad()
 def log_likelihood(
     vae: VAE,
     x: torch.Tensor,
     y: torch.Tensor | None = None,
-    num_samples: int = 5000,
+    num_samples: int | None = None,
     *,
+    method: Method = "is",
+    num_steps: int | None = None,
     max_batch_elements: int = DEFAULT_MAX_BATCH_ELEMENTS,
     seed: int = 0,
     num_repeats: int = 1,
     progress: bool = False,
     return_diagnostics: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, ImportanceDiagnostics]:
-    """Importance-sampled estimate of log p(x_i) for each example, in nats.
+) -> torch.Tensor | tuple[torch.Tensor, Diagnostics]:
+    """An estimate of log p(x_i) for each example, in nats.
 
     Args:
-        vae: the model; evaluated in eval mode (its mode is restored afterwards).
+        vae: the model (a module with Pyro programs ``model(x, y)`` and ``guide(x, y)``);
+            evaluated in eval mode (its mode is restored afterwards).
         x: data ``(N, data_dim)`` on the VAE's device; ``y``: labels ``(N,)`` for
             label-conditional priors, else ``None``.
-        num_samples: K, draws z ~ q(z|x) per example.
-        max_batch_elements: most (sample, example) pairs evaluated in one vectorized pass;
-            bounds peak memory. Results depend on it only through which draws are made.
+        num_samples: IS: K, draws z ~ q(z|x) per example (default 5000); AIS: S,
+            independent chains per example (default 16).
+        method: ``"is"`` (importance sampling) or ``"ais"`` (annealed importance sampling).
+        num_steps: AIS only: T, annealing steps (default 500).
+        max_batch_elements: most (sample or chain, example) pairs evaluated at once; bounds
+            peak memory.
         seed: seeds the draws (the outer RNG state is left untouched).
         num_repeats: R > 1 also computes R - 1 further independent estimates, reported in
-            the diagnostics (their spread shows the estimator's noise); the returned
-            estimate is always the first.
+            the diagnostics' ``repeats`` (their spread is the estimator's noise); the
+            returned estimate is always the first.
         progress: show a progress bar (on stderr).
-        return_diagnostics: also return :class:`ImportanceDiagnostics`, with the effective
-            sample size and the PSIS Pareto k of each example (the draws and estimates are
-            the same as without it).
+        return_diagnostics: also return the method's diagnostics:
+            :class:`~pyrovae.evaluation.importance.ImportanceDiagnostics` (effective sample
+            size and PSIS Pareto k per example) or
+            :class:`~pyrovae.evaluation.ais.AISDiagnostics` (the chains' log-weights,
+            acceptance rates and step sizes).
 
     Returns:
         ``(N,)`` estimates log p^(x_i), or ``(estimates, diagnostics)``.
+
+    Example::
+
+        ll_is = pyrovae.log_likelihood(vae, x, num_samples=1000)
+        ll_ais, d = pyrovae.log_likelihood(vae, x, method="ais", num_steps=200,
+                                           return_diagnostics=True)
+        print(d.acceptance_rate.mean(), d.log_weight_std.mean())
     """
-    for name, value in (
-        ("num_samples", num_samples),
-        ("max_batch_elements", max_batch_elements),
-        ("num_repeats", num_repeats),
-    ):
-        check_value(value, PositiveInt, name)
+    if method not in METHODS:
+        hint = (
+            "; BDMC bounds AIS's error on data simulated from the model: "
+            "pyrovae.evaluation.bdmc.bdmc"
+            if method == "bdmc"
+            else ""
+        )
+        raise ConfigError(f"method must be one of {list(METHODS)}; got {method!r}{hint}")
     if x.dim() != 2:
         raise ConfigError(f"x must have shape (N, data_dim); got shape {tuple(x.shape)}")
-    num_examples = x.shape[0]
-    sample_chunk = min(num_samples, max_batch_elements)
-    example_chunk = max(1, max_batch_elements // sample_chunk)
-
-    estimates = torch.empty(num_repeats, num_examples, dtype=x.dtype, device=x.device)
-    ess = torch.empty(num_examples, dtype=x.dtype, device=x.device)
-    pareto_k = torch.empty_like(ess)
-    was_training = vae.training
-    vae.eval()
-    bar = tqdm(
-        total=num_repeats * num_examples,
-        desc=f"log p(x), K={num_samples}",
-        unit="ex",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    try:
-        with fixed_rng(seed, x.device), pyro.validation_enabled(False):
-            for repeat in range(num_repeats):
-                for start in range(0, num_examples, example_chunk):
-                    stop = min(start + example_chunk, num_examples)
-                    xb = x[start:stop]
-                    yb = None if y is None else y[start:stop]
-                    running = RunningLogMeanExp(stop - start, x.dtype, x.device)
-                    tail = None
-                    if return_diagnostics and repeat == 0:
-                        tail = RunningTail(num_samples, stop - start, x.dtype, x.device)
-                    for k_start in range(0, num_samples, sample_chunk):
-                        k = min(sample_chunk, num_samples - k_start)
-                        log_w = log_weights(vae.model, vae.guide, xb, yb, num_particles=k)
-                        running.update(log_w)
-                        if tail is not None:
-                            tail.update(log_w)
-                    estimates[repeat, start:stop] = running.log_mean()
-                    if repeat == 0:
-                        ess[start:stop] = running.ess()
-                    if tail is not None:
-                        pareto_k[start:stop] = tail.pareto_k()
-                    bar.update(stop - start)
-    finally:
-        bar.close()
-        vae.train(was_training)
+    if num_samples is None:
+        num_samples = default_num_samples(method)
+    diagnostics: Diagnostics | None
+    if method == "is":
+        if num_steps is not None:
+            raise ConfigError(
+                f"num_steps = {num_steps} is the number of AIS annealing steps, but "
+                "method = 'is' (importance sampling) has none: drop num_steps or use "
+                "method = 'ais'"
+            )
+        estimates, diagnostics = importance_log_likelihood(
+            vae,
+            x,
+            y,
+            num_samples,
+            max_batch_elements=max_batch_elements,
+            seed=seed,
+            num_repeats=num_repeats,
+            progress=progress,
+            return_diagnostics=return_diagnostics,
+        )
+    else:
+        estimates, diagnostics = ais_log_likelihood(
+            vae,
+            x,
+            y,
+            num_chains=num_samples,
+            num_steps=DEFAULT_NUM_STEPS if num_steps is None else num_steps,
+            max_batch_elements=max_batch_elements,
+            seed=seed,
+            num_repeats=num_repeats,
+            progress=progress,
+        )
     if not return_diagnostics:
-        return estimates[0]
-    diagnostics = ImportanceDiagnostics(
-        num_samples=num_samples,
-        ess=ess,
-        pareto_k=pareto_k,
-        repeats=estimates if num_repeats > 1 else None,
-    )
-    return estimates[0], diagnostics
+        return estimates
+    assert diagnostics is not None
+    return estimates, diagnostics

@@ -11,7 +11,7 @@ traces, they hold for any model/guide pair whose sites are batched by a plate ov
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pyro
@@ -49,10 +49,18 @@ def trace_pair(
 
 
 def trace_log_weights(
-    model_trace: Trace, guide_trace: Trace, *, scaled: bool = False, observed: bool | None = None
+    model_trace: Trace,
+    guide_trace: Trace | None,
+    *,
+    scaled: bool = False,
+    observed: bool | None = None,
+    sites: Collection[str] | None = None,
 ) -> torch.Tensor:
     """``sum_model log p - sum_guide log q`` over the sample sites of a trace pair, for each
     independent example (each element of the plates every site shares), in nats.
+
+    ``guide_trace = None`` gives the model's own log density ``sum_model log p``, e.g.
+    ``log p(x, z)`` of a model trace conditioned on latent values.
 
     Args:
         scaled: use the sites' scaled and masked ``log_prob`` (computed by
@@ -61,24 +69,29 @@ def trace_log_weights(
             the weights of the model as written.
         observed: ``None`` sums every site; ``True`` only the observed ones (``log p(x|z)``);
             ``False`` only the latent ones (``log p(z) - log q(z|x)``, minus the rate).
+        sites: only the sites of these names (e.g. the latent sites of a model trace
+            conditioned on latent values, which Pyro marks as observed); ``None``: all.
 
     Returns:
         a tensor of the shared plates' shape, e.g. ``(N,)``, or ``(K, N)`` with particles.
     """
-    sites = [
+    traces = [(model_trace, 1.0)] + ([] if guide_trace is None else [(guide_trace, -1.0)])
+    all_sites = [
         site
-        for trace in (model_trace, guide_trace)
+        for trace, _ in traces
         for site in trace.nodes.values()
         if site["type"] == "sample" and not site_is_subsample(site)
     ]
     # plates not shared by every site are summed inside each log-weight
-    sum_dims = get_dependent_plate_dims(sites)
+    sum_dims = get_dependent_plate_dims(all_sites)
     log_w: Any = 0.0
-    for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
+    for trace, sign in traces:
         for site in trace.nodes.values():
             if site["type"] != "sample" or site_is_subsample(site):
                 continue
             if observed is not None and site["is_observed"] != observed:
+                continue
+            if sites is not None and site["name"] not in sites:
                 continue
             fn: Any = site["fn"]
             log_p = site["log_prob"] if scaled else fn.log_prob(site["value"])

@@ -16,7 +16,7 @@ import torch
 
 import pyrovae
 from pyrovae import VAE, ConfigError
-from pyrovae.evaluation.log_likelihood import RunningLogMeanExp
+from pyrovae.evaluation.importance import RunningLogMeanExp
 
 from conftest import ROOT
 from estimator_checks import mean_and_se

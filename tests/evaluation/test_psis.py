@@ -36,8 +36,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 K = 5000
 M = pareto_tail_size(K)
-#: the module (``pyrovae.evaluation.log_likelihood`` is also the name of the function)
-LOG_LIKELIHOOD_MODULE = importlib.import_module("pyrovae.evaluation.log_likelihood")
+#: the module of the importance-sampling estimator
+IMPORTANCE_MODULE = importlib.import_module("pyrovae.evaluation.importance")
 
 
 def shrunk(k: float) -> float:
@@ -79,7 +79,7 @@ def test_log_likelihood_k_is_that_of_all_its_streamed_draws(monkeypatch):
         chunks.append(log_weights(*args, **kwargs))
         return chunks[-1]
 
-    monkeypatch.setattr(LOG_LIKELIHOOD_MODULE, "log_weights", recording)
+    monkeypatch.setattr(IMPORTANCE_MODULE, "log_weights", recording)
     vae = linear_gaussian_vae(mean_shift=1.0, scale_factor=0.7)
     x = sample_data(vae, 6)
     _, diag = pyrovae.log_likelihood(vae, x, num_samples=400, max_batch_elements=150,
