@@ -56,6 +56,7 @@ def _add_device(p: argparse.ArgumentParser, default: str | None) -> None:
 
 def _add_estimator(p: argparse.ArgumentParser, bdmc: bool = True) -> None:
     methods = ["is", "ais", "bdmc"] if bdmc else ["is", "ais"]
+    annealed = "ais/bdmc" if bdmc else "ais"
     p.add_argument(
         "--method",
         choices=methods,
@@ -68,13 +69,13 @@ def _add_estimator(p: argparse.ArgumentParser, bdmc: bool = True) -> None:
         type=int,
         metavar="K",
         help="is: importance samples per example (default: the run's eval.num_samples, 100 "
-        "unless configured; papers use 5000); ais/bdmc: chains per example (default 16)",
+        f"unless configured; papers use 5000); {annealed}: chains per example (default 16)",
     )
     p.add_argument(
         "--num-steps",
         type=int,
         metavar="T",
-        help="ais/bdmc: annealing steps (default 500); more is slower and more accurate",
+        help=f"{annealed}: annealing steps (default 500); more is slower and more accurate",
     )
 
 

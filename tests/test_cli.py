@@ -71,8 +71,12 @@ HELP = {
               "--seed SEED", "--set KEY=VALUE", "--quiet", "--device {auto,cpu,cuda}",
               "--data-root PATH"],
     "describe": ["CONFIG", "--set KEY=VALUE", "--toml"],
-    "evaluate": ["RUN_DIR", "--num-samples K", "--limit N", "--seed S", "--max-batch-elements M",
-                 "--json", "--quiet", "--device {auto,cpu,cuda}", "--data-root PATH"],
+    "evaluate": ["RUN_DIR", "--method {is,ais,bdmc}", "--num-samples K", "--num-steps T",
+                 "--limit N", "--seed S", "--max-batch-elements M", "--json", "--quiet",
+                 "--device {auto,cpu,cuda}", "--data-root PATH"],
+    "compare": ["RUN_DIR", "--method {is,ais}", "--num-samples K", "--num-steps T",
+                "--num-repeats R", "--limit N", "--seed S", "--max-batch-elements M", "--json",
+                "--quiet", "--device {auto,cpu,cuda}", "--data-root PATH"],
     "sample": ["RUN_DIR", "--num NUM", "--out FILE.png", "--seed SEED", "--label CLASS",
                "--device {auto,cpu,cuda}"],
     "plot": ["RUN_DIR", "--kind", "{" + ",".join(FIGURE_KINDS) + "}", "--out FILE.png",
@@ -80,7 +84,7 @@ HELP = {
 }
 #: options a command must not offer (they belong to other commands)
 NOT_IN_HELP = {"describe": ["--out", "--device"], "sample": ["--set", "--data-root"],
-               "evaluate": ["--set", "--out"]}
+               "evaluate": ["--set", "--out"], "compare": ["--set", "--out", "bdmc"]}
 
 
 def test_top_level_help_lists_every_command():
@@ -355,6 +359,88 @@ def test_evaluate_rejects_non_positive_numbers(run_dir, capsys, flag):
                       f"{flag} = 0 must be at least 1")
 
 
+def test_evaluate_with_ais_reports_its_settings_and_diagnostics(run_dir, capsys):
+    assert main(["evaluate", str(run_dir), "--method", "ais", "--num-samples", "4",
+                 "--num-steps", "5", "--limit", "8", "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["method"] == "ais" and result["num_steps"] == 5
+    assert result["num_samples"] == 4 and result["num_examples"] == 8
+    assert 0 < result["acceptance_rate"] <= 1 and result["chain_log_weight_std"] >= 0
+    # the importance-sampling diagnostics do not apply
+    assert result["pareto_k_max"] is None and result["ess_mean"] is None
+    assert result["log_likelihood"] < 0 and result["elbo"] < 0
+
+    assert main(["evaluate", str(run_dir), "--method", "ais", "--num-steps", "3", "--limit",
+                 "4", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "AIS, S=16 chains of T=3 steps" in text and "HMC acceptance rate" in text
+    assert "--method bdmc --num-steps 3" in text
+
+
+def test_evaluate_with_bdmc_reports_both_bounds_and_the_gap(run_dir, capsys):
+    assert main(["evaluate", str(run_dir), "--method", "bdmc", "--num-samples", "4",
+                 "--num-steps", "5", "--limit", "6", "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["method"] == "bdmc" and result["num_examples"] == 6
+    assert result["bdmc_gap"] == pytest.approx(result["bdmc_upper"] - result["bdmc_lower"],
+                                               abs=1e-3)  # float32 means of ~-500 nats
+    assert {"bdmc_lower_se", "bdmc_upper_se", "bdmc_gap_se", "bdmc_gap_max", "acceptance_rate",
+            "reverse_acceptance_rate", "seed", "epoch"} <= set(result)
+    assert main(["evaluate", str(run_dir), "--method", "bdmc", "--num-samples", "2",
+                 "--num-steps", "3", "--limit", "3", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "stochastic lower bound" in text and "stochastic upper bound" in text
+    assert "gap:" in text and "raise --num-steps" in text
+
+
+def test_num_steps_is_refused_for_importance_sampling(run_dir, capsys):
+    assert_main_error(capsys, ["evaluate", str(run_dir), "--num-steps", "10", "--quiet"],
+                      "--num-steps 10", "--method is", "--method ais")
+    assert_main_error(capsys, ["evaluate", str(run_dir), "--method", "ais", "--num-steps", "0",
+                               "--quiet"], "--num-steps = 0 must be at least 1")
+
+
+@pytest.fixture(scope="module")
+def other_run(tmp_path_factory):
+    """A second tiny run on the same data, with a mixture-of-Gaussians prior."""
+    out = tmp_path_factory.mktemp("other") / "run"
+    pyrovae.train(tiny_config(model={"prior": {"type": "mog", "components": 3}}), out=out,
+                  progress=False)
+    return out
+
+
+def test_compare_reports_paired_differences(run_dir, other_run, capsys):
+    argv = ["compare", str(run_dir), str(other_run), "--num-samples", "20", "--limit", "64",
+            "--quiet"]
+    assert main([*argv, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["method"] == "is" and result["num_examples"] == 64
+    assert result["num_repeats"] == 2 and result["dataset"] == "mnist"
+    a, b = result["scores"]
+    (d,) = result["differences"]
+    assert (a["name"], b["name"], d["name"], d["reference"]) == (
+        str(run_dir), str(other_run), str(other_run), str(run_dir))
+    assert d["mean"] == pytest.approx(b["log_likelihood"] - a["log_likelihood"],
+                                      abs=1e-3)  # float32 means of ~-500 nats
+    # the examples' difficulty is shared by both models and cancels in the paired difference
+    assert d["se"] < min(a["se"], b["se"])
+    assert d["mc_error"] > 0
+
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "64 test examples of mnist" in text and "K=20" in text and "(reference)" in text
+
+
+def test_compare_refuses_runs_on_different_test_sets(run_dir, tmp_path, capsys):
+    (tmp_path / "grey").mkdir()
+    grey = untrained_run(tmp_path / "grey", likelihood={"type": "continuous_bernoulli"},
+                         data={"binarize": "none"})
+    assert_main_error(capsys, ["compare", str(run_dir), str(grey), "--quiet"],
+                      "different test sets", "test binarization")
+    assert_main_error(capsys, ["compare", str(run_dir), "--quiet"], "at least two")
+    assert_main_error(capsys, ["compare", str(run_dir), str(run_dir), "--quiet"], "twice")
+
+
 def test_eval_num_samples_zero_skips_the_log_likelihood(tmp_path, capsys):
     config = tiny_config(eval={"num_samples": 0}, data={"train_limit": 128, "test_limit": 32})
     path = tmp_path / "c.toml"
@@ -365,8 +451,8 @@ def test_eval_num_samples_zero_skips_the_log_likelihood(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------- plot
-def untrained_run(run_dir: Path, **model) -> Path:
-    config = pyrovae.resolve_config(tiny_config(model=model))
+def untrained_run(run_dir: Path, data: dict | None = None, **model) -> Path:
+    config = pyrovae.resolve_config(tiny_config(model=model, data=data or {}))
     write_config(run_dir, config)
     save_checkpoint(run_dir, {"epoch": 0,
                               "model": pyrovae.VAE.from_resolved_config(config).state_dict()})

@@ -222,7 +222,7 @@ def check_same_test_set(configs: Mapping[str, Mapping[str, Any]]) -> None:
     ref_name, ref = items[0][0], identify_test_set(items[0][1]["data"])
     for name, config in items[1:]:
         other = identify_test_set(config["data"])
-        for key in sorted(set(ref) | set(other)):
+        for key in [*ref, *(key for key in other if key not in ref)]:
             if ref.get(key) != other.get(key):
                 raise ConfigError(
                     f"runs '{ref_name}' and '{name}' have different test sets ({key}: "

@@ -46,6 +46,22 @@ def test_evaluate_summarizes_elbo_and_log_likelihood():
     assert one.elbo_se is None and one.log_likelihood_se is None
 
 
+def test_evaluate_with_ais_summarizes_the_chains():
+    vae = linear_gaussian_vae(**MISMATCH)
+    x = sample_data(vae, 20)
+    result = pyrovae.evaluate(vae, x, method="ais", num_samples=4, num_steps=10, seed=1)
+    ll, d = pyrovae.log_likelihood(vae, x, num_samples=4, method="ais", num_steps=10, seed=1,
+                                   return_diagnostics=True)
+    assert (result.log_likelihood, result.log_likelihood_se) == pytest.approx(
+        mean_and_se(ll), rel=1e-12)
+    assert result.method == "ais" and result.num_steps == 10 and result.num_samples == 4
+    assert result.acceptance_rate == pytest.approx(d.acceptance_rate.mean().item(), rel=1e-12)
+    assert result.chain_log_weight_std == pytest.approx(d.log_weight_std.mean().item(),
+                                                        rel=1e-12)
+    assert result.ess_mean is None and result.pareto_k_max is None
+    assert result.num_pareto_k_above_0_7 is None
+
+
 def test_evaluate_restores_the_training_mode():
     vae = linear_gaussian_vae()
     vae.train()

@@ -181,9 +181,26 @@ def test_bad_arguments_raise_config_error_and_mode_is_restored():
         pyrovae.log_likelihood(vae, x, num_samples=2.5)
     with pytest.raises(ConfigError, match=r"shape \(N, data_dim\)"):
         pyrovae.log_likelihood(vae, x[0], num_samples=5)
+    with pytest.raises(ConfigError, match=r"one of \['is', 'ais'\]; got 'bdmc'.*bdmc\.bdmc"):
+        pyrovae.log_likelihood(vae, x, method="bdmc")  # type: ignore[call-overload]
+    with pytest.raises(ConfigError, match=r"num_steps = 10 is the number of AIS annealing steps"):
+        pyrovae.log_likelihood(vae, x, num_samples=5, num_steps=10)
     vae.train()
     pyrovae.log_likelihood(vae, x, num_samples=5)
     assert vae.training
+    pyrovae.log_likelihood(vae, x, num_samples=2, method="ais", num_steps=2)
+    assert vae.training
+
+
+def test_method_ais_is_the_ais_estimator_with_its_defaults():
+    from pyrovae.evaluation.ais import DEFAULT_NUM_CHAINS, ais_log_likelihood
+
+    vae = linear_gaussian_vae(mean_shift=0.5)
+    x = sample_data(vae, 4)
+    ll, d = pyrovae.log_likelihood(vae, x, method="ais", num_steps=3, seed=2,
+                                   return_diagnostics=True)
+    assert d.num_chains == DEFAULT_NUM_CHAINS and d.num_steps == 3
+    assert torch.equal(ll, ais_log_likelihood(vae, x, num_steps=3, seed=2)[0])
 
 
 # ---------------------------------------------------------------------- devices
