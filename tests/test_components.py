@@ -154,4 +154,9 @@ def test_builds_traces_trains_and_scores(prior, likelihood, guide, objective, gr
     y_test = data.test_labels if vae.prior.uses_labels else None
     score = held_out_score(vae, data.test_images, y_test)
     assert score.shape == (N_TEST,) and torch.isfinite(score).all()
+    if objective == OBJECTIVES.names()[0]:  # AIS does not depend on the objective
+        # every latent of every model can be annealed with HMC (a short, cheap schedule)
+        ais = log_likelihood(vae, data.test_images[:8], None if y_test is None else y_test[:8],
+                             num_samples=2, method="ais", num_steps=3, seed=0)
+        assert ais.shape == (8,) and torch.isfinite(ais).all()
     assert vae.sample(3).shape == (3, 784)
