@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -297,6 +298,23 @@ def cmd_describe(args: argparse.Namespace) -> None:
         print(dumps_toml(config), end="")
 
 
+def _json(value: Any) -> str:
+    """``value`` as strict JSON (RFC 8259, which has no infinities or NaN): non-finite numbers,
+    such as a Pareto k of ``inf`` where a few draws carry all the weight, become the strings
+    ``"inf"``, ``"-inf"`` and ``"nan"``."""
+
+    def strict(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return str(v)
+        if isinstance(v, dict):
+            return {k: strict(item) for k, item in v.items()}
+        if isinstance(v, list | tuple):
+            return [strict(item) for item in v]
+        return v
+
+    return json.dumps(strict(value), allow_nan=False)
+
+
 def _format_se(se: float | None) -> str:
     return f" ± {se:.2f}" if se is not None else ""
 
@@ -364,7 +382,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         "epoch": int(state["epoch"]),
     }
     if args.json:
-        print(json.dumps(result))
+        print(_json(result))
         return
     print(
         f"run {args.run_dir} (epoch {result['epoch']}), {result['num_examples']} test "
@@ -426,7 +444,7 @@ def _evaluate_bdmc(
     )
     summary = {**result.summary(), "seed": seed, "dataset": data.name, "epoch": int(state["epoch"])}
     if args.json:
-        print(json.dumps(summary))
+        print(_json(summary))
         return
     print(
         f"run {args.run_dir} (epoch {summary['epoch']}), BDMC on {summary['num_examples']} "
@@ -485,7 +503,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         progress=not args.quiet,
     )
     if args.json:
-        print(json.dumps({**result.as_dict(), "dataset": data.name}))
+        print(_json({**result.as_dict(), "dataset": data.name}))
         return
     how = (
         f"importance sampling, K={num_samples}"

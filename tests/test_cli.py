@@ -441,6 +441,14 @@ def test_compare_refuses_runs_on_different_test_sets(run_dir, tmp_path, capsys):
     assert_main_error(capsys, ["compare", str(run_dir), str(run_dir), "--quiet"], "twice")
 
 
+def test_json_output_is_strict_json():
+    from pyrovae.cli import _json
+
+    text = _json({"pareto_k_max": float("inf"), "k": [float("-inf"), float("nan"), 0.5]})
+    assert text == '{"pareto_k_max": "inf", "k": ["-inf", "nan", 0.5]}'
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON {name}"))
+
+
 def test_eval_num_samples_zero_skips_the_log_likelihood(tmp_path, capsys):
     config = tiny_config(eval={"num_samples": 0}, data={"train_limit": 128, "test_limit": 32})
     path = tmp_path / "c.toml"
