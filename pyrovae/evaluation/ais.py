@@ -59,6 +59,7 @@ from .importance import DEFAULT_MAX_BATCH_ELEMENTS
 
 __all__ = [
     "AISDiagnostics",
+    "AnnealResult",
     "AnnealingTarget",
     "DEFAULT_NUM_CHAINS",
     "DEFAULT_NUM_STEPS",
@@ -250,11 +251,17 @@ def _latent_sites(trace: Any, program: str) -> list[str]:
 
 
 @dataclass
-class _Anneal:
-    log_weights: torch.Tensor  # (S, n)
-    accept_sum: torch.Tensor  # (n,) sum over transitions of the chains' mean acceptance prob
-    step_sizes: torch.Tensor  # (T + 1, n) step size of each transition (row t: kernel at beta_t)
-    final_step_size: torch.Tensor  # (n,) the adapted step size after the last transition
+class AnnealResult:
+    """One pass of :func:`anneal` over a block of ``n`` examples with ``S`` chains each."""
+
+    #: ``(S, n)`` the chains' accumulated log-weights (nats)
+    log_weights: torch.Tensor
+    #: ``(n,)`` sum over transitions of the chains' mean acceptance probability
+    accept_sum: torch.Tensor
+    #: ``(T + 1, n)`` the step size of each transition (row t: the kernel at ``beta_t``)
+    step_sizes: torch.Tensor
+    #: ``(n,)`` the adapted step size after the last transition
+    final_step_size: torch.Tensor
 
 
 def anneal(
@@ -267,7 +274,7 @@ def anneal(
     reverse: bool = False,
     step_sizes: torch.Tensor | None = None,
     on_step: Callable[[], None] | None = None,
-) -> _Anneal:
+) -> AnnealResult:
     """Run one AIS pass over ``target``; the low-level loop of :func:`ais_log_likelihood` and
     of :func:`pyrovae.evaluation.bdmc.bdmc`.
 
@@ -284,20 +291,21 @@ def anneal(
     on log p(x).
     """
     num_steps = schedule.shape[0] - 1
+    betas = schedule.tolist()  # Python floats: no device syncs in the loop
     log_joint, log_q0 = (t.detach() for t in target.log_densities(z))
     log_w = torch.zeros_like(log_joint)
     accept_sum = torch.zeros_like(step_size)
     record = torch.zeros(num_steps + 1, *step_size.shape, dtype=step_size.dtype, device=z.device)
     steps = range(num_steps, 0, -1) if reverse else range(1, num_steps + 1)
     for t in steps:
-        delta = (schedule[t] - schedule[t - 1]).item()
+        delta = betas[t] - betas[t - 1]
         log_w = log_w + (-delta if reverse else delta) * (log_joint - log_q0)
         kernel = t - 1 if reverse else t
         if kernel == 0 or kernel == num_steps:
             if on_step is not None:
                 on_step()
             continue
-        beta = schedule[kernel].item()
+        beta = betas[kernel]
         eps = step_size if step_sizes is None else step_sizes[kernel]
         record[kernel] = eps
         z, log_joint, log_q0, accept_prob = _hmc_transition(
@@ -309,7 +317,7 @@ def anneal(
             step_size = step_size * torch.exp(ADAPT_RATE * (chains_accept - TARGET_ACCEPT))
         if on_step is not None:
             on_step()
-    return _Anneal(log_w, accept_sum, record, step_size)
+    return AnnealResult(log_w, accept_sum, record, step_size)
 
 
 def _hmc_transition(
