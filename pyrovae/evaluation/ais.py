@@ -26,7 +26,12 @@ Each HMC transition draws a fresh momentum ``r ~ N(0, I)``, takes ``L`` leapfrog
 ``eps`` and accepts by Metropolis-Hastings. ``eps`` is per example (shared by its chains) and
 adapted during the run toward a target acceptance probability (0.65, as in Wu et al.):
 ``log eps += rate * (mean acceptance probability of the example's chains - target)`` after
-every transition, so it follows the posterior as it narrows with ``beta``.
+every transition, so it follows the posterior as it narrows with ``beta``. Choosing later
+kernels from the chains' own past acceptance is a small departure from the exact AIS
+construction (whose kernels are fixed in advance), made by Wu et al. as well; with 16 chains
+sharing a step size no single chain steers it much, and the weights' mean stays p(x) within
+Monte Carlo error in the tests. :mod:`pyrovae.evaluation.bdmc` runs its reverse chains with
+the forward pass's step sizes, fixed.
 
 Examples are processed in blocks of at most ``max_batch_elements`` (chain, example) pairs, so
 memory does not grow with the number of examples; each block draws from its own seed
