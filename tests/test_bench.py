@@ -1,6 +1,7 @@
 """The benchmark scripts in bench/ run on tiny settings and report every registered objective
 (the log-likelihood benchmark's hand-written estimator is checked against pyrovae's in
-tests/evaluation/test_log_likelihood.py)."""
+tests/evaluation/test_log_likelihood.py); the AIS benchmark's hand-written AIS gives pyrovae's
+numbers."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from pyrovae import OBJECTIVES
 from conftest import ROOT
 
 
-def load_bench():
-    path = ROOT / "bench" / "train_speed.py"
-    spec = importlib.util.spec_from_file_location("train_speed", path)
+def load_bench(name: str = "train_speed"):
+    path = ROOT / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -55,6 +56,37 @@ def test_bench_runs_and_reports_every_registered_objective(capsys):
 
 def test_bench_cuda_without_gpu_says_so(monkeypatch):
     bench = load_bench()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--device", "cuda"])
+    assert "no CUDA GPU is available" in str(exc.value)
+
+
+def test_ais_bench_runs_and_the_handwritten_ais_gives_pyrovaes_numbers(capsys):
+    bench = load_bench("ais_speed")
+    # 2 blocks of 4 examples (16 chains each): each block seeded from its first example
+    results = bench.main([
+        "--threads", "1", "--num-examples", "8", "--hidden", "16", "--num-steps", "5",
+        "--max-batch-elements", "64", "--repeats", "1", "--no-memory",  # no memory child: fast
+    ])
+    out = capsys.readouterr().out
+    assert "ratio pyrovae / hand-written" in out
+    assert "projected pyrovae time of the default budget" in out
+    assert results["ratio_wall"] > 0 and results["ratio_cpu"] > 0
+    assert not results["default_budget"] and math.isfinite(results["projected_seconds"])
+    # the same draws in the same order and the same arithmetic: equal to float rounding
+    # (torch's float32 tolerances; on this CPU they are equal bit for bit)
+    for key in ("estimates", "acceptance_rate", "step_size"):
+        pyrovae_values, hand = results[key]["pyrovae"], results[key]["handwritten"]
+        assert pyrovae_values.shape == (8,)
+        torch.testing.assert_close(pyrovae_values, hand)
+    assert torch.isfinite(results["estimates"]["pyrovae"]).all()
+    # the step sizes moved: the adaptation ran in both
+    assert (results["step_size"]["pyrovae"] != 0.1).all()
+
+
+def test_ais_bench_cuda_without_gpu_says_so(monkeypatch):
+    bench = load_bench("ais_speed")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit) as exc:
         bench.main(["--device", "cuda"])
