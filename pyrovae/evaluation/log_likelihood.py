@@ -28,10 +28,10 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
 from ..infer.log_weights import log_weights
 from ..models.vae import VAE
-from ..registry import PositiveInt, check_value
+from ..registry import PositiveInt, Seed, check_value
+from ..resources import check_batch_fits, example_bytes
 from ..rng import fixed_rng
 
 __all__ = [
@@ -164,9 +164,11 @@ def log_likelihood(
         ("num_repeats", num_repeats),
     ):
         check_value(value, PositiveInt, name)
-    if x.dim() != 2:
-        raise ConfigError(f"x must have shape (N, data_dim); got shape {tuple(x.shape)}")
+    check_value(seed, Seed, "seed")
+    vae.check_data(x, y)
     num_examples = x.shape[0]
+    pairs = min(max_batch_elements, num_samples * num_examples)
+    check_batch_fits(pairs, example_bytes(vae), "max_batch_elements")
     sample_chunk = min(num_samples, max_batch_elements)
     example_chunk = max(1, max_batch_elements // sample_chunk)
 
