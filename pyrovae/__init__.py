@@ -10,7 +10,9 @@ The package, one idea per module:
 * :mod:`pyrovae.training`: the trainer, runs and run directories;
 * :mod:`pyrovae.viz`: figures (matplotlib, imported on first use);
 * :mod:`pyrovae.config`, :mod:`pyrovae.registry`: declarative configs and their validation;
-  :mod:`pyrovae.data`: data sets; :mod:`pyrovae.cli`: the ``pyrovae`` command.
+  :mod:`pyrovae.resources`: the memory a config's model needs, known before it is built;
+  :mod:`pyrovae.data`: data sets; :mod:`pyrovae.atomic`: atomic file writes;
+  :mod:`pyrovae.cli`: the ``pyrovae`` command.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from typing import Any
 from .config import load_config, resolve_config
 from .data import DATASETS, ImageData, load_data
 from .describe import describe
-from .errors import CheckpointError, ConfigError, DataError, PyrovaeError
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    DivergenceError,
+    PyrovaeError,
+    RunDirectoryError,
+    WriteError,
+)
 from .evaluation import (
     Evaluation,
     ImportanceDiagnostics,
@@ -73,6 +83,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "DivergenceError",
     "ELBOGradient",
     "Evaluation",
     "GuideFamily",
@@ -82,8 +93,10 @@ __all__ = [
     "Objective",
     "Prior",
     "PyrovaeError",
+    "RunDirectoryError",
     "Trace_ELBO",
     "Trainer",
+    "WriteError",
     "describe",
     "elbo_per_example",
     "evaluate",
