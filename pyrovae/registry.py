@@ -190,6 +190,8 @@ def check_value(value: Any, annotation: Any, key: str) -> Any:
             return float(value)
     elif annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -(2**63) <= value < 2**63:  # what a config (TOML) and torch can hold
+                raise _RangeError(f"{key} = {show(value)} must fit in 64 bits (|n| < 2**63)")
             return value
     elif isinstance(annotation, type) and isinstance(value, annotation):
         return value

@@ -137,6 +137,8 @@ OVERRIDES = [
     (["--seed", "-1"], "--seed = -1 must be >= 0"),
     (["--seed", str(2**64)], "--seed"),
     (["--epochs", "0"], "--epochs = 0 must be at least 1"),
+    (["--epochs", str(10**25)], "must fit in 64 bits"),
+    (["--set", "model.latent_dim=9223372036854775807"], "GB of memory"),
 ]
 
 

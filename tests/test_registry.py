@@ -52,13 +52,20 @@ def test_nan_fails_every_declared_range(annotation):
 def test_infinities_fail_every_declared_range(annotation, value):
     """A range holds finite numbers: an infinite learning rate or KL weight is no setting."""
     if annotation is PositiveInt:
-        value = 2**70  # ints are never infinite; an integer range with a max bounds them
+        value = 2**62  # ints are never infinite; an integer range with a max bounds them
         check_value(value, annotation, "k")
         with pytest.raises(ConfigError, match=r"^k = \d+ must be >= 0 and at most 4294967295"):
             check_value(value, Seed, "k")
         return
     with pytest.raises(ConfigError, match=rf"^k = {value} must be finite and "):
         check_value(value, annotation, "k")
+
+
+def test_integers_fit_in_64_bits():
+    assert check_value(2**63 - 1, int, "k") == 2**63 - 1
+    for value in (2**63, -(2**63) - 1, 10**30):
+        with pytest.raises(ConfigError, match=r"^k = -?\d+ must fit in 64 bits"):
+            check_value(value, PositiveInt, "k")
 
 
 def test_range_with_a_maximum_describes_its_bounds_in_full():
