@@ -112,7 +112,8 @@ def hold_run_dir(path: Path, new: bool) -> Iterator[Path]:
     """Hold the exclusive lock of the run directory ``path`` for the block.
 
     With ``new=True``, ``path`` (and its parents) is created if needed and checked with
-    :func:`check_new_run_dir` under the lock; if that fails, what was created is removed.
+    :func:`check_new_run_dir` under the lock; if that fails, a folder this call created is
+    removed.
     Otherwise ``path`` must already be a run directory. Either way the stale temporary files
     of earlier writes are removed before the block runs.
 
@@ -136,12 +137,9 @@ def hold_run_dir(path: Path, new: bool) -> Iterator[Path]:
             f"'{path}' is not a pyrovae run directory (it lacks {' or '.join(MARKER_FILES)}); "
             "give a folder made by `pyrovae train --out`"
         )
-    try:
-        fd = _lock(path)
-    except BaseException:
-        if created:
-            shutil.rmtree(path, ignore_errors=True)
-        raise
+    # if the lock is taken, the folder is another process's run now (even if this one made
+    # it): leave it as it is
+    fd = _lock(path)
     try:
         if new:
             try:
