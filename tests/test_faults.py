@@ -660,23 +660,31 @@ def test_kill_9_in_training_and_in_the_checkpoint_write_then_resume(tmp_path, re
     steps = 3 * 4  # epochs x batches of the reference run
     kills = {"step": (rng.randint(1, steps), 0), "save": (rng.randint(1, 3),
                                                           rng.randint(0, 20_000))}
-    for mode, (at, keep) in kills.items():
-        run = tmp_path / mode
-        killed = subprocess.run([sys.executable, "-c", KILL, mode, str(at), str(keep), "train",
-                                 "--config", str(config), "--out", str(run), "--quiet"],
-                                capture_output=True, timeout=120)
-        assert killed.returncode == -signal.SIGKILL, killed.stderr
+    procs = {  # the two runs at once: two cores, half the wall time
+        mode: subprocess.Popen([sys.executable, "-c", KILL, mode, str(at), str(keep), "train",
+                                "--config", str(config), "--out", str(tmp_path / mode),
+                                "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for mode, (at, keep) in kills.items()
+    }
+    again = {}
+    for mode, proc in procs.items():
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == -signal.SIGKILL, err
+        run, (at, _) = tmp_path / mode, kills[mode]
         if mode == "save":
             assert any(p.name.endswith(".tmp") for p in run.iterdir())  # the write was cut
-        written = (run / files.CHECKPOINT_FILE).exists()
-        if written:  # the last complete checkpoint is intact
+        if (run / files.CHECKPOINT_FILE).exists():  # the last complete checkpoint is intact
             epoch = torch.load(run / files.CHECKPOINT_FILE, weights_only=True)["epoch"]
             assert epoch == (at - 1 if mode == "save" else (at - 1) // 4)
-            again = _cli("train", "--resume", str(run), "--quiet")
+            again[mode] = _cli("train", "--resume", str(run), "--quiet")
         else:  # killed before the first epoch was written: a run started afresh
-            again = _cli("train", "--config", str(config), "--out", str(run), "--quiet")
-        resumed = subprocess.run(again, capture_output=True, text=True, timeout=120)
-        assert resumed.returncode == 0, resumed.stderr
+            again[mode] = _cli("train", "--config", str(config), "--out", str(run), "--quiet")
+    resumed = {mode: subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                      text=True) for mode, argv in again.items()}
+    for mode, proc in resumed.items():
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        run = tmp_path / mode
         assert not any(p.name.endswith(".tmp") for p in run.iterdir())
         assert_same_run(run, ref)
 

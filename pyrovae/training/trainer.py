@@ -32,7 +32,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pyro
 import torch
@@ -227,7 +227,7 @@ class Trainer:
             )
         return -mean_loss
 
-    def _diverged(self, what: str) -> None:
+    def _diverged(self, what: str) -> NoReturn:
         """Raise the :class:`~pyrovae.errors.DivergenceError` of the current epoch."""
         if self.run_dir is None:
             kept = ""
