@@ -10,7 +10,9 @@ The package, one idea per module:
 * :mod:`pyrovae.training`: the trainer, runs and run directories;
 * :mod:`pyrovae.viz`: figures (matplotlib, imported on first use);
 * :mod:`pyrovae.config`, :mod:`pyrovae.registry`: declarative configs and their validation;
-  :mod:`pyrovae.data`: data sets; :mod:`pyrovae.cli`: the ``pyrovae`` command.
+  :mod:`pyrovae.resources`: the memory a config's model needs, known before it is built;
+  :mod:`pyrovae.data`: data sets; :mod:`pyrovae.atomic`: atomic file writes;
+  :mod:`pyrovae.cli`: the ``pyrovae`` command.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from .errors import (
     CheckpointError,
     ConfigError,
     DataError,
+    DivergenceError,
     PyrovaeError,
     PyrovaeWarning,
+    RunDirectoryError,
     UnreliableEstimateWarning,
+    WriteError,
 )
 from .evaluation import (
     Evaluation,
@@ -80,6 +85,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "DivergenceError",
     "ELBOGradient",
     "Evaluation",
     "GuideFamily",
@@ -90,9 +96,11 @@ __all__ = [
     "Prior",
     "PyrovaeError",
     "PyrovaeWarning",
+    "RunDirectoryError",
     "Trace_ELBO",
     "Trainer",
     "UnreliableEstimateWarning",
+    "WriteError",
     "describe",
     "elbo_per_example",
     "evaluate",

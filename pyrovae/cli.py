@@ -2,8 +2,11 @@
 
 :func:`main` is the one error boundary: errors in user input (a bad config, a missing data
 set, a damaged checkpoint: every :class:`~pyrovae.errors.PyrovaeError`) end the program with
-exit code 2 and a one-line reason on stderr, never a traceback. It is also the one place that
-shows pyrovae's warnings (every :class:`~pyrovae.errors.PyrovaeWarning`), each as one line
+exit code 2 and a one-line reason on stderr, never a traceback. So do the failures of the
+machine that the library does not turn into its own errors where they happen: an
+:class:`OSError` (a full disk, a read-only folder) and running out of memory. Anything else
+is a bug in pyrovae and keeps its traceback. It is also the one place that shows pyrovae's
+warnings (every :class:`~pyrovae.errors.PyrovaeWarning`), each as one line
 ``pyrovae COMMAND: warning: MESSAGE`` on stderr; other warnings are shown as Python shows
 them. The commands import the library lazily, so ``pyrovae --help`` and ``describe`` start
 quickly.
@@ -15,15 +18,19 @@ import argparse
 import contextlib
 import json
 import math
+import shlex
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Annotated, Any, NoReturn, TextIO
 
 from .errors import PyrovaeError, PyrovaeWarning
-from .registry import PositiveInt, check_value
+from .registry import PositiveInt, Range, Seed, check_value
 from .viz import FIGURE_KINDS
+
+#: ``sample --num``: a picture of at most 100 x 100 images
+SampleCount = Annotated[int, Range(min=1, max=10_000, note="a grid of at most 100x100 images")]
 
 
 def _add_data_root(p: argparse.ArgumentParser) -> None:
@@ -53,6 +60,14 @@ def _add_device(p: argparse.ArgumentParser, default: str | None) -> None:
         default=default,
         help="where to compute (auto: CUDA when available)",
     )
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors (an unknown option, ``--num abc``) are one line
+    and exit code 2, like every other error of the command line; ``--help`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_estimator(p: argparse.ArgumentParser, bdmc: bool = True) -> None:
@@ -91,7 +106,7 @@ def _add_max_batch_elements(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pyrovae",
         description="Variational autoencoders as Pyro programs: train, evaluate, sample.",
     )
@@ -239,6 +254,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .training import EVAL_SEED, resume, train
 
     progress = not args.quiet
+    _check(args, ("--epochs", PositiveInt), ("--seed", Seed))
     if args.resume:
         if args.out or args.overrides or args.seed is not None or args.device:
             raise PyrovaeError(
@@ -278,7 +294,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(
             f"test log-likelihood: {result['log_likelihood']:.2f}"
             f"{_format_se(result['log_likelihood_se'])} nats/example (importance sampling, "
-            f"K={num_samples}; `pyrovae evaluate {out} --num-samples 5000` for K=5000)"
+            f"K={num_samples}; `pyrovae evaluate {shlex.quote(str(out))} --num-samples 5000` "
+            "for K=5000)"
         )
     print(f"run directory: {out}")
 
@@ -290,6 +307,11 @@ def cmd_describe(args: argparse.Namespace) -> None:
 
     path = Path(args.config)
     if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise PyrovaeError(
+                f"'{path}' is a folder but not a run directory (it holds no {CONFIG_FILE}); "
+                "give a TOML config file or a run directory"
+            )
         path = path / CONFIG_FILE
     config = resolve_config(apply_overrides(read_config_file(path), args.overrides))
     print(describe(config))
@@ -319,12 +341,18 @@ def _format_se(se: float | None) -> str:
     return f" ± {se:.2f}" if se is not None else ""
 
 
-def _check_positive(args: argparse.Namespace, *flags: str) -> None:
-    """Check the integer options ``flags`` (e.g. ``"--num-samples"``) that were given."""
-    for flag in flags:
+def _check(args: argparse.Namespace, *options: tuple[str, object]) -> None:
+    """Check each given option ``(flag, annotation)``, e.g. ``("--seed", Seed)``, against its
+    declared range (:func:`~pyrovae.registry.check_value`)."""
+    for flag, annotation in options:
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
         if value is not None:
-            check_value(value, PositiveInt, flag)
+            check_value(value, annotation, flag)
+
+
+def _check_positive(args: argparse.Namespace, *flags: str) -> None:
+    """Check the integer options ``flags`` (e.g. ``"--num-samples"``) that were given."""
+    _check(args, *((flag, PositiveInt) for flag in flags))
 
 
 def _estimator_settings(
@@ -357,6 +385,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .training import EVAL_SEED, load_run
 
     _check_positive(args, "--limit", "--max-batch-elements")
+    _check(args, ("--seed", Seed))
     vae, config, state = load_run(args.run_dir, device=args.device)
     num_samples, num_steps = _estimator_settings(args, config["eval"]["num_samples"])
     device = next(vae.parameters()).device
@@ -474,6 +503,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from .training import EVAL_SEED, load_run
 
     _check_positive(args, "--limit", "--max-batch-elements", "--num-repeats")
+    _check(args, ("--seed", Seed))
     if len(args.run_dirs) < 2:
         raise PyrovaeError(f"compare needs at least two run directories; got {len(args.run_dirs)}")
     if len(set(args.run_dirs)) < len(args.run_dirs):
@@ -532,7 +562,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     from .training import load_run
     from .viz.plots import plot_samples, save_figure
 
-    _check_positive(args, "--num")
+    _check(args, ("--num", SampleCount), ("--seed", Seed))
     vae, _, _ = load_run(args.run_dir, device=args.device)
     torch.manual_seed(args.seed)
     samples = vae.sample(args.num, y=args.label)
@@ -553,6 +583,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
     from .viz import NEEDS_DATA, figures
     from .viz.plots import require_2d_latent, save_figure
 
+    _check(args, ("--seed", Seed))
     vae, config, _ = load_run(args.run_dir, device=args.device)
     if args.kind in ("latent", "manifold"):  # refuse before loading any data
         require_2d_latent(vae.latent_dim, f"{args.kind} figure")
@@ -603,14 +634,28 @@ def _one_line_warnings(command: str) -> Iterator[None]:
         yield
 
 
+def _fail(command: str, message: str) -> int:
+    """Print the one-line error of ``command`` and return exit code 2."""
+    line = " ".join(message.splitlines())  # one line, whatever the message holds
+    print(f"pyrovae {command}: error: {line}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with _one_line_warnings(args.command):
             COMMANDS[args.command](args)
     except PyrovaeError as exc:
-        print(f"pyrovae {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args.command, str(exc))
+    except OSError as exc:  # the machine's: a full disk, a read-only folder, a lost device
+        where = f"'{exc.filename}': " if exc.filename else ""
+        return _fail(args.command, f"{where}{exc.strerror or exc}")
+    except MemoryError:
+        return _fail(
+            args.command,
+            "out of memory; use a smaller model or batch (e.g. --max-batch-elements)",
+        )
     except KeyboardInterrupt:
         print(f"pyrovae {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from .errors import ConfigError
-from .registry import PositiveFloat, PositiveInt, Range, Registry, check_value
+from .registry import PositiveFloat, PositiveInt, Range, Registry, Seed, check_value, show
 
 Device = Literal["auto", "cpu", "cuda"]
 #: a data-set size limit: 0 means the whole split
@@ -35,7 +35,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
     "data": {
         "dataset": (str, "mnist"),
         "binarize": (Literal["dynamic", "static", "none"], "dynamic"),
-        "binarization_seed": (int, 0),
+        "binarization_seed": (Seed, 0),
         "train_limit": (Limit, 0),
         "test_limit": (Limit, 0),
     },
@@ -44,7 +44,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "epochs": (PositiveInt, 10),
         "batch_size": (PositiveInt, 128),
         "lr": (PositiveFloat, 1e-3),
-        "seed": (int, 0),
+        "seed": (Seed, 0),
         "device": (Device, "auto"),
         "eval_batch_size": (PositiveInt, 1000),
         "replay_steps": (bool, True),
@@ -107,7 +107,7 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for section, keys in SCHEMA.items():
         given = config.get(section, {})
         if not isinstance(given, Mapping):
-            raise ConfigError(f"config section [{section}] must be a table, got {given!r}")
+            raise ConfigError(f"config section [{section}] must be a table, got {show(given)}")
         components = {k: v for (s, k), v in COMPONENT_DEFAULTS.items() if s == section}
         valid = sorted(set(keys) | set(components))
         for key in given:
@@ -140,17 +140,55 @@ def _with_default_type(spec: Any, default: Mapping[str, Any]) -> Any:
     return spec
 
 
+#: the largest config file read: real configs are a few KB, and one of many MB could only
+#: describe a model that cannot be built
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping a TOML config file holds, as written (not yet validated: see
-    :func:`resolve_config`)."""
+    :func:`resolve_config`).
+
+    Raises:
+        ConfigError: the file is missing, unreadable, a folder, larger than
+            :data:`MAX_CONFIG_BYTES`, not UTF-8 text, not valid TOML or nested too deeply.
+    """
     path = Path(path)
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file '{path}' does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"config file '{path}' is a folder; give the path of a TOML file"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"config file '{path}' cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file '{path}' is larger than {MAX_CONFIG_BYTES:,} bytes; a pyrovae config "
+            "is a few KB of TOML (see configs/mnist.toml)"
+        )
+    return parse_toml(raw, f"config file '{path}'")
+
+
+def parse_toml(raw: bytes | str, what: str) -> dict[str, Any]:
+    """The mapping TOML text ``raw`` holds; :class:`ConfigError` naming ``what`` if it is not
+    UTF-8, not TOML, or nested too deeply to parse."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{what} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}); "
+            "a config is a TOML text file"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file '{path}' is not valid TOML: {exc}") from None
+        raise ConfigError(f"{what} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} nests tables or arrays too deeply to be a config") from None
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -170,6 +208,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {value_text}")["v"]
     except tomllib.TOMLDecodeError:
         value = value_text.strip()
+    except RecursionError:
+        raise ConfigError(f"--set {path}=...: the value nests arrays too deeply") from None
     return keys, value
 
 

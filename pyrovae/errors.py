@@ -24,6 +24,19 @@ class CheckpointError(PyrovaeError):
     """A run directory or checkpoint is missing, truncated or inconsistent."""
 
 
+class WriteError(PyrovaeError, OSError):
+    """A file cannot be written: a full disk, a read-only folder, a path that is a folder."""
+
+
+class RunDirectoryError(CheckpointError):
+    """A folder cannot be used as a run directory: it holds other files, or another pyrovae
+    process is using it."""
+
+
+class DivergenceError(PyrovaeError):
+    """Training diverged: the loss became non-finite or exploded."""
+
+
 class PyrovaeWarning(UserWarning):
     """Base class of all warnings pyrovae issues."""
 

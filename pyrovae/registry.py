@@ -25,6 +25,8 @@ Example::
 from __future__ import annotations
 
 import inspect
+import math
+import reprlib
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -46,26 +48,35 @@ class Range:
         min: smallest allowed value (inclusive), or ``None``.
         gt: the value must be greater than this (exclusive), or ``None``.
         lt: the value must be less than this (exclusive), or ``None``.
+        max: largest allowed value (inclusive), or ``None``.
         note: what the bounds mean, appended to the error message (e.g. ``"0 means all"``).
 
-    NaN fails every bound (comparisons with NaN are false).
+    Every range holds finite numbers only: NaN and infinities fail every range (NaN also fails
+    every comparison).
     """
 
     min: float | None = None
     gt: float | None = None
     lt: float | None = None
+    max: float | None = None
     note: str = ""
 
     def contains(self, value: float) -> bool:
         return (
-            (self.min is None or value >= self.min)
+            (isinstance(value, int) or math.isfinite(value))
+            and (self.min is None or value >= self.min)
             and (self.gt is None or value > self.gt)
             and (self.lt is None or value < self.lt)
+            and (self.max is None or value <= self.max)
         )
 
     def describe(self) -> str:
         """The range in words: ``"at least 1"``, ``"positive"``, ``"in (0, 0.5)"``..."""
-        if self.gt is not None and self.lt is not None:
+        if self.max is not None:
+            bounded_below = self.min is not None or self.gt is not None
+            lower = Range(min=self.min, gt=self.gt).describe() + " and " if bounded_below else ""
+            text = f"{lower}at most {_number(self.max)}"
+        elif self.gt is not None and self.lt is not None:
             text = f"in ({self.gt:g}, {self.lt:g})"
         elif self.gt is not None:
             text = "positive" if self.gt == 0 else f"greater than {self.gt:g}"
@@ -80,6 +91,21 @@ class Range:
         return f"{text} ({self.note})" if self.note else text
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict = 3, 8, 8
+_SHORT.maxstring = _SHORT.maxother = 60
+
+
+def show(value: Any) -> str:
+    """``repr(value)``, shortened for an error message (a config value can be huge)."""
+    return _SHORT.repr(value)
+
+
+def _number(bound: float) -> str:
+    """A bound in words: integers in full (``4294967295``), other numbers short (``0.5``)."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
+
+
 #: an integer of at least 1 (sizes, counts)
 PositiveInt = Annotated[int, Range(min=1)]
 #: an integer of at least 0
@@ -88,6 +114,9 @@ NonNegativeInt = Annotated[int, Range(min=0)]
 PositiveFloat = Annotated[float, Range(gt=0)]
 #: a number of at least 0
 NonNegativeFloat = Annotated[float, Range(min=0)]
+#: a random seed: what every generator pyrovae seeds accepts (Pyro also seeds NumPy, whose
+#: seeds are 32-bit)
+Seed = Annotated[int, Range(min=0, max=2**32 - 1, note="a 32-bit seed")]
 
 
 class _RangeError(ConfigError):
@@ -123,7 +152,8 @@ def check_value(value: Any, annotation: Any, key: str) -> Any:
         value = check_value(value, args[0], key)
         for bound in args[1:]:
             if isinstance(bound, Range) and not bound.contains(value):
-                raise _RangeError(f"{key} = {value!r} must be {bound.describe()}")
+                finite = "finite and " if isinstance(value, float) and math.isinf(value) else ""
+                raise _RangeError(f"{key} = {show(value)} must be {finite}{bound.describe()}")
         return value
     if origin in (typing.Union, types.UnionType):
         for option in args:
@@ -134,23 +164,24 @@ def check_value(value: Any, annotation: Any, key: str) -> Any:
             except ConfigError:
                 continue
         raise ConfigError(
-            f"{key} = {value!r} has the wrong type: expected {_type_name(annotation)}"
+            f"{key} = {show(value)} has the wrong type: expected {_type_name(annotation)}"
         )
     if origin is typing.Literal:
         if value in args:
             return value
         raise ConfigError(
-            f"{key} = {value!r} is not a valid choice; expected one of "
+            f"{key} = {show(value)} is not a valid choice; expected one of "
             + ", ".join(repr(a) for a in args)
         )
     if annotation is type(None):
         if value is None:
             return None
-        raise ConfigError(f"{key} = {value!r} has the wrong type: expected None")
+        raise ConfigError(f"{key} = {show(value)} has the wrong type: expected None")
     if origin in (tuple, list) or annotation in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(
-                f"{key} = {value!r} has the wrong type: expected a list ({_type_name(annotation)})"
+                f"{key} = {show(value)} has the wrong type: expected a list "
+                f"({_type_name(annotation)})"
             )
         item_type = args[0] if args else Any
         return tuple(check_value(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
@@ -159,11 +190,13 @@ def check_value(value: Any, annotation: Any, key: str) -> Any:
             return float(value)
     elif annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            if not -(2**63) <= value < 2**63:  # what a config (TOML) and torch can hold
+                raise _RangeError(f"{key} = {show(value)} must fit in 64 bits (|n| < 2**63)")
             return value
     elif isinstance(annotation, type) and isinstance(value, annotation):
         return value
     raise ConfigError(
-        f"{key} = {value!r} has the wrong type: expected {_type_name(annotation)}, "
+        f"{key} = {show(value)} has the wrong type: expected {_type_name(annotation)}, "
         f"got {type(value).__name__}"
     )
 
@@ -205,7 +238,7 @@ class Registry(Generic[T]):
         """The class registered as ``name``; :class:`ConfigError` listing the choices if none."""
         if not isinstance(name, str) or name not in self._classes:
             raise ConfigError(
-                f"{key} = {name!r} is not a known {self.kind}; valid choices: "
+                f"{key} = {show(name)} is not a known {self.kind}; valid choices: "
                 + ", ".join(self.names())
             )
         return self._classes[name]
@@ -229,7 +262,7 @@ class Registry(Generic[T]):
         if not isinstance(spec, Mapping):
             raise ConfigError(
                 f"{key} must be a table with a 'type' key (one of {', '.join(self.names())}), "
-                f"got {spec!r}"
+                f"got {show(spec)}"
             )
         if "type" not in spec:
             raise ConfigError(f"{key} is missing 'type'; valid choices: {', '.join(self.names())}")

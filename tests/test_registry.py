@@ -17,6 +17,7 @@ from pyrovae.registry import (
     PositiveInt,
     Range,
     Registry,
+    Seed,
     check_value,
 )
 
@@ -45,12 +46,46 @@ def test_nan_fails_every_declared_range(annotation):
         check_value(float("nan"), annotation, "k")
 
 
+@pytest.mark.parametrize("annotation", [PositiveFloat, NonNegativeFloat, PositiveInt,
+                                        Annotated[float, Range(gt=0, lt=0.5)]])
+@pytest.mark.parametrize("value", [math.inf, -math.inf])
+def test_infinities_fail_every_declared_range(annotation, value):
+    """A range holds finite numbers: an infinite learning rate or KL weight is no setting."""
+    if annotation is PositiveInt:
+        value = 2**62  # ints are never infinite; an integer range with a max bounds them
+        check_value(value, annotation, "k")
+        with pytest.raises(ConfigError, match=r"^k = \d+ must be >= 0 and at most 4294967295"):
+            check_value(value, Seed, "k")
+        return
+    with pytest.raises(ConfigError, match=rf"^k = {value} must be finite and "):
+        check_value(value, annotation, "k")
+
+
+def test_integers_fit_in_64_bits():
+    assert check_value(2**63 - 1, int, "k") == 2**63 - 1
+    for value in (2**63, -(2**63) - 1, 10**30):
+        with pytest.raises(ConfigError, match=r"^k = -?\d+ must fit in 64 bits"):
+            check_value(value, PositiveInt, "k")
+
+
+def test_range_with_a_maximum_describes_its_bounds_in_full():
+    assert Range(min=0, max=2**32 - 1).describe() == ">= 0 and at most 4294967295"
+    assert Range(min=1, max=10).describe() == "at least 1 and at most 10"
+    assert Range(max=10).describe() == "at most 10"
+    assert not Range(min=0, max=10).contains(11) and Range(min=0, max=10).contains(10)
+
+
+def test_long_values_are_shortened_in_messages():
+    with pytest.raises(ConfigError) as error:
+        check_value(list(range(10**5)), PositiveFloat, "k")
+    assert len(str(error.value)) < 200, str(error.value)
+
+
 def test_values_inside_their_range_pass_converted():
     assert check_value(5, PositiveInt, "k") == 5
     assert check_value(0, NonNegativeInt, "k") == 0
     value = check_value(2, PositiveFloat, "k")
     assert value == 2.0 and isinstance(value, float)
-    assert check_value(math.inf, PositiveFloat, "k") == math.inf
     assert check_value([1, 2], list[PositiveInt], "k") == (1, 2)
 
 

@@ -26,6 +26,7 @@ import torch
 from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
 
+from ..models.vae import VAE
 from ..registry import PositiveFloat, PositiveInt, check_value
 from ..rng import derived_seed, fixed_rng
 from .ais import (
@@ -153,6 +154,8 @@ def bdmc(
         result = bdmc(vae, x[:100], num_steps=200)
         print(result.lower.mean(), result.upper.mean(), result.gap.mean())
     """
+    if isinstance(vae, VAE):
+        vae.check_data(x, y, name="the template x")
     for name, value in (
         ("num_samples", num_chains),
         ("num_steps", num_steps),

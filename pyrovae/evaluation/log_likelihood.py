@@ -26,6 +26,8 @@ import torch
 
 from ..errors import ConfigError
 from ..models.vae import VAE
+from ..registry import PositiveInt, Seed, check_value
+from ..resources import check_batch_fits, example_bytes
 from .ais import DEFAULT_NUM_CHAINS, DEFAULT_NUM_STEPS, AISDiagnostics, ais_log_likelihood
 from .importance import (
     DEFAULT_MAX_BATCH_ELEMENTS,
@@ -139,10 +141,17 @@ def log_likelihood(
             else ""
         )
         raise ConfigError(f"method must be one of {list(METHODS)}; got {method!r}{hint}")
-    if x.dim() != 2:
-        raise ConfigError(f"x must have shape (N, data_dim); got shape {tuple(x.shape)}")
     if num_samples is None:
         num_samples = default_num_samples(method)
+    check_value(num_samples, PositiveInt, "num_samples")
+    check_value(max_batch_elements, PositiveInt, "max_batch_elements")
+    check_value(seed, Seed, "seed")
+    if isinstance(vae, VAE):
+        # the data and the memory of one pass, checked once per call (other modules' programs
+        # check their own data)
+        vae.check_data(x, y)
+        pairs = min(max_batch_elements, num_samples * x.shape[0])
+        check_batch_fits(pairs, example_bytes(vae), "max_batch_elements")
     diagnostics: Diagnostics | None
     if method == "is":
         if num_steps is not None:

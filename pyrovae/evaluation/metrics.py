@@ -10,6 +10,7 @@ from ..data import batches
 from ..errors import ConfigError
 from ..infer.log_weights import log_weights, trace_log_weights, trace_pair
 from ..models.vae import VAE
+from ..registry import PositiveInt, Seed, check_value
 from ..rng import fixed_rng
 
 __all__ = ["elbo_per_example", "kl_per_dimension", "rate_and_distortion"]
@@ -27,6 +28,9 @@ def elbo_per_example(
 
     Unbiased for the ELBO; its mean over many examples is the test ELBO. ``seed`` fixes the
     draws so the same model always gets the same number."""
+    vae.check_data(x, y)
+    check_value(batch_size, PositiveInt, "batch_size")
+    check_value(seed, Seed, "seed")
     with fixed_rng(seed, x.device), pyro.validation_enabled(False):
         out = [log_weights(vae.model, vae.guide, xb, yb) for xb, yb in batches(x, y, batch_size)]
     return torch.cat(out)
@@ -47,6 +51,9 @@ def rate_and_distortion(
     ``rate + distortion`` is minus :func:`elbo_per_example` with the same ``seed``. Read from
     Pyro traces of the VAE's programs (latent sites for the rate, observed ones for the
     distortion), so any prior and guide are covered."""
+    vae.check_data(x, y)
+    check_value(batch_size, PositiveInt, "batch_size")
+    check_value(seed, Seed, "seed")
     rates, distortions = [], []
     with fixed_rng(seed, x.device), pyro.validation_enabled(False):
         for xb, yb in batches(x, y, batch_size):
@@ -80,6 +87,8 @@ def kl_per_dimension(
         ConfigError: the prior or the guide is not a product of one Normal per dimension
             (priors ``standard_normal``, ``normal``, ``conditional``; guide ``diag_normal``).
     """
+    vae.check_data(x, y)
+    check_value(batch_size, PositiveInt, "batch_size")
     if vae.prior.uses_labels and y is None:
         raise ConfigError(
             f"the KL per latent dimension of a {vae.prior.type_name!r} prior is taken against "

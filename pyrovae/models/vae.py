@@ -20,9 +20,10 @@ from torch import nn
 
 from ..config import resolve_config
 from ..data import DATASETS
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
+from ..registry import PositiveInt, check_value
 from .guides import GUIDES, GuideFamily
-from .likelihoods import LIKELIHOODS, Likelihood
+from .likelihoods import LIKELIHOODS, Likelihood, check_support
 from .networks import DECODERS, ENCODERS
 from .priors import PRIORS, Prior
 
@@ -97,7 +98,14 @@ class VAE(nn.Module):
     def from_resolved_config(cls, config: Mapping[str, Any]) -> "VAE":
         """:meth:`from_config` for a config that :func:`pyrovae.resolve_config` has already
         validated and completed (as the library's own run code has), without resolving it
-        again."""
+        again.
+
+        The model's size is estimated from the config first
+        (:func:`pyrovae.resources.check_model_fits`): one that cannot fit in memory is refused
+        with the numbers before anything is allocated."""
+        from ..resources import check_model_fits
+
+        check_model_fits(config)
         dataset = DATASETS.get(config["data"]["dataset"], key="data.dataset")
         m = config["model"]
         latent_dim, data_dim = m["latent_dim"], dataset.data_dim()
@@ -127,6 +135,82 @@ class VAE(nn.Module):
             num_classes=dataset.num_classes,
         )
         return cls(prior, likelihood, encoder, decoder, guide_family, data_dim, dataset.image_shape)
+
+    # ------------------------------------------------------------------ data
+    def check_data(
+        self,
+        x: object,
+        y: object = None,
+        *,
+        name: str = "x",
+        grey_levels: bool = False,
+    ) -> None:
+        """Raise :class:`~pyrovae.errors.DataError` unless ``x`` is data this VAE can score:
+        a ``(N, data_dim)`` tensor with ``N >= 1``, of the parameters' floating dtype, on
+        their device, with every value in the likelihood's support (finite; {0, 1} for a
+        Bernoulli likelihood...); and unless ``y`` is ``None`` or ``(N,)`` integer labels in
+        range of a label-conditional prior.
+
+        With ``grey_levels=True`` the values are checked to be probabilities in [0, 1]
+        instead (training data that is binarized afresh each epoch). The support check reads
+        one number back from the device: the public entry points that take data call this
+        once per call, never per training step.
+
+        Example::
+
+            vae.check_data(torch.full((2, vae.data_dim), 0.5))
+            # DataError: model.likelihood.type = 'bernoulli' needs binary data ...
+        """
+        if not isinstance(x, torch.Tensor):
+            raise DataError(
+                f"{name} must be a torch.Tensor of shape (N, {self.data_dim}), got "
+                f"a {type(x).__name__}"
+            )
+        reference = next(itertools.chain(self.parameters(), self.buffers()))
+        if x.dim() != 2 or x.shape[1] != self.data_dim or x.shape[0] == 0:
+            raise DataError(
+                f"{name} must have shape (N, {self.data_dim}) with N >= 1 (one row of "
+                f"{self.data_dim} elements per example; flatten images first), got shape "
+                f"{tuple(x.shape)}"
+            )
+        if x.dtype != reference.dtype:
+            raise DataError(
+                f"{name} has dtype {x.dtype}, but the model's parameters are {reference.dtype}; "
+                f"convert it with {name}.to({reference.dtype})"
+            )
+        if x.device != reference.device:
+            raise DataError(
+                f"{name} is on {x.device}, but the model is on {reference.device}; move it "
+                f"with {name}.to({str(reference.device)!r})"
+            )
+        if grey_levels:
+            check_support(x, "unit_interval", self.likelihood.type_name)
+        else:
+            self.likelihood.check_data(x)
+        if y is None:
+            return
+        if not isinstance(y, torch.Tensor) or (
+            y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool
+        ):
+            raise DataError(
+                f"the labels y must be an integer tensor of shape ({x.shape[0]},), got "
+                f"{y.dtype if isinstance(y, torch.Tensor) else type(y).__name__}"
+            )
+        if y.shape != (x.shape[0],):
+            raise DataError(
+                f"the labels y must have shape ({x.shape[0]},), one per example of {name}, "
+                f"got shape {tuple(y.shape)}"
+            )
+        if y.device != x.device:
+            raise DataError(f"the labels y are on {y.device}, but {name} is on {x.device}")
+        num_classes = self.prior.num_classes
+        if self.prior.uses_labels and num_classes is not None:
+            bad = (y < 0) | (y >= num_classes)
+            if bool(bad.any()):
+                raise DataError(
+                    f"the labels y must be classes 0 to {num_classes - 1}, but they hold "
+                    f"{int(y[bad][0])}"
+                )
 
     # ------------------------------------------------------------------ networks
     def model_labels(self, y: torch.Tensor | None) -> torch.Tensor | None:
@@ -206,6 +290,7 @@ class VAE(nn.Module):
 
         With a label-conditional prior, ``y`` asks for a class: an ``int`` (all ``num`` draws
         of that class) or ``(num,)`` labels; without it, z comes from the prior's marginal."""
+        check_value(num, PositiveInt, "num")
         if y is not None:
             if not self.prior.uses_labels:
                 raise ConfigError(

@@ -1,6 +1,7 @@
 """Training: the loop (:mod:`~pyrovae.training.trainer`), runs that train, resume and load
-(:mod:`~pyrovae.training.run`), and the files of a run directory
-(:mod:`~pyrovae.training.run_dir`)."""
+(:mod:`~pyrovae.training.run`), the files of a run directory
+(:mod:`~pyrovae.training.run_dir`) and its guard, one writer at a time and never over other
+files (:mod:`~pyrovae.training.run_guard`)."""
 
 from .run import load_run, resume, select_device, train
 from .trainer import EVAL_SEED, Trainer

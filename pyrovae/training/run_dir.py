@@ -8,44 +8,54 @@ optimizer, epoch counter and RNG states, rewritten atomically at each epoch end)
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import math
+import pickle
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import atomic_write_bytes
 from ..config import dumps_toml, load_config
 from ..errors import CheckpointError, ConfigError
+from ..resources import available_memory
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "CHECKPOINT_FORMAT",
+    "CONFIG_FILE",
+    "METRICS_FILE",
+    "PICTURE_FILE",
+    "atomic_write_bytes",
+    "load_checkpoint",
+    "read_config",
+    "read_metrics",
+    "save_checkpoint",
+    "write_config",
+    "write_metrics",
+]
 
 CONFIG_FILE = "config.toml"
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
+#: picture of samples and reconstructions written when training ends
+PICTURE_FILE = "samples_reconstructions.png"
 #: bumped when the checkpoint layout changes
 CHECKPOINT_FORMAT = 1
-
-
-def atomic_write_bytes(path: Path, write: Any) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``.
-
-    A crash or error part-way leaves the previous ``path`` untouched."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     """Atomically write ``state`` to ``run_dir/checkpoint.pt``."""
     state = {"format": CHECKPOINT_FORMAT, **state}
     atomic_write_bytes(Path(run_dir) / CHECKPOINT_FILE, lambda f: torch.save(state, f))
+
+
+_DAMAGED = (
+    "checkpoint '{path}' is damaged or truncated and cannot be read; restore it from a copy or "
+    "start a new run"
+)
 
 
 def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -56,19 +66,87 @@ def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> 
             f"no checkpoint at '{path}': is '{run_dir}' a pyrovae run directory "
             "(made by `pyrovae train --out`)?"
         )
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated zip, bad pickle, I/O error
+    size = path.stat().st_size
+    if size > available_memory():
         raise CheckpointError(
-            f"checkpoint '{path}' is damaged or truncated and cannot be read "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-            "restore it from a copy or start a new run"
+            f"checkpoint '{path}' is {size / 1e9:.3g} GB, more than the memory available; it "
+            "cannot be a pyrovae checkpoint that this machine can load"
+        )
+    try:
+        with warnings.catch_warnings():  # torch's remarks on a foreign file's pickle protocol
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError as exc:
+        raise CheckpointError(
+            f"checkpoint '{path}' cannot be read: {exc.strerror or exc}"
         ) from None
+    except pickle.UnpicklingError:
+        # garbage and code look alike to the weights-only unpickler; torch's message suggests
+        # weights_only=False, i.e. running the file's code: never
+        raise CheckpointError(
+            f"checkpoint '{path}' is damaged or not a pyrovae checkpoint: it holds bytes or "
+            "objects other than tensors and plain data, which pyrovae does not load (it never "
+            "runs code from a checkpoint); restore it from a copy or start a new run"
+        ) from None
+    except Exception:  # torch's unpickler on foreign bytes raises anything
+        raise CheckpointError(_DAMAGED.format(path=path)) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"checkpoint '{path}' is not a pyrovae checkpoint of format {CHECKPOINT_FORMAT}"
         )
+    check_state(state, path)
     return state
+
+
+def _is_tensor_map(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()
+    )
+
+
+def _is_optimizer_state(value: Any) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and isinstance(value.get("state"), Mapping)
+        and isinstance(value.get("param_groups"), list)
+        and all(isinstance(g, Mapping) for g in value["param_groups"])
+    )
+
+
+def _is_rng_state(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.dim() == 1
+
+
+#: what each entry of a checkpoint must be: (check, description); ``epoch`` and ``model`` are
+#: required, the others are checked when present
+_STATE_ENTRIES: dict[str, tuple[Any, str]] = {
+    "epoch": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "a whole number of epochs (>= 0)",
+    ),
+    "model": (_is_tensor_map, "a state dict (parameter names to tensors)"),
+    "optimizer": (_is_optimizer_state, "an optimizer state dict"),
+    "config": (lambda v: isinstance(v, Mapping), "a config table"),
+    "torch_rng": (_is_rng_state, "a random-number state (a uint8 tensor)"),
+    "data_rng": (_is_rng_state, "a random-number state (a uint8 tensor)"),
+    "cuda_rng": (_is_rng_state, "a random-number state (a uint8 tensor)"),
+}
+
+
+def check_state(state: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`CheckpointError` when an entry of a loaded checkpoint has the wrong
+    structure (a well-formed file that pyrovae did not write, or edited by hand)."""
+    for key, (ok, expected) in _STATE_ENTRIES.items():
+        if key not in state:
+            if key in ("epoch", "model"):
+                raise CheckpointError(f"checkpoint '{path}' has no {key!r} entry ({expected})")
+            continue
+        if not ok(state[key]):
+            got = type(state[key]).__name__
+            raise CheckpointError(
+                f"checkpoint '{path}' is damaged: its {key!r} entry is a {got}, expected "
+                f"{expected}; restore it from a copy or start a new run"
+            )
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
@@ -91,14 +169,37 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise CheckpointError(f"metrics file '{path}' cannot be read: {reason}") from None
     rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
                 raise CheckpointError(f"'{path}' line {n} is not valid JSON") from None
+            _check_metrics_row(row, path, n)
+            rows.append(row)
     return rows
+
+
+def _check_metrics_row(row: Any, path: Path, n: int) -> None:
+    """A metrics row is an object with a whole ``epoch`` (>= 1) and numbers for the rest."""
+    epoch = row.get("epoch") if isinstance(row, dict) else None
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        raise CheckpointError(
+            f"'{path}' line {n} is not a metrics row: expected a JSON object with a whole "
+            "'epoch' (1 or more) and its ELBOs"
+        )
+    for key, value in row.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            raise CheckpointError(
+                f"'{path}' line {n}: {key!r} is {value!r}, expected a finite number"
+            )
 
 
 def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:

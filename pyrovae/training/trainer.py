@@ -15,24 +15,31 @@ steps replay the loss-and-gradient graph recorded from the Pyro programs
 data batches are sliced from tensors already on the device, and the loss is summed on the
 device and read back once per epoch (or when a progress bar shows it), so that on a GPU no
 step waits for the host.
+
+Divergence is detected once per epoch, from numbers read back then anyway: a non-finite loss
+or parameter, or an epoch loss :data:`DIVERGENCE_FACTOR` times larger than the epoch's first
+batch loss (plus one nat per data element), stops training with a
+:class:`~pyrovae.errors.DivergenceError` before that epoch's checkpoint is written, so the run
+directory keeps the last good one.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import shlex
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pyro
 import torch
 from tqdm.auto import tqdm
 
 from ..data import ImageData
-from ..errors import CheckpointError
+from ..errors import CheckpointError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
 from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
@@ -44,8 +51,13 @@ __all__ = ["EVAL_SEED", "PICTURE_FILE", "Trainer"]
 
 #: seed of the draws used for the per-epoch test ELBO (same for every epoch and run)
 EVAL_SEED = 1234
+#: an epoch's mean loss per example more than this many times its first batch's (plus one
+#: nat per data element) means training diverged; a learning model shrinks its loss, and
+#: a too large learning rate multiplies it by 10^7 and more within an epoch
+DIVERGENCE_FACTOR = 1e4
+
 #: picture written to the run directory when training ends
-PICTURE_FILE = "samples_reconstructions.png"
+PICTURE_FILE = files.PICTURE_FILE
 
 
 @dataclass
@@ -86,6 +98,18 @@ class Trainer:
         self.data_generator.manual_seed(train["seed"])
         self.epoch = 0
         self.metrics: list[dict[str, Any]] = []
+        # the data, once: shapes, dtype, device and support (dynamically binarized training
+        # images are probabilities, binarized per batch)
+        data = self.data
+        self.vae.check_data(
+            data.train_images,
+            self.vae.model_labels(data.train_labels),
+            name="the training images",
+            grey_levels=data.binarize == "dynamic",
+        )
+        self.vae.check_data(
+            data.test_images, self.vae.model_labels(data.test_labels), name="the test images"
+        )
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -105,16 +129,29 @@ class Trainer:
         try:
             self.vae.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
+            self._check_optimizer_state()
             self.epoch = int(state["epoch"])
             torch.set_rng_state(state["torch_rng"].cpu())
             self.data_generator.set_state(state["data_rng"].cpu())
             if self.device.type == "cuda" and "cuda_rng" in state:
                 torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
-        except (KeyError, RuntimeError, ValueError) as exc:
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
             raise CheckpointError(
                 f"checkpoint does not match this model/config ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0]})"
             ) from None
+
+    def _check_optimizer_state(self) -> None:
+        """Adam's moments must have their parameter's shape (a mismatch would fail only at the
+        next step)."""
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                for name, value in self.optimizer.state.get(p, {}).items():
+                    if isinstance(value, torch.Tensor) and value.dim() and value.shape != p.shape:
+                        raise ValueError(
+                            f"optimizer state {name!r} has shape {tuple(value.shape)}, its "
+                            f"parameter {tuple(p.shape)}"
+                        )
 
     # ------------------------------------------------------------------ loop
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
@@ -156,11 +193,14 @@ class Trainer:
         batches = iter(bar)
         # validate distributions, shapes and the loss on the first step only: it costs time
         # and reads values back from the device
+        first = torch.zeros((), device=self.device)
+        first_size = 1
         for x, y in itertools.islice(batches, 1):
             self._update_kl_scale(0, num_batches)
             with pyro.validation_enabled(True):
-                total += self.train_step(x, y)
-            seen += x.shape[0]
+                first = self.train_step(x, y)
+                total += first
+            seen = first_size = x.shape[0]
         with pyro.validation_enabled(False):
             for step, (x, y) in enumerate(batches, start=1):
                 self._update_kl_scale(step, num_batches)
@@ -170,12 +210,36 @@ class Trainer:
                 if self.progress and step % 50 == 0:
                     # a host sync, only when a progress bar shows it
                     bar.set_postfix(loss=f"{batch_loss.item() / x.shape[0]:.2f}")
-        loss_sum = total.item()
-        if not math.isfinite(loss_sum):
-            raise FloatingPointError(
-                f"training loss became {loss_sum} in epoch {self.epoch + 1}; lower train.lr"
+        # one read of the epoch's numbers: the loss sum, the first batch's loss, and whether
+        # every parameter is finite
+        finite = torch.stack([p.detach().isfinite().all() for p in self.vae.parameters()]).all()
+        loss_sum, first_loss, params_finite = torch.stack(
+            [total, first.to(total.dtype), finite.to(total.dtype)]
+        ).tolist()
+        mean_loss = loss_sum / seen
+        if not params_finite:
+            self._diverged("a parameter of the model became NaN or infinite")
+        reference = abs(first_loss / first_size) + self.vae.data_dim
+        if not math.isfinite(mean_loss) or mean_loss > DIVERGENCE_FACTOR * reference:
+            self._diverged(
+                f"the training ELBO is {-mean_loss:.4g} nats/example (the epoch's first batch: "
+                f"{-first_loss / first_size:.4g})"
             )
-        return -loss_sum / seen
+        return -mean_loss
+
+    def _diverged(self, what: str) -> NoReturn:
+        """Raise the :class:`~pyrovae.errors.DivergenceError` of the current epoch."""
+        if self.run_dir is None:
+            kept = ""
+        elif self.epoch:
+            kept = f"; '{self.run_dir}' keeps the checkpoint of epoch {self.epoch}"
+        else:
+            kept = f"; '{self.run_dir}' has no checkpoint (no epoch finished)"
+        lr = self.config["train"]["lr"]
+        raise DivergenceError(
+            f"training diverged in epoch {self.epoch + 1}: {what}{kept}; lower train.lr "
+            f"(now {lr:g}) and start a new run"
+        )
 
     def test_elbo(self) -> float:
         """Mean test-set ELBO (nats per example), with fixed draws."""
@@ -196,13 +260,17 @@ class Trainer:
             start = time.perf_counter()
             train_elbo = self.train_epoch()
             test_elbo = self.test_elbo()
+            if not math.isfinite(test_elbo) or -test_elbo > DIVERGENCE_FACTOR * (
+                abs(train_elbo) + self.vae.data_dim
+            ):
+                self._diverged(
+                    f"the test ELBO is {test_elbo:.4g} nats/example (training: {train_elbo:.4g})"
+                )
             self.epoch += 1
             row = {"epoch": self.epoch, "train_elbo": train_elbo, "test_elbo": test_elbo}
             self.metrics.append(row)
             if self.run_dir is not None:
-                # metrics first: resume drops rows newer than the checkpoint
-                files.write_metrics(self.run_dir, self.metrics)
-                files.save_checkpoint(self.run_dir, self.state_dict())
+                self._write_epoch(self.run_dir)
             if self.progress:
                 tqdm.write(
                     f"epoch {self.epoch}/{epochs}: train ELBO {train_elbo:.2f}, "
@@ -213,6 +281,19 @@ class Trainer:
         if self.run_dir is not None:
             self.write_picture(self.run_dir / PICTURE_FILE)
         return self.metrics
+
+    def _write_epoch(self, run_dir: Path) -> None:
+        """Write the metrics, then the checkpoint (resume drops metrics rows newer than the
+        checkpoint); a failed write keeps the previous checkpoint and says how to go on."""
+        try:
+            files.write_metrics(run_dir, self.metrics)
+            files.save_checkpoint(run_dir, self.state_dict())
+        except WriteError as exc:
+            kept = f"epoch {self.epoch - 1}" if self.epoch > 1 else "none yet"
+            raise WriteError(
+                f"{exc} (the run's checkpoint is kept: {kept}; then `pyrovae train --resume "
+                f"{shlex.quote(str(run_dir))}`)"
+            ) from None
 
     def write_picture(self, path: Path) -> Path:
         """Samples from the model and reconstructions of the first test images, as a PNG."""

@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from PIL import Image  # matplotlib's own image library
 
+from ..atomic import atomic_write_bytes, write_error
 from ..errors import ConfigError
 
 #: resolution of every PNG (pixels per inch)
@@ -53,7 +54,9 @@ def _figure(*args: Any, figsize: tuple[float, float], **kwargs: Any) -> tuple[Fi
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` to ``path`` as a PNG (creating its folder) and return the path.
+    """Write ``fig`` to ``path`` as a PNG (creating its folder) and return the path. The
+    write is atomic (:func:`pyrovae.atomic.atomic_write_bytes`): a failure leaves no partial
+    picture, and raises :class:`~pyrovae.errors.WriteError`.
 
     Figures drawn only in greys are stored as 8-bit grey images, others as RGB (no alpha):
     losslessly, at a half to a quarter of matplotlib's RGBA size.
@@ -63,7 +66,10 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
         save_figure(plot_samples(images, (1, 28, 28)), "samples.png")
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path.parent, exc) from None
     buffer = io.BytesIO()
     # "tight" grows the saved area to every text, so no label is ever cut at the border
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.08)
@@ -72,7 +78,8 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     rgb = rgba[..., :3]
     grey = opaque and bool((rgb == rgb[..., :1]).all())
     mode = "L" if grey else "RGB" if opaque else "RGBA"
-    Image.fromarray(rgba).convert(mode).save(path, format="PNG", optimize=True)
+    image = Image.fromarray(rgba).convert(mode)
+    atomic_write_bytes(path, lambda f: image.save(f, format="PNG", optimize=True))
     return path
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import pyrovae
-from pyrovae import VAE, ConfigError
+from pyrovae import VAE, ConfigError, DataError
 from pyrovae.evaluation.importance import RunningLogMeanExp
 
 from conftest import ROOT
@@ -179,8 +179,8 @@ def test_bad_arguments_raise_config_error_and_mode_is_restored():
         pyrovae.log_likelihood(vae, x, num_samples=5, num_repeats=-2)
     with pytest.raises(ConfigError, match=r"num_samples = 2\.5 has the wrong type"):
         pyrovae.log_likelihood(vae, x, num_samples=2.5)
-    with pytest.raises(ConfigError, match=r"shape \(N, data_dim\)"):
-        pyrovae.log_likelihood(vae, x[0], num_samples=5)
+    with pytest.raises(DataError, match=rf"^x must have shape \(N, {vae.data_dim}\)"):
+        pyrovae.log_likelihood(vae, x[0], num_samples=5)  # bad data is a DataError
     with pytest.raises(ConfigError, match=r"one of \['is', 'ais'\]; got 'bdmc'.*bdmc\.bdmc"):
         pyrovae.log_likelihood(vae, x, method="bdmc")  # type: ignore[call-overload]
     with pytest.raises(ConfigError, match=r"num_steps = 10 is the number of AIS annealing steps"):

@@ -1,0 +1,154 @@
+"""The run-directory guard: one pyrovae process writes a run at a time, and a folder that is
+not a run is never written into.
+
+A folder is a *pyrovae run directory* when it holds both ``config.toml`` and
+``metrics.jsonl``: :func:`~pyrovae.training.train` writes the two when a run starts, before
+its first epoch, and every later writer of the run (the epochs, ``--resume``) keeps them.
+
+* :func:`check_new_run_dir` says whether a folder can take a new run: it does not exist, is
+  empty, or is a run that never finished an epoch (it holds pyrovae's files and no
+  checkpoint; such a run is started afresh). A file, a run with a checkpoint, and a folder
+  holding anything else (say a hand-written ``config.toml``) are refused, and nothing in
+  them changes.
+* :func:`hold_run_dir` holds an exclusive lock on the run (``fcntl.flock`` on the folder
+  itself, taken without waiting; no lock file) for as long as the run is trained: a second
+  ``train`` into the same folder or a ``--resume`` of a run in training fails at once. The
+  operating system drops the lock when the process ends, however it ends, so a killed run
+  never stays locked. Holding the lock, the guard removes the temporary files that a kill
+  during an atomic write leaves behind (``.checkpoint.pt.XXXX.tmp``...).
+
+Reading a run (``evaluate``, ``sample``, ``plot``) takes no lock: every file of a run is
+replaced atomically, so a reader sees either the previous or the next epoch's file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..atomic import TEMP_SUFFIX, temp_prefix, write_error
+from ..errors import RunDirectoryError
+from .run_dir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PICTURE_FILE
+
+__all__ = ["check_new_run_dir", "hold_run_dir", "is_run_dir"]
+
+#: the files that mark a folder as a run directory
+MARKER_FILES = (CONFIG_FILE, METRICS_FILE)
+#: the files a training run writes (atomically, through temporary files)
+WRITTEN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, PICTURE_FILE)
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is a pyrovae run directory (it holds ``config.toml`` and
+    ``metrics.jsonl``)."""
+    return all((Path(path) / name).is_file() for name in MARKER_FILES)
+
+
+def _is_temporary(name: str) -> bool:
+    """Whether ``name`` is a temporary file of a write of one of :data:`WRITTEN_FILES`."""
+    return name.endswith(TEMP_SUFFIX) and any(
+        name.startswith(temp_prefix(w)) for w in WRITTEN_FILES
+    )
+
+
+def check_new_run_dir(path: Path) -> None:
+    """Raise :class:`RunDirectoryError` unless ``path`` can take a new run (see the module
+    docstring); changes nothing."""
+    path = Path(path)
+    if not path.exists():
+        if path.is_symlink():
+            raise RunDirectoryError(f"--out '{path}' is a broken symbolic link; choose a folder")
+        return
+    if not path.is_dir():
+        raise RunDirectoryError(
+            f"--out '{path}' is a file, not a folder; choose a new folder for the run"
+        )
+    if (path / CHECKPOINT_FILE).exists():
+        raise RunDirectoryError(
+            f"'{path}' already holds a run; continue it with `pyrovae train --resume "
+            f"{path}` or choose another --out"
+        )
+    try:
+        entries = sorted(e for e in os.listdir(path) if not _is_temporary(e))
+    except OSError as exc:
+        raise RunDirectoryError(f"--out '{path}' cannot be read: {exc.strerror}") from None
+    if entries and not is_run_dir(path):
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise RunDirectoryError(
+            f"--out '{path}' is a folder that is not a pyrovae run and is not empty (it holds "
+            f"{shown}); pyrovae never writes over other files: choose a new or empty folder"
+        )
+
+
+def _lock(path: Path) -> int:
+    """Open the folder ``path`` and lock it; the open descriptor holds the lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RunDirectoryError(f"'{path}' cannot be opened: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunDirectoryError(
+            f"'{path}' is in use by another pyrovae process (training or resuming it); wait "
+            "for it to finish or choose another folder"
+        ) from None
+    return fd
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    for name in os.listdir(path):
+        if _is_temporary(name):
+            (path / name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def hold_run_dir(path: Path, new: bool) -> Iterator[Path]:
+    """Hold the exclusive lock of the run directory ``path`` for the block.
+
+    With ``new=True``, ``path`` (and its parents) is created if needed and checked with
+    :func:`check_new_run_dir` under the lock; if that fails, a folder this call created is
+    removed.
+    Otherwise ``path`` must already be a run directory. Either way the stale temporary files
+    of earlier writes are removed before the block runs.
+
+    Raises:
+        RunDirectoryError: ``path`` cannot be used, or another process holds it.
+        WriteError: ``path`` cannot be created (a read-only folder, a full disk...).
+    """
+    path = Path(path)
+    created = False
+    if new:
+        check_new_run_dir(path)
+        try:
+            path.mkdir(parents=True)
+            created = True  # by this process: of two racing ones, only one creates it
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise write_error(path, exc) from None
+    elif not is_run_dir(path):
+        raise RunDirectoryError(
+            f"'{path}' is not a pyrovae run directory (it lacks {' or '.join(MARKER_FILES)}); "
+            "give a folder made by `pyrovae train --out`"
+        )
+    # if the lock is taken, the folder is another process's run now (even if this one made
+    # it): leave it as it is
+    fd = _lock(path)
+    try:
+        if new:
+            try:
+                check_new_run_dir(path)  # again, now that no other pyrovae process can write
+            except BaseException:
+                if created:
+                    shutil.rmtree(path, ignore_errors=True)
+                raise
+        _remove_stale_temporaries(path)
+        yield path
+    finally:
+        os.close(fd)
