@@ -45,9 +45,13 @@ EXAMPLES = {
         ["standard_normal", "mog", "vamp", "flow", "log p^(x)"],
     ),
     "marginal_likelihood.py": (
-        ["--latent-dim", "4", "--ks", "1", "10", "50", "--test-limit", "32"],
-        ["log_likelihood_vs_k.png", "ess_vs_k.png"],
-        ["gain over ELBO", "mean ESS"],
+        ["--latent-dim", "4", "--ks", "1", "10", "50", "--test-limit", "32", "--ts", "2", "5",
+         "--bdmc-examples", "8", "--compare-num-samples", "10", "--compare-num-steps", "2"],
+        ["log_likelihood_vs_k.png", "ess_vs_k.png", "log_likelihood_vs_compute.png"],
+        ["gain over ELBO", "mean ESS", "Pareto k", "Annealed importance sampling (AIS)",
+         "BDMC on 8 images simulated", "lower bound", "upper bound",
+         "Paired comparison, IS, K = 10", "Paired comparison, AIS, S = 16 chains of T = 2",
+         "(reference)", "vamp, 10 pseudo-inputs"],
     ),
 }
 

@@ -568,6 +568,126 @@ def plot_ess_vs_k(
     return fig
 
 
+#: where :func:`_annotate_points` writes a label: (offset in points, ha, va)
+_LABEL_PLACES = {
+    "below right": ((4, -7), "left", "top"),
+    "above left": ((-4, 7), "right", "bottom"),
+    "above right": ((6, 4), "left", "bottom"),
+}
+
+
+def _annotate_points(
+    ax: Axes, xs: np.ndarray, ys: np.ndarray, labels: Sequence[str] | None, where: str
+) -> None:
+    """Write ``labels[i]`` beside point ``(xs[i], ys[i])``, on the side ``where`` (a key of
+    ``_LABEL_PLACES``)."""
+    offset, ha, va = _LABEL_PLACES[where]
+    for x, y, text in zip(xs, ys, labels or []):
+        ax.annotate(
+            text,
+            (x, y),
+            xytext=offset,
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize="small",
+        )
+
+
+def plot_log_likelihood_vs_compute(
+    is_compute: ArrayLike,
+    is_estimates: ArrayLike,
+    ais_compute: ArrayLike,
+    ais_estimates: ArrayLike,
+    *,
+    is_labels: Sequence[str] | None = None,
+    ais_labels: Sequence[str] | None = None,
+    bdmc_gap: ArrayLike | None = None,
+    bdmc_gap_se: ArrayLike | None = None,
+    elbo: float | None = None,
+    compute_label: str = "evaluations of log p(x, z) per example (log scale)",
+    note: str = "",
+    title: str = "log-likelihood estimates against their cost",
+) -> Figure:
+    """Mean ``log p̂(x)`` (nats per example) of importance sampling (IS) and annealed
+    importance sampling (AIS) against their cost per example on a log axis (e.g. K forward
+    passes for IS, S T (L + 1) gradient evaluations for AIS), each point annotated with its
+    label (e.g. ``"K = 100"``, ``"T = 50"``); the ELBO, when given, as a reference line.
+
+    With ``bdmc_gap`` (one value per AIS point, nats per example, e.g. the mean BDMC gap at
+    the same number of steps) a band from each AIS estimate up to the estimate plus its gap
+    (where log p(x) may lie) and a second panel of the gap itself against the same cost, with
+    ±1 standard-error bars when ``bdmc_gap_se`` is given. ``note`` is written under the
+    estimates' legend (e.g. which examples all points score)."""
+    is_compute, is_estimates, ais_compute, ais_estimates = (
+        _tensor(v).numpy() for v in (is_compute, is_estimates, ais_compute, ais_estimates)
+    )
+    if len(is_compute) != len(is_estimates) or len(ais_compute) != len(ais_estimates):
+        raise ValueError("each estimate needs its cost: lengths differ")
+    gap = None if bdmc_gap is None else _tensor(bdmc_gap).numpy()
+    if gap is not None and len(gap) != len(ais_compute):
+        raise ValueError(f"{len(gap)} BDMC gaps given for {len(ais_compute)} AIS estimates")
+    if gap is None:
+        fig, ax = _figure(figsize=(7.5, 4.8))
+        gap_ax = None
+    else:
+        fig, (ax, gap_ax) = _figure(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
+    if elbo is not None:
+        ax.axhline(elbo, color="grey", linestyle="--", linewidth=1, label="ELBO (IS with K = 1)")
+    ax.plot(is_compute, is_estimates, "o-", markersize=4, label="IS: K forward passes")
+    ax.plot(
+        ais_compute,
+        ais_estimates,
+        "s-",
+        markersize=4,
+        color="tab:orange",
+        label="AIS: S T (L + 1) gradient evaluations",
+    )
+    if gap is not None:
+        ax.fill_between(
+            ais_compute,
+            ais_estimates,
+            ais_estimates + np.maximum(gap, 0.0),
+            color="tab:orange",
+            alpha=0.2,
+            linewidth=0,
+            label="AIS + BDMC gap at that T (on simulated data)",
+        )
+    _annotate_points(ax, is_compute, is_estimates, is_labels, "below right")
+    _annotate_points(ax, ais_compute, ais_estimates, ais_labels, "above left")
+    ax.set_xscale("log")
+    ax.set_xlabel(compute_label)
+    ax.set_ylabel(f"mean log p\u0302(x) ({NATS})")
+    ax.grid(alpha=0.3, which="both")
+    ax.margins(x=0.08, y=0.12)
+    legend = ax.legend(loc="lower right", title=note or None, fontsize="small")
+    legend.get_title().set_fontsize("small")
+    ax.set_title(title)
+    if gap_ax is not None and gap is not None:
+        gap_se = None if bdmc_gap_se is None else _tensor(bdmc_gap_se).numpy()
+        gap_ax.errorbar(
+            ais_compute,
+            gap,
+            yerr=gap_se,
+            fmt="s-",
+            markersize=4,
+            capsize=3,
+            color="tab:red",
+            label="upper \u2212 lower bound"
+            + (" \u00b1 1 standard error" if gap_se is not None else ""),
+        )
+        gap_ax.axhline(0.0, color="grey", linewidth=1)
+        _annotate_points(gap_ax, ais_compute, gap, ais_labels, "above right")
+        gap_ax.set_xscale("log")
+        gap_ax.set_xlabel(compute_label)
+        gap_ax.set_ylabel(f"BDMC gap ({NATS})")
+        gap_ax.grid(alpha=0.3, which="both")
+        gap_ax.margins(x=0.2, y=0.12)
+        gap_ax.legend(loc="upper right", fontsize="small")
+        gap_ax.set_title("BDMC: how far AIS can be below log p(x)")
+    return fig
+
+
 def plot_model_comparison(
     names: Sequence[str],
     elbo: ArrayLike,

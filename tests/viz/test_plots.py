@@ -94,6 +94,21 @@ CASES = {
                                       standard_errors=[0, 0.5, 3, 20, 80]),
         ["effective sample size (log scale)"],
     ),
+    "log_likelihood_vs_compute": (
+        lambda: plots.plot_log_likelihood_vs_compute(
+            KS, [-100, -95, -93, -92.5, -92.3], [480, 2400, 9600], [-93.1, -92.0, -91.7],
+            is_labels=[f"K = {k}" for k in KS], ais_labels=["T = 10", "T = 50", "T = 200"],
+            bdmc_gap=[2.1, 0.6, 0.2], bdmc_gap_se=[0.2, 0.05, 0.02], elbo=-100.1,
+            note="the same 100 test images"),
+        ["IS: K forward passes", "AIS: S T (L + 1) gradient evaluations", "K = 5000", "T = 200",
+         "BDMC gap (nats per example)", "AIS + BDMC gap at that T", "the same 100 test images",
+         "mean log p\u0302(x) (nats per example)", "ELBO (IS with K = 1)"],
+    ),
+    "log_likelihood_vs_compute_without_bdmc": (
+        lambda: plots.plot_log_likelihood_vs_compute([1, 10, 100], [-100, -95, -93], [480],
+                                                     [-92.0], ais_labels=["T = 10"]),
+        ["T = 10", "evaluations of log p(x, z) per example (log scale)"],
+    ),
     "model_comparison": (
         lambda: plots.plot_model_comparison(
             ["standard_normal", "mog", "vamp", "flow"], [-99.5, -98.7, -97.9, -98.2],
@@ -187,3 +202,8 @@ def test_bad_inputs_are_refused():
         plots.plot_manifold(images(10), plots.manifold_grid(2)[1], SHAPE)
     with pytest.raises(ValueError, match="3 class names given for 10 rows"):
         plots.plot_class_rows(images(20).reshape(10, 2, DIM), SHAPE, class_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match="2 BDMC gaps given for 3 AIS estimates"):
+        plots.plot_log_likelihood_vs_compute([1], [-100], [1, 2, 3], [-99, -98, -97],
+                                             bdmc_gap=[1, 0.5])
+    with pytest.raises(ValueError, match="lengths differ"):
+        plots.plot_log_likelihood_vs_compute([1, 10], [-100], [1], [-99])
