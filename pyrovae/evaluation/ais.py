@@ -68,8 +68,12 @@ __all__ = [
     "AnnealingTarget",
     "DEFAULT_NUM_CHAINS",
     "DEFAULT_NUM_STEPS",
-    "anneal",
     "ais_log_likelihood",
+    "anneal",
+    "annealing_run",
+    "blocks",
+    "check_settings",
+    "initial_step_sizes",
     "sigmoid_schedule",
 ]
 
@@ -268,6 +272,18 @@ class AnnealResult:
     #: ``(n,)`` the adapted step size after the last transition
     final_step_size: torch.Tensor
 
+    @property
+    def acceptance_rate(self) -> torch.Tensor:
+        """``(n,)`` mean acceptance probability over the chains and the ``T - 1``
+        transitions."""
+        return self.accept_sum / max(1, self.step_sizes.shape[0] - 2)
+
+    @property
+    def log_mean_weight(self) -> torch.Tensor:
+        """``(n,)`` ``log (1/S) sum_s exp(log w_s)``: the AIS estimate of log p(x) of a
+        forward pass, or minus the upper bound of a reverse one."""
+        return self.log_weights.logsumexp(dim=0) - math.log(self.log_weights.shape[0])
+
 
 def anneal(
     target: AnnealingTarget,
@@ -387,6 +403,62 @@ def quiet_programs(module: Any) -> Iterator[None]:
         yield
 
 
+def check_settings(
+    num_chains: int,
+    num_steps: int,
+    num_leapfrog_steps: int,
+    initial_step_size: float,
+    max_batch_elements: int,
+    init: str,
+) -> None:
+    """Raise :class:`ConfigError` naming the first AIS setting out of its range."""
+    for name, value in (
+        ("num_samples", num_chains),
+        ("num_steps", num_steps),
+        ("num_leapfrog_steps", num_leapfrog_steps),
+        ("max_batch_elements", max_batch_elements),
+    ):
+        check_value(value, PositiveInt, name)
+    check_value(initial_step_size, PositiveFloat, "initial_step_size")
+    if init not in ("guide", "prior"):
+        raise ConfigError(f"init must be 'guide' or 'prior'; got {init!r}")
+
+
+def blocks(num_examples: int, num_chains: int, max_batch_elements: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the blocks of examples annealed together: at most
+    ``max_batch_elements`` (chain, example) pairs each, and at least one example."""
+    size = max(1, max_batch_elements // num_chains)
+    return [(start, min(start + size, num_examples)) for start in range(0, num_examples, size)]
+
+
+@contextlib.contextmanager
+def annealing_run(module: Any, total_steps: int, desc: str, progress: bool) -> Iterator[Any]:
+    """The setting of a run of :func:`anneal` passes over ``module``: eval mode (restored
+    after), :func:`quiet_programs`, and a progress bar of ``total_steps`` (on stderr, shown
+    when ``progress``), which the block yields to count steps with."""
+    was_training = module.training
+    module.eval()
+    bar = tqdm(
+        total=total_steps,
+        desc=desc,
+        unit="step",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    try:
+        with quiet_programs(module):
+            yield bar
+    finally:
+        bar.close()
+        module.train(was_training)
+
+
+def initial_step_sizes(num_examples: int, value: float, like: torch.Tensor) -> torch.Tensor:
+    """``(n,)`` the step size every example starts from, in ``like``'s dtype and device."""
+    return torch.full((num_examples,), value, dtype=like.dtype).to(like.device)
+
+
 @torch.no_grad()
 def ais_log_likelihood(
     vae: Any,
@@ -424,61 +496,39 @@ def ais_log_likelihood(
     Returns:
         ``(N,)`` estimates and :class:`AISDiagnostics`.
     """
-    for name, value in (
-        ("num_samples", num_chains),
-        ("num_steps", num_steps),
-        ("num_leapfrog_steps", num_leapfrog_steps),
-        ("max_batch_elements", max_batch_elements),
-        ("num_repeats", num_repeats),
-    ):
-        check_value(value, PositiveInt, name)
-    check_value(initial_step_size, PositiveFloat, "initial_step_size")
-    if init not in ("guide", "prior"):
-        raise ConfigError(f"init must be 'guide' or 'prior'; got {init!r}")
+    check_settings(
+        num_chains, num_steps, num_leapfrog_steps, initial_step_size, max_batch_elements, init
+    )
+    check_value(num_repeats, PositiveInt, "num_repeats")
     num_examples = x.shape[0]
-    block = max(1, max_batch_elements // num_chains)
-    starts = range(0, num_examples, block)
+    layout = blocks(num_examples, num_chains, max_batch_elements)
     schedule = sigmoid_schedule(num_steps, dtype=x.dtype).to(x.device)
     estimates = torch.empty(num_repeats, num_examples, dtype=x.dtype, device=x.device)
     log_weights = torch.empty(num_chains, num_examples, dtype=x.dtype, device=x.device)
     acceptance = torch.empty(num_examples, dtype=x.dtype, device=x.device)
     final_step = torch.empty(num_examples, dtype=x.dtype, device=x.device)
-    was_training = vae.training
-    vae.eval()
-    bar = tqdm(
-        total=num_repeats * len(starts) * num_steps,
-        desc=f"log p(x), AIS S={num_chains} T={num_steps}",
-        unit="step",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    try:
-        with quiet_programs(vae):
-            for repeat in range(num_repeats):
-                for start in starts:
-                    stop = min(start + block, num_examples)
-                    xb = x[start:stop]
-                    yb = None if y is None else y[start:stop]
-                    with fixed_rng(derived_seed(seed, "ais", repeat, start), x.device):
-                        target = AnnealingTarget(vae.model, vae.guide, xb, yb, num_chains, init)
-                        eps = torch.full((stop - start,), initial_step_size, dtype=x.dtype)
-                        result = anneal(
-                            target,
-                            target.initial(),
-                            schedule,
-                            eps.to(x.device),
-                            num_leapfrog_steps=num_leapfrog_steps,
-                            on_step=bar.update,
-                        )
-                    estimates[repeat, start:stop] = _log_mean_exp(result.log_weights)
-                    if repeat == 0:
-                        log_weights[:, start:stop] = result.log_weights
-                        acceptance[start:stop] = result.accept_sum / max(1, num_steps - 1)
-                        final_step[start:stop] = result.final_step_size
-    finally:
-        bar.close()
-        vae.train(was_training)
+    total = num_repeats * len(layout) * num_steps
+    desc = f"log p(x), AIS S={num_chains} T={num_steps}"
+    with annealing_run(vae, total, desc, progress) as bar:
+        for repeat in range(num_repeats):
+            for start, stop in layout:
+                xb = x[start:stop]
+                yb = None if y is None else y[start:stop]
+                with fixed_rng(derived_seed(seed, "ais", repeat, start), x.device):
+                    target = AnnealingTarget(vae.model, vae.guide, xb, yb, num_chains, init)
+                    result = anneal(
+                        target,
+                        target.initial(),
+                        schedule,
+                        initial_step_sizes(stop - start, initial_step_size, x),
+                        num_leapfrog_steps=num_leapfrog_steps,
+                        on_step=bar.update,
+                    )
+                estimates[repeat, start:stop] = result.log_mean_weight
+                if repeat == 0:
+                    log_weights[:, start:stop] = result.log_weights
+                    acceptance[start:stop] = result.acceptance_rate
+                    final_step[start:stop] = result.final_step_size
     diagnostics = AISDiagnostics(
         num_chains=num_chains,
         num_steps=num_steps,
@@ -490,7 +540,3 @@ def ais_log_likelihood(
         repeats=estimates if num_repeats > 1 else None,
     )
     return estimates[0], diagnostics
-
-
-def _log_mean_exp(log_w: torch.Tensor) -> torch.Tensor:
-    return log_w.logsumexp(dim=0) - math.log(log_w.shape[0])

@@ -17,17 +17,14 @@ measured (a fraction of a nat), then evaluate real data with
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import pyro.poutine as poutine
 import torch
 from pyro.poutine.util import site_is_subsample
-from tqdm.auto import tqdm
 
 from ..models.vae import VAE
-from ..registry import PositiveFloat, PositiveInt, check_value
 from ..rng import derived_seed, fixed_rng
 from .ais import (
     DEFAULT_NUM_CHAINS,
@@ -36,8 +33,11 @@ from .ais import (
     INITIAL_STEP_SIZE,
     AnnealingTarget,
     Init,
-    _log_mean_exp,
     anneal,
+    annealing_run,
+    blocks,
+    check_settings,
+    initial_step_sizes,
     quiet_programs,
     sigmoid_schedule,
 )
@@ -156,76 +156,55 @@ def bdmc(
     """
     if isinstance(vae, VAE):
         vae.check_data(x, y, name="the template x")
-    for name, value in (
-        ("num_samples", num_chains),
-        ("num_steps", num_steps),
-        ("num_leapfrog_steps", num_leapfrog_steps),
-        ("max_batch_elements", max_batch_elements),
-    ):
-        check_value(value, PositiveInt, name)
-    check_value(initial_step_size, PositiveFloat, "initial_step_size")
+    check_settings(
+        num_chains, num_steps, num_leapfrog_steps, initial_step_size, max_batch_elements, init
+    )
     num_examples = x.shape[0]
-    block = max(1, max_batch_elements // num_chains)
-    starts = range(0, num_examples, block)
+    layout = blocks(num_examples, num_chains, max_batch_elements)
     schedule = sigmoid_schedule(num_steps, dtype=x.dtype).to(x.device)
     simulated = torch.empty_like(x)
     outputs = {
         key: torch.empty(num_examples, dtype=x.dtype, device=x.device)
         for key in ("lower", "upper", "forward_acceptance", "reverse_acceptance")
     }
-    transitions = max(1, num_steps - 1)
-    was_training = vae.training
-    vae.eval()
-    bar = tqdm(
-        total=2 * len(starts) * num_steps,
-        desc=f"BDMC S={num_chains} T={num_steps}",
-        unit="step",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    try:
-        with quiet_programs(vae):
-            for start in starts:
-                stop = min(start + block, num_examples)
-                yb = None if y is None else y[start:stop]
-                with fixed_rng(derived_seed(seed, "bdmc", start), x.device):
-                    xb, latents = simulate(vae, x[start:stop], yb)
-                    target = AnnealingTarget(vae.model, vae.guide, xb, yb, num_chains, init)
-                    eps = torch.full((stop - start,), initial_step_size, dtype=x.dtype)
-                    forward = anneal(
-                        target,
-                        target.initial(),
-                        schedule,
-                        eps.to(x.device),
-                        num_leapfrog_steps=num_leapfrog_steps,
-                        on_step=bar.update,
-                    )
-                    exact = target.pack(
-                        {
-                            name: value.expand(num_chains, *value.shape)
-                            for name, value in latents.items()
-                            if name in target.sites
-                        }
-                    )
-                    reverse = anneal(
-                        target,
-                        exact,
-                        schedule,
-                        eps.to(x.device),
-                        num_leapfrog_steps=num_leapfrog_steps,
-                        reverse=True,
-                        step_sizes=forward.step_sizes,
-                        on_step=bar.update,
-                    )
-                simulated[start:stop] = xb
-                outputs["lower"][start:stop] = _log_mean_exp(forward.log_weights)
-                outputs["upper"][start:stop] = -_log_mean_exp(reverse.log_weights)
-                outputs["forward_acceptance"][start:stop] = forward.accept_sum / transitions
-                outputs["reverse_acceptance"][start:stop] = reverse.accept_sum / transitions
-    finally:
-        bar.close()
-        vae.train(was_training)
+    desc = f"BDMC S={num_chains} T={num_steps}"
+    with annealing_run(vae, 2 * len(layout) * num_steps, desc, progress) as bar:
+        for start, stop in layout:
+            yb = None if y is None else y[start:stop]
+            with fixed_rng(derived_seed(seed, "bdmc", start), x.device):
+                xb, latents = simulate(vae, x[start:stop], yb)
+                target = AnnealingTarget(vae.model, vae.guide, xb, yb, num_chains, init)
+                eps = initial_step_sizes(stop - start, initial_step_size, x)
+                forward = anneal(
+                    target,
+                    target.initial(),
+                    schedule,
+                    eps,
+                    num_leapfrog_steps=num_leapfrog_steps,
+                    on_step=bar.update,
+                )
+                exact = target.pack(
+                    {
+                        name: value.expand(num_chains, *value.shape)
+                        for name, value in latents.items()
+                        if name in target.sites
+                    }
+                )
+                reverse = anneal(
+                    target,
+                    exact,
+                    schedule,
+                    eps,
+                    num_leapfrog_steps=num_leapfrog_steps,
+                    reverse=True,
+                    step_sizes=forward.step_sizes,
+                    on_step=bar.update,
+                )
+            simulated[start:stop] = xb
+            outputs["lower"][start:stop] = forward.log_mean_weight
+            outputs["upper"][start:stop] = -reverse.log_mean_weight
+            outputs["forward_acceptance"][start:stop] = forward.acceptance_rate
+            outputs["reverse_acceptance"][start:stop] = reverse.acceptance_rate
     return BDMCResult(
         x=simulated,
         num_chains=num_chains,
