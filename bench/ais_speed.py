@@ -66,11 +66,8 @@ import functools
 import inspect
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,6 +91,8 @@ from pyrovae.evaluation.ais import (
 )
 from pyrovae.rng import derived_seed, fixed_rng
 from pyrovae.training import select_device
+
+from measure import memory_in_child, peak_memory_mib, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 #: pyrovae's default block size, (chain, example) pairs
@@ -225,49 +224,6 @@ def _grad_potential(
     return grad, log_joint.detach(), log_q.detach()
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, float]:
-    """Wall-clock and process CPU seconds (all threads) of one call of ``fn``."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, time.process_time() - cpu_start
-
-
-def peak_memory_mib(fn: Callable[[], Any], device: torch.device) -> float:
-    """Peak memory of one call of ``fn`` above what was in use before it, in MiB."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
-    base = _status_kib("VmRSS")
-    fn()
-    return (_status_kib("VmHWM") - base) / 1024
-
-
-def memory_in_child(argv: list[str]) -> dict[str, float]:
-    """Run this script with ``--memory-only`` in a child process whose glibc returns every
-    tensor above 64 KiB to the system when freed, so its resident set follows the live
-    tensors; return the peak memory of each method."""
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    out = subprocess.run([sys.executable, __file__, *argv, "--memory-only"], env=env,
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-examples", type=int, default=200)
@@ -339,7 +295,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.no_memory:
         peaks = dict.fromkeys(methods, math.nan)
     elif device.type == "cpu":
-        peaks = memory_in_child(argv)
+        peaks = memory_in_child(__file__, argv)
     else:
         T = min(args.num_steps, MEMORY_STEPS)  # ours() and handwritten() read T when called
         peaks = {name: peak_memory_mib(fn, device) for name, fn in methods.items()}

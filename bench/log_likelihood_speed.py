@@ -25,12 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
-import sys
 import statistics
-import time
-from collections.abc import Callable
+import sys
 from pathlib import Path
 
 import torch
@@ -41,6 +37,8 @@ from pyrovae.config import load_config
 from pyrovae.data import load_data
 from pyrovae.evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
 from pyrovae.rng import fixed_rng
+
+from measure import memory_in_child, peak_memory_mib, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,49 +76,6 @@ def handwritten_log_likelihood(
                 log_sum = torch.logaddexp(log_sum, (log_px + log_pz - log_qz).logsumexp(0))
             out[start : start + xb.shape[0]] = log_sum - math.log(num_samples)
     return out
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[float, float]:
-    """Wall-clock and process CPU seconds (all threads) of one call of ``fn``."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, time.process_time() - cpu_start
-
-
-def peak_memory_mib(fn: Callable[[], torch.Tensor], device: torch.device) -> float:
-    """Peak memory of one call of ``fn`` above what was in use before it, in MiB."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
-    base = _status_kib("VmRSS")
-    fn()
-    return (_status_kib("VmHWM") - base) / 1024
-
-
-def memory_in_child(argv: list[str]) -> dict[str, float]:
-    """Run this script with ``--memory-only`` in a child process whose glibc returns every
-    tensor above 64 KiB to the system when freed, so its resident set follows the live
-    tensors; return the peak memory of each method."""
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    out = subprocess.run([sys.executable, __file__, *argv, "--memory-only"], env=env,
-                         check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -164,7 +119,7 @@ def main() -> None:
             wall[name].append(seconds)
             cpu[name].append(cpu_seconds)
     if device.type == "cpu":
-        peaks = memory_in_child(sys.argv[1:])
+        peaks = memory_in_child(__file__, sys.argv[1:])
     else:
         peaks = {name: peak_memory_mib(fn, device) for name, fn in methods.items()}
     med = {name: statistics.median(t) for name, t in wall.items()}

@@ -23,6 +23,9 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
+# the benchmark scripts, loaded by some tests, import their shared bench/measure.py by name
+if str(ROOT / "bench") not in sys.path:
+    sys.path.append(str(ROOT / "bench"))
 # Tests never touch the network: data comes from $PYROVAE_DATA or ../shared/data.
 os.environ.setdefault("PYROVAE_DATA", str(ROOT.parent / "shared" / "data"))
 os.environ["PYROVAE_OFFLINE"] = "1"
