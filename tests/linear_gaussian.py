@@ -31,14 +31,11 @@ def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
     return y + torch.log(-torch.expm1(-y))
 
 
-def linear_gaussian_vae(
-    mean_shift: float = 0.0, scale_factor: float = 1.0, dtype: torch.dtype = torch.float64
-) -> VAE:
-    """The probabilistic-PCA VAE with guide mean ``posterior mean + mean_shift * posterior
-    std`` and guide std ``scale_factor * posterior std`` (0 and 1: the exact posterior)."""
-    gen = torch.Generator().manual_seed(0)
-    D, d = DATA_DIM, LATENT_DIM
-    likelihood = LIKELIHOODS.build({"type": "gaussian", "scale": NOISE_SCALE},
+def _linear_vae(data_dim: int, latent_dim: int, noise_scale: float, dtype: torch.dtype) -> VAE:
+    """A VAE of linear encoder and decoder (``mlp`` with ``hidden = []``), Gaussian likelihood
+    of fixed scale, diagonal-Normal guide and standard-Normal prior, from the registries."""
+    D, d = data_dim, latent_dim
+    likelihood = LIKELIHOODS.build({"type": "gaussian", "scale": noise_scale},
                                    "model.likelihood", data_dim=D)
     guide = GUIDES.build({"type": "diag_normal"}, "model.guide", latent_dim=d)
     encoder = ENCODERS.build({"type": "mlp", "hidden": []}, "model.encoder",
@@ -46,22 +43,42 @@ def linear_gaussian_vae(
     decoder = DECODERS.build({"type": "mlp", "hidden": []}, "model.decoder",
                              in_features=d, out_features=D)
     prior = PRIORS.build({"type": "standard_normal"}, "model.prior", latent_dim=d)
-    vae = VAE(prior, likelihood, encoder, decoder, guide, data_dim=D).to(dtype)
+    return VAE(prior, likelihood, encoder, decoder, guide, data_dim=D).to(dtype)
 
+
+def _set_parameters(vae: VAE, W: torch.Tensor, b: torch.Tensor, A: torch.Tensor,
+                    guide_shift: torch.Tensor | float, guide_std: torch.Tensor) -> None:
+    """Decoder ``x = W z + b``; guide ``q(z|x) = N(A (x - b) + guide_shift, guide_std^2)``."""
+    d = vae.latent_dim
+    with torch.no_grad():
+        vae.decoder.net[0].weight.copy_(W)
+        vae.decoder.net[0].bias.copy_(b)
+        enc = vae.encoder.net[0]
+        enc.weight.zero_()
+        enc.weight[:d] = A
+        enc.bias[:d] = -A @ b + guide_shift
+        enc.bias[d:] = _inverse_softplus(guide_std - vae.guide_family.min_scale)
+
+
+def _noise_variance(vae: VAE) -> float:
+    return vae.likelihood.log_scale.exp().item() ** 2
+
+
+def linear_gaussian_vae(
+    mean_shift: float = 0.0, scale_factor: float = 1.0, dtype: torch.dtype = torch.float64
+) -> VAE:
+    """The probabilistic-PCA VAE with guide mean ``posterior mean + mean_shift * posterior
+    std`` and guide std ``scale_factor * posterior std`` (0 and 1: the exact posterior)."""
+    gen = torch.Generator().manual_seed(0)
+    D, d = DATA_DIM, LATENT_DIM
+    vae = _linear_vae(D, d, NOISE_SCALE, dtype)
     q, _ = torch.linalg.qr(torch.randn(D, d, generator=gen, dtype=dtype))
     s = torch.tensor(SINGULAR_VALUES, dtype=dtype)
     W, b = q * s, torch.randn(D, generator=gen, dtype=dtype)
-    var = likelihood.log_scale.exp().item() ** 2
+    var = _noise_variance(vae)
     post_std = torch.sqrt(var / (s**2 + var))
     A = W.T / (s**2 + var)[:, None]  # M^{-1} W^T, (d, D)
-    with torch.no_grad():
-        decoder.net[0].weight.copy_(W)
-        decoder.net[0].bias.copy_(b)
-        enc = encoder.net[0]
-        enc.weight.zero_()
-        enc.weight[:d] = A
-        enc.bias[:d] = -A @ b + mean_shift * post_std
-        enc.bias[d:] = _inverse_softplus(scale_factor * post_std - guide.min_scale)
+    _set_parameters(vae, W, b, A, mean_shift * post_std, scale_factor * post_std)
     return vae
 
 
@@ -81,31 +98,15 @@ def hard_linear_gaussian_vae(
     than its marginal ones: the importance weights are heavy-tailed."""
     gen = torch.Generator().manual_seed(0)
     D, d = data_dim, latent_dim
-    likelihood = LIKELIHOODS.build({"type": "gaussian", "scale": noise_scale},
-                                   "model.likelihood", data_dim=D)
-    guide = GUIDES.build({"type": "diag_normal"}, "model.guide", latent_dim=d)
-    encoder = ENCODERS.build({"type": "mlp", "hidden": []}, "model.encoder",
-                             in_features=D, out_features=guide.num_params)
-    decoder = DECODERS.build({"type": "mlp", "hidden": []}, "model.decoder",
-                             in_features=d, out_features=D)
-    prior = PRIORS.build({"type": "standard_normal"}, "model.prior", latent_dim=d)
-    vae = VAE(prior, likelihood, encoder, decoder, guide, data_dim=D).to(dtype)
-
+    vae = _linear_vae(D, d, noise_scale, dtype)
     W = torch.randn(D, d, generator=gen, dtype=dtype)
     W = (W + torch.randn(D, 1, generator=gen, dtype=dtype)) / math.sqrt(D / 4)
     b = torch.randn(D, generator=gen, dtype=dtype)
-    var = likelihood.log_scale.exp().item() ** 2
+    var = _noise_variance(vae)
     M = W.T @ W + var * torch.eye(d, dtype=dtype)
     A = torch.linalg.solve(M, W.T)  # posterior mean = A (x - b), (d, D)
     conditional_std = torch.sqrt(var / torch.diagonal(M))
-    with torch.no_grad():
-        decoder.net[0].weight.copy_(W)
-        decoder.net[0].bias.copy_(b)
-        enc = encoder.net[0]
-        enc.weight.zero_()
-        enc.weight[:d] = A
-        enc.bias[:d] = -A @ b
-        enc.bias[d:] = _inverse_softplus(scale_factor * conditional_std - guide.min_scale)
+    _set_parameters(vae, W, b, A, 0.0, scale_factor * conditional_std)
     return vae
 
 
