@@ -95,7 +95,8 @@ def _add_estimator(p: argparse.ArgumentParser, bdmc: bool = True) -> None:
     )
 
 
-def _add_max_batch_elements(p: argparse.ArgumentParser) -> None:
+def _add_scoring_options(p: argparse.ArgumentParser) -> None:
+    """The options of the commands that score a run's test set (evaluate, compare)."""
     p.add_argument(
         "--max-batch-elements",
         type=int,
@@ -103,6 +104,10 @@ def _add_max_batch_elements(p: argparse.ArgumentParser) -> None:
         help="most (sample or chain, example) pairs per vectorized pass; bounds memory "
         "(default 16384)",
     )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device(p, "auto")
+    _add_data_root(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,11 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seed of the random draws (default: the one used during training)",
     )
-    _add_max_batch_elements(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_device(p, "auto")
-    _add_data_root(p)
+    _add_scoring_options(p)
 
     p = sub.add_parser(
         "compare",
@@ -203,11 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=int, metavar="S", help="seed of the random draws, the same for every run"
     )
-    _add_max_batch_elements(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_device(p, "auto")
-    _add_data_root(p)
+    _add_scoring_options(p)
 
     p = sub.add_parser(
         "sample",
