@@ -62,6 +62,16 @@ def tiny() -> dict[str, Any]:
     return tiny_config()
 
 
+@pytest.fixture
+def tiny_toml(tmp_path: Path) -> Path:
+    """The tiny config written as a TOML file in the test's folder."""
+    from pyrovae.config import dumps_toml
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(dumps_toml(tiny_config()))
+    return path
+
+
 @pytest.fixture(autouse=True)
 def clean_pyro_state():
     """Every test starts with an empty param store, a fixed seed and validation on."""

@@ -39,13 +39,6 @@ def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.fixture
-def tiny_toml(tmp_path):
-    path = tmp_path / "tiny.toml"
-    path.write_text(dumps_toml(tiny_config()))
-    return path
-
-
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -59,13 +59,6 @@ def assert_fails_cleanly(capsys, argv: list[str], *fragments: str, root: Path) -
     return err
 
 
-@pytest.fixture
-def tiny_toml(tmp_path):
-    path = tmp_path / "tiny.toml"
-    path.write_text(dumps_toml(tiny_config()))
-    return path
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A finished 2-epoch tiny run (copied by tests that damage it)."""
