@@ -19,6 +19,9 @@ computed:
 :class:`IndependentBernoulli` is ``Bernoulli(logits=l).to_event(1)`` with one pass fewer over
 the elements in ``log_prob``; :class:`Mixture` is torch's ``MixtureSameFamily`` for
 components that do not broadcast implicitly (the mixture priors).
+
+:class:`DiscretizedLogisticMixture` is the mixture of discretized logistics of PixelCNN++
+(Salimans et al., 2017), a probability mass on the 256 levels of 8-bit pixels.
 """
 
 from __future__ import annotations
@@ -27,10 +30,17 @@ import math
 
 import pyro.distributions as dist
 import torch
+from pyro.distributions import constraints
 from torch.distributions.utils import _standard_normal
 from torch.nn import functional as F
 
-__all__ = ["IndependentBernoulli", "Mixture", "ReparameterizedNormal", "StandardNormal"]
+__all__ = [
+    "DiscretizedLogisticMixture",
+    "IndependentBernoulli",
+    "Mixture",
+    "ReparameterizedNormal",
+    "StandardNormal",
+]
 
 #: log(2 pi) / 2, the log-normaliser of a standard normal density (nats), computed as
 #: torch's Normal.log_prob computes it
@@ -112,3 +122,118 @@ class Mixture(dist.MixtureSameFamily):
         log_prob_x = components.log_prob(x.expand(shape + self.event_shape))
         log_weights = torch.log_softmax(self.mixture_distribution.logits, dim=-1)
         return torch.logsumexp(log_prob_x + log_weights, dim=-1)
+
+
+#: levels of an 8-bit pixel, and the width of one level on PixelCNN++'s [-1, 1] scale
+LEVELS = 256
+_BIN = 2.0 / (LEVELS - 1)
+
+
+class DiscretizedLogisticMixture(dist.TorchDistribution):
+    """A mixture of ``K`` discretized logistics per element (PixelCNN++, Salimans et al. 2017,
+    eq. 2): a probability mass on the 256 levels ``x = l / 255`` (``l = 0..255``) of each
+    element, the elements independent given the parameters.
+
+    On PixelCNN++'s scale ``x' = 2x - 1 in [-1, 1]`` the levels are ``2/255`` apart; a
+    continuous ``nu ~ sum_k pi_k Logistic(mu_k, s_k)`` is rounded to the nearest level, so
+
+    * ``P(x) = sum_k pi_k [F_k(x' + 1/255) - F_k(x' - 1/255)]`` inside,
+    * ``P(0) = sum_k pi_k F_k(-1 + 1/255)`` and ``P(1) = sum_k pi_k [1 - F_k(1 - 1/255)]`` at
+      the edges (the tails beyond them are given to levels 0 and 255),
+
+    with ``F_k(u) = sigmoid((u - mu_k) / s_k)``. The 256 masses sum to 1 exactly (the CDF
+    differences telescope). The CDF difference is computed in log space without cancellation
+    from ``sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - exp(b - a))`` (``a > b``):
+    ``log P_k = logsigmoid(a) + logsigmoid(-b) + log(-expm1(-(2/255) / s_k))``, exact where
+    PixelCNN++ switches to a density-times-width approximation for tiny differences; the
+    mixture is combined with a log-sum-exp over ``k``.
+
+    Args:
+        logits: ``(*batch, K, D)`` unnormalised log mixture weights ``pi``.
+        locs: ``(*batch, K, D)`` logistic locations ``mu`` on the [-1, 1] scale.
+        log_scales: ``(*batch, K, D)`` log scales ``log s`` on the [-1, 1] scale, clamped
+            below at ``min_log_scale`` (PixelCNN++'s -7) so no level takes all the mass
+            with an infinitely sharp logistic.
+
+    Batch shape ``batch``, event shape ``(D,)``; ``log_prob`` sums over the ``D`` elements
+    (nats per example). ``mean`` is the exact mean of the mass (a sum over the 255 level
+    boundaries); ``sample`` draws a component, a logistic and rounds it to its level.
+    """
+
+    arg_constraints = {
+        "logits": constraints.real,
+        "locs": constraints.real,
+        "log_scales": constraints.real,
+    }
+    support = constraints.independent(constraints.unit_interval, 1)
+    has_rsample = False
+
+    def __init__(
+        self,
+        logits: torch.Tensor,
+        locs: torch.Tensor,
+        log_scales: torch.Tensor,
+        min_log_scale: float = -7.0,
+        validate_args: bool | None = None,
+    ) -> None:
+        self.logits, self.locs = logits, locs
+        self.log_scales = log_scales.clamp(min=min_log_scale)
+        self.min_log_scale = min_log_scale
+        shape = torch.broadcast_shapes(logits.shape, locs.shape, log_scales.shape)
+        super().__init__(shape[:-2], shape[-1:], validate_args=validate_args)
+
+    def expand(
+        self, batch_shape: torch.Size, _instance: DiscretizedLogisticMixture | None = None
+    ) -> DiscretizedLogisticMixture:
+        new = self._get_checked_instance(DiscretizedLogisticMixture, _instance)
+        batch_shape = torch.Size(batch_shape)
+        shape = batch_shape + self.logits.shape[-2:]
+        new.logits, new.locs = self.logits.expand(shape), self.locs.expand(shape)
+        new.log_scales = self.log_scales.expand(shape)
+        new.min_log_scale = self.min_log_scale
+        super(DiscretizedLogisticMixture, new).__init__(
+            batch_shape, self.event_shape, validate_args=False
+        )
+        new._validate_args = self._validate_args
+        return new
+
+    def component_log_probs(self, value: torch.Tensor) -> torch.Tensor:
+        """``log P_k(x)`` of each component, ``(*, K, D)``, for levels ``value`` ``(*, D)``."""
+        x = (2 * value - 1).unsqueeze(-2)  # (*, 1, D), on the [-1, 1] scale
+        centered = x - self.locs
+        inv_scale = torch.exp(-self.log_scales)
+        log_cdf_upper = F.logsigmoid(inv_scale * (centered + _BIN / 2))  # log F(x' + 1/255)
+        log_sf_lower = F.logsigmoid(-inv_scale * (centered - _BIN / 2))  # log 1 - F(x' - 1/255)
+        log_width = torch.log(-torch.expm1(-_BIN * inv_scale))  # log(1 - exp(b - a))
+        inside = log_cdf_upper + log_sf_lower + log_width
+        bottom, top = x < -1 + _BIN / 2, x > 1 - _BIN / 2  # levels 0 and 255
+        return torch.where(bottom, log_cdf_upper, torch.where(top, log_sf_lower, inside))
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        log_weights = torch.log_softmax(self.logits, dim=-2)
+        return torch.logsumexp(self.component_log_probs(value) + log_weights, dim=-2).sum(-1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """``E[x] = (1/255) sum_{l=0}^{254} P(x > l/255)`` (tail sum), ``(*batch, D)``."""
+        weights = torch.softmax(self.logits, dim=-2)
+        inv_scale = torch.exp(-self.log_scales)
+        tail = torch.zeros_like(self.locs)
+        for level in range(LEVELS - 1):
+            boundary = -1 + (level + 0.5) * _BIN  # between levels l and l + 1
+            tail = tail + torch.sigmoid(inv_scale * (self.locs - boundary))
+        return (weights * tail).sum(-2) / (LEVELS - 1)
+
+    @torch.no_grad()
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
+        shape = self._extended_shape(sample_shape)  # (*sample, *batch, D)
+        logits = self.logits.expand(shape[:-1] + self.logits.shape[-2:])
+        component = dist.Categorical(logits=logits.transpose(-1, -2)).sample().unsqueeze(-2)
+        loc = self.locs.expand_as(logits).gather(-2, component).squeeze(-2)
+        log_scale = self.log_scales.expand_as(logits).gather(-2, component).squeeze(-2)
+        u = torch.rand(shape, dtype=loc.dtype, device=loc.device).clamp(1e-6, 1 - 1e-6)
+        nu = loc + log_scale.exp() * (torch.log(u) - torch.log1p(-u))
+        level = torch.round((nu + 1) / _BIN).clamp(0, LEVELS - 1)
+        return level / (LEVELS - 1)

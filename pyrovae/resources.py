@@ -143,7 +143,7 @@ def _likelihood(spec: Mapping[str, Any], data_dim: int) -> tuple[Footprint, int]
     """The likelihood's own footprint and the numbers its decoder emits per element."""
     from .models.likelihoods import LIKELIHOODS
 
-    per_element = LIKELIHOODS.get(spec["type"]).params_per_element
+    per_element = LIKELIHOODS.get(spec["type"]).numbers_per_element(spec)
     scale = spec.get("scale")
     learned = {"learned": 1, "learned_per_pixel": data_dim}.get(scale, 0)  # type: ignore[arg-type]
     return Footprint(parameters=learned, buffers=0 if learned else int(scale is not None)), (

@@ -10,6 +10,8 @@ Each likelihood declares the data it accepts (:attr:`Likelihood.data_kind`):
 * ``"binary"``: {0, 1} (a probability mass; needs binarized data);
 * ``"unit_interval"``: grey levels in [0, 1] (a density on [0, 1]; binarized data is refused,
   because on {0, 1} such a density can grow without bound and the "log-likelihood" with it);
+* ``"eight_bit"``: the 256 levels ``k/255`` of 8-bit pixels scaled into [0, 1] (a
+  probability mass on those levels; binarized data is refused);
 * ``"real"``: any finite numbers.
 
 :meth:`Likelihood.check_data_config` refuses a data preparation it cannot model before any
@@ -19,18 +21,23 @@ kind of message (the model calls it while Pyro validation is on).
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 import pyro.distributions as dist
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..distributions import IndependentBernoulli
+from ..distributions import LEVELS, DiscretizedLogisticMixture, IndependentBernoulli
 from ..errors import ConfigError, DataError
-from ..registry import PositiveFloat, Range, Registry
+from ..registry import PositiveFloat, PositiveInt, Range, Registry
 
-DataKind = Literal["binary", "unit_interval", "real"]
+DataKind = Literal["binary", "unit_interval", "eight_bit", "real"]
+
+#: how far (in levels) a value of 8-bit data may sit from ``k/255``: float32 rounding of
+#: ``k/255`` is ~1e-5 levels, dequantization noise or other grey levels are far more
+_LEVEL_TOLERANCE = 1e-3
 
 _DATA_WORDS: dict[str, tuple[str, str]] = {
     # kind: (what it needs, how to fix the data)
@@ -40,6 +47,11 @@ _DATA_WORDS: dict[str, tuple[str, str]] = {
         "cross-entropy on grey levels with model.likelihood.allow_grey_levels = true",
     ),
     "unit_interval": ("grey levels in [0, 1]", "scale the data into [0, 1]"),
+    "eight_bit": (
+        "8-bit levels k/255 in [0, 1] (k = 0..255)",
+        "give 8-bit images scaled by 1/255 (uint8 / 255, neither dequantized nor rescaled), "
+        "or choose a density on [0, 1] (e.g. 'continuous_bernoulli')",
+    ),
     "real": ("finite real numbers", "remove or replace the NaN/infinite values"),
 }
 
@@ -52,6 +64,9 @@ def check_support(x: torch.Tensor, kind: DataKind, likelihood: str) -> None:
         bad = (x != 0) & (x != 1)
     elif kind == "unit_interval":
         bad = ~((x >= 0) & (x <= 1))
+    elif kind == "eight_bit":
+        levels = x * (LEVELS - 1)
+        bad = ~((x >= 0) & (x <= 1) & ((levels - levels.round()).abs() <= _LEVEL_TOLERANCE))
     else:
         bad = ~torch.isfinite(x)
     if bool(bad.any()):
@@ -67,10 +82,21 @@ class Likelihood(nn.Module):
     """Base class: maps decoder outputs ``(*batch, k, D)`` to a distribution over ``x``."""
 
     type_name: ClassVar[str]
-    #: numbers the decoder emits per data element
-    params_per_element: ClassVar[int] = 1
+    #: numbers the decoder emits per data element (a class constant, or set per instance by
+    #: likelihoods whose parameters decide it; see :meth:`numbers_per_element`)
+    params_per_element: int = 1
     #: the data this likelihood is a density/mass for
     data_kind: ClassVar[DataKind] = "real"
+    #: the number of values each element takes when this likelihood is a probability mass on
+    #: a finite set (2: binary pixels; 256: 8-bit levels), so that its log-likelihood converts
+    #: to bits per dimension; ``None`` for densities (see :func:`pyrovae.bits_per_dim`)
+    levels_per_element: int | None = None
+
+    @classmethod
+    def numbers_per_element(cls, spec: Mapping[str, Any]) -> int:
+        """:attr:`params_per_element` of the likelihood that the resolved config section
+        ``spec`` builds, without building it (for size estimates)."""
+        return cls.params_per_element
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
         """The distribution of ``x`` given decoder output ``params`` of shape ``(*batch, k, D)``."""
@@ -103,6 +129,13 @@ class Likelihood(nn.Module):
                 "choose a likelihood for grey levels (e.g. 'continuous_bernoulli'), or opt in "
                 "to Bernoulli cross-entropy on grey levels with "
                 "model.likelihood.allow_grey_levels = true"
+            )
+        if self.data_kind == "eight_bit" and binary:
+            raise ConfigError(
+                f"model.likelihood.type = {self.type_name!r} is a mass on the 256 levels of "
+                f"8-bit pixels, but data.binarize = {binarize!r} leaves only 0 and 1. Set "
+                "data.binarize = 'none', or use model.likelihood.type = 'bernoulli' for "
+                "binarized data"
             )
         if self.data_kind == "unit_interval" and binary:
             raise ConfigError(
@@ -141,6 +174,8 @@ class BernoulliLikelihood(Likelihood):
     def __init__(self, *, data_dim: int, allow_grey_levels: bool = False) -> None:
         super().__init__()
         self.allow_grey_levels = allow_grey_levels
+        # on grey levels the cross-entropy is not a normalised mass
+        self.levels_per_element = None if allow_grey_levels else 2
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
         base = dist.Bernoulli(
@@ -309,3 +344,52 @@ class BetaLikelihood(Likelihood):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, eps={self.eps:.4g}"
+
+
+@LIKELIHOODS.register("discretized_logistic")
+class DiscretizedLogisticLikelihood(Likelihood):
+    """A mixture of ``components`` discretized logistics per pixel and channel (PixelCNN++,
+    Salimans et al. 2017; :class:`~pyrovae.distributions.DiscretizedLogisticMixture`): a
+    probability mass on the 256 levels ``k/255`` of 8-bit images, so its log-likelihoods
+    (and bits per dimension) compare with the literature's on CIFAR-10, SVHN...
+
+    The decoder emits ``3 * components`` numbers per element, in blocks of ``components``:
+    the mixture logits, the locations and the log scales (on the [-1, 1] scale of
+    PixelCNN++, ``x' = 2x - 1``; log scales below ``min_log_scale`` are clamped). Each
+    element (one channel of one pixel) has its own mixture; given z the elements are
+    independent (PixelCNN++'s channel coefficients and autoregression are not used).
+    """
+
+    data_kind = "eight_bit"
+    levels_per_element = LEVELS
+
+    def __init__(
+        self,
+        *,
+        data_dim: int,
+        components: PositiveInt = 5,
+        min_log_scale: float = -7.0,
+    ) -> None:
+        super().__init__()
+        self.components = components
+        self.min_log_scale = min_log_scale
+        self.params_per_element = 3 * components
+
+    @classmethod
+    def numbers_per_element(cls, spec: Mapping[str, Any]) -> int:
+        return 3 * int(spec["components"])
+
+    def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
+        logits, locs, log_scales = params.split(self.components, dim=-2)
+        return DiscretizedLogisticMixture(logits, locs, log_scales, self.min_log_scale)
+
+    def describe(self) -> str:
+        k = self.components
+        return (
+            f"prod_d sum_(k<={k}) pi_dk DiscretizedLogistic(x_d | mu_dk, s_dk), "
+            "(logit pi, mu, log s) = f(z) on x' = 2x - 1, a mass on the 256 levels of 8-bit "
+            "pixels"
+        )
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, components={self.components}"

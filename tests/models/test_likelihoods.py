@@ -135,6 +135,7 @@ OUT_OF_SUPPORT = [
     ("beta", "none", -0.1, r"needs grey levels in \[0, 1\]"),
     ("gaussian", "none", float("nan"), "needs finite real numbers"),
     ("laplace", "none", float("inf"), "needs finite real numbers"),
+    ("discretized_logistic", "none", 0.3, r"needs 8-bit levels k/255 in \[0, 1\]"),
 ]
 
 
