@@ -98,8 +98,9 @@ def test_a_table_without_type_means_the_default_type():
      "model.likelihood.scale = 'learnt' has the wrong type"),
     ({"model": {"likelihood": {"type": "gaussian", "scale": -1.0}}, "data": {"binarize": "none"}},
      "model.likelihood.scale = -1.0 must be positive"),
-    ({"model": {"encoder": {"type": "conv", "channels": [8, 8, 8]}}},
-     "model.encoder.type = 'conv': channels = \\[8, 8, 8\\] halves the 28x28 image 3 times"),
+    ({"model": {"encoder": {"type": "conv", "channels": [8, 8, 8, 8, 8]}}},
+     "model.encoder.type = 'conv': channels = \\[8, 8, 8, 8, 8\\] halves the 28x28 image 5 "
+     "times"),
     ({"model": {"latent_dim": 1, "guide": "iaf"}},
      "model.guide.type = 'iaf': needs model.latent_dim >= 2 \\(got 1\\)"),
     ({"model": {"latent_dim": 1, "prior": "flow"}},

@@ -45,6 +45,6 @@ def test_a_model_larger_than_memory_is_refused_with_the_numbers(monkeypatch):
 
 
 def test_network_shape_errors_name_the_key():
-    config = tiny_config(model={"encoder": {"type": "conv", "channels": [8, 8, 8]}})
+    config = tiny_config(model={"encoder": {"type": "conv", "channels": [8, 8, 8, 8, 8]}})
     with pytest.raises(ConfigError, match=r"^model\.encoder\.type = 'conv': channels"):
         check_model_fits(resolve_config(config))

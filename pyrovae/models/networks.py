@@ -72,19 +72,34 @@ class MLP(nn.Module):
 
 
 def _conv_shapes(image_shape: tuple[int, ...], channels: list[int]) -> list[tuple[int, int, int]]:
-    """Feature-map shapes ``(C, H, W)`` after each stride-2 layer, from the image on."""
+    """Feature-map shapes ``(C, H, W)`` after each stride-2 layer, from the image on.
+
+    A 4x4 convolution with stride 2 and padding 1 maps a side of ``n >= 2`` pixels to
+    ``floor(n / 2)`` (every input pixel is still covered: the last window of an odd side
+    reaches its last pixel); the mirrored decoder gets the odd pixel back with an
+    ``output_padding`` of 1 (:func:`_output_padding`)."""
     if len(image_shape) != 3:
         raise ConfigError(f"needs images (C, H, W), got shape {image_shape}")
     if not channels:
         raise ConfigError("channels = [] must hold at least one channel count")
-    c, h, w = image_shape
-    factor = 2 ** len(channels)
-    if h % factor or w % factor:
-        raise ConfigError(
-            f"channels = {list(channels)} halves the {h}x{w} image {len(channels)} times, "
-            f"so height and width must be divisible by {factor}; use fewer layers"
-        )
-    return [(c, h, w)] + [(ch, h >> (i + 1), w >> (i + 1)) for i, ch in enumerate(channels)]
+    shapes = [tuple(image_shape)]
+    for i, ch in enumerate(channels):
+        _, h, w = shapes[-1]
+        if h < 2 or w < 2:
+            c0, h0, w0 = image_shape
+            raise ConfigError(
+                f"channels = {list(channels)} halves the {h0}x{w0} image {len(channels)} "
+                f"times, but after {i} halvings its {h}x{w} feature maps are too small for "
+                f"another stride-2 convolution; use at most {i} layers"
+            )
+        shapes.append((ch, h // 2, w // 2))
+    return shapes  # type: ignore[return-value]
+
+
+def _output_padding(small: tuple[int, int, int], large: tuple[int, int, int]) -> tuple[int, int]:
+    """The ``output_padding`` of the transposed convolution ``small -> large`` that undoes a
+    stride-2 layer of :func:`_conv_shapes`: 1 on a side whose size was odd, else 0."""
+    return large[1] - 2 * small[1], large[2] - 2 * small[2]
 
 
 def _fold_batch(inputs: torch.Tensor, trailing: int) -> tuple[torch.Tensor, torch.Size]:
@@ -95,11 +110,14 @@ def _fold_batch(inputs: torch.Tensor, trailing: int) -> tuple[torch.Tensor, torc
 
 @ENCODERS.register("conv")
 class ConvEncoder(nn.Module):
-    """Convolutional encoder for images: ``len(channels)`` stride-2 4x4 convolutions (each
-    halves height and width), then a linear map to ``out_features``.
+    """Convolutional encoder for images of any shape ``(C, H, W)``: ``len(channels)``
+    stride-2 4x4 convolutions (each halves height and width, rounding down), then a linear
+    map to ``out_features``.
 
-    For 1x28x28 with ``channels = [32, 64]``: 1x28x28 -> 32x14x14 -> 64x7x7 -> out_features.
-    Input ``(*batch, C*H*W)``, output ``(*batch, out_features)``.
+    For 1x28x28 with ``channels = [32, 64]``: 1x28x28 -> 32x14x14 -> 64x7x7 -> out_features;
+    for 3x32x32: 3x32x32 -> 32x16x16 -> 64x8x8; for 3x15x20: 3x15x20 -> 32x7x10 -> 64x3x5.
+    Input ``(*batch, C*H*W)`` (an image flattened in ``(C, H, W)`` order), output
+    ``(*batch, out_features)``.
     """
 
     type_name: ClassVar[str]
@@ -138,11 +156,13 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Transposed-convolution decoder for images, the mirror of :class:`ConvEncoder`: a linear
     map to the smallest feature map, then ``len(channels)`` stride-2 4x4 transposed
-    convolutions (each doubles height and width); ``channels`` are listed as in the encoder
+    convolutions (each doubles height and width, plus one where the encoder's side was odd,
+    so the output is exactly the image's size); ``channels`` are listed as in the encoder
     (image side first).
 
     For 1x28x28 with ``channels = [32, 64]`` and k numbers per pixel: in_features -> 64x7x7
-    -> 32x14x14 -> (k*1)x28x28. Output ``(*batch, k*C*H*W)`` ordered as ``(k, C, H, W)``.
+    -> 32x14x14 -> (k*1)x28x28; for 3x15x20: in_features -> 64x3x5 -> 32x7x10 -> (k*3)x15x20.
+    Output ``(*batch, k*C*H*W)`` ordered as ``(k, C, H, W)``, as the likelihoods expect.
     """
 
     type_name: ClassVar[str]
@@ -170,7 +190,10 @@ class ConvDecoder(nn.Module):
         self.linear = nn.Linear(in_features, c0 * h0 * w0)
         layers: list[nn.Module] = [ACTIVATIONS[activation]()]
         for i, ((c_in, _, _), (c_out, _, _)) in enumerate(zip(self.shapes[:-1], self.shapes[1:])):
-            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
+            padding = _output_padding(self.shapes[i], self.shapes[i + 1])
+            layers.append(
+                nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, output_padding=padding)
+            )
             if i < len(self.shapes) - 2:
                 layers.append(ACTIVATIONS[activation]())
         self.deconv = nn.Sequential(*layers)
