@@ -294,6 +294,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             f"K={num_samples}; `pyrovae evaluate {shlex.quote(str(out))} --num-samples 5000` "
             "for K=5000)"
         )
+        print(f"test bits/dim: {_format_bits_per_dim(result)}")
     print(f"run directory: {out}")
 
 
@@ -336,6 +337,16 @@ def _json(value: Any) -> str:
 
 def _format_se(se: float | None) -> str:
     return f" ± {se:.2f}" if se is not None else ""
+
+
+def _format_bits_per_dim(result: dict[str, Any]) -> str:
+    """The bits per dimension of an evaluation's mapping and what they are, or why there are
+    none (:mod:`pyrovae.evaluation.bits_per_dim`)."""
+    bpd, note = result["bits_per_dim"], result["bits_per_dim_note"]
+    if bpd is None:
+        return note
+    se = result["bits_per_dim_se"]
+    return f"{bpd:.4f}{f' ± {se:.4f}' if se is not None else ''} ({note})"
 
 
 def _check(args: argparse.Namespace, *options: tuple[str, object]) -> None:
@@ -426,6 +437,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         f"  test log-likelihood: {result['log_likelihood']:.2f}"
         f"{_format_se(result['log_likelihood_se'])} nats/example ({how})"
     )
+    print(f"  test bits/dim:       {_format_bits_per_dim(result)}")
     if args.method == "ais":
         print(
             f"  HMC acceptance rate {result['acceptance_rate']:.2f}; spread of the chains' "

@@ -27,6 +27,7 @@ components that do not broadcast implicitly (the mixture priors).
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import pyro.distributions as dist
 import torch
@@ -160,7 +161,7 @@ class DiscretizedLogisticMixture(dist.TorchDistribution):
     boundaries); ``sample`` draws a component, a logistic and rounds it to its level.
     """
 
-    arg_constraints = {
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
         "logits": constraints.real,
         "locs": constraints.real,
         "log_scales": constraints.real,
@@ -183,7 +184,9 @@ class DiscretizedLogisticMixture(dist.TorchDistribution):
         super().__init__(shape[:-2], shape[-1:], validate_args=validate_args)
 
     def expand(
-        self, batch_shape: torch.Size, _instance: DiscretizedLogisticMixture | None = None
+        self,
+        batch_shape: torch.Size | list[int] | tuple[int, ...],
+        _instance: DiscretizedLogisticMixture | None = None,
     ) -> DiscretizedLogisticMixture:
         new = self._get_checked_instance(DiscretizedLogisticMixture, _instance)
         batch_shape = torch.Size(batch_shape)
@@ -219,15 +222,18 @@ class DiscretizedLogisticMixture(dist.TorchDistribution):
     def mean(self) -> torch.Tensor:
         """``E[x] = (1/255) sum_{l=0}^{254} P(x > l/255)`` (tail sum), ``(*batch, D)``."""
         weights = torch.softmax(self.logits, dim=-2)
-        inv_scale = torch.exp(-self.log_scales)
+        inv_scale = torch.exp(-self.log_scales).unsqueeze(-1)
+        locs = self.locs.unsqueeze(-1)
+        # the boundaries between levels l and l + 1, in chunks of ~2^24 numbers at a time
+        boundaries = -1 + (torch.arange(LEVELS - 1, dtype=locs.dtype) + 0.5) * _BIN
+        chunk = max(1, (1 << 24) // max(1, locs.numel()))
         tail = torch.zeros_like(self.locs)
-        for level in range(LEVELS - 1):
-            boundary = -1 + (level + 0.5) * _BIN  # between levels l and l + 1
-            tail = tail + torch.sigmoid(inv_scale * (self.locs - boundary))
+        for b in boundaries.to(locs.device).split(chunk):
+            tail = tail + torch.sigmoid(inv_scale * (locs - b)).sum(-1)
         return (weights * tail).sum(-2) / (LEVELS - 1)
 
     @torch.no_grad()
-    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)  # (*sample, *batch, D)
         logits = self.logits.expand(shape[:-1] + self.logits.shape[-2:])
         component = dist.Categorical(logits=logits.transpose(-1, -2)).sample().unsqueeze(-2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -271,13 +272,16 @@ def test_evaluate_json_has_the_documented_keys(run_dir, capsys):
     result = json.loads(capsys.readouterr().out)
     assert {"elbo", "log_likelihood", "log_likelihood_se", "num_samples", "num_examples",
             "binarize", "seed", "ess_mean", "ess_min", "ess_median", "pareto_k_max",
-            "num_pareto_k_above_0_7", "epoch"} <= set(result)
+            "num_pareto_k_above_0_7", "epoch", "bits_per_dim", "bits_per_dim_se",
+            "bits_per_dim_note"} <= set(result)
     assert result["num_samples"] == 10 and result["num_examples"] == 30
     # K = 10 < 46 draws leave fewer than 10 tail weights: no Pareto k, and no warning
     assert result["pareto_k_max"] is None and result["num_pareto_k_above_0_7"] == 0
     assert capsys.readouterr().err == ""
     assert result["binarize"] == "static" and result["seed"] == 1234 and result["epoch"] == 1
     assert result["log_likelihood"] < 0 and result["log_likelihood_se"] > 0
+    # a Bernoulli mass on binarized pixels: bits per binary pixel
+    assert result["bits_per_dim"] == pytest.approx(-result["log_likelihood"] / (784 * math.log(2)))
     assert 1 <= result["ess_min"] <= result["ess_mean"] <= 10
     # after one epoch the guide is poor: the 10-sample bound is far above the ELBO (~10
     # nats, against standard errors below 1 nat)

@@ -9,11 +9,14 @@
 * :mod:`~pyrovae.evaluation.compare`: paired comparison of models on the same examples;
 * :mod:`~pyrovae.evaluation.metrics`: the ELBO, rate and distortion per example, and the KL
   per latent dimension;
+* :mod:`~pyrovae.evaluation.bits_per_dim`: log-likelihoods of masses on 8-bit (or binary)
+  data in bits per dimension;
 * :mod:`~pyrovae.evaluation.evaluate`: all of it summarized with standard errors.
 """
 
 from .ais import AISDiagnostics
 from .bdmc import BDMCResult, bdmc
+from .bits_per_dim import bits_per_dim, bits_per_dim_note
 from .compare import Comparison, compare
 from .evaluate import Evaluation, evaluate, evaluate_test_set, mean_and_se
 from .importance import ImportanceDiagnostics, RunningLogMeanExp
@@ -29,6 +32,8 @@ __all__ = [
     "ImportanceDiagnostics",
     "RunningLogMeanExp",
     "bdmc",
+    "bits_per_dim",
+    "bits_per_dim_note",
     "compare",
     "elbo_per_example",
     "evaluate",

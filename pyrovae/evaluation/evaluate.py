@@ -1,5 +1,6 @@
 """Held-out evaluation of a trained VAE: the ELBO and the importance-sampled log-likelihood
-of each example, summarized as means with standard errors across examples (nats per example).
+of each example, summarized as means with standard errors across examples (nats per example),
+and for masses on 8-bit (or binary) data in bits per dimension too.
 
 :func:`evaluate` works on tensors; :func:`evaluate_test_set` on a data set's test split, as
 ``pyrovae train`` and ``pyrovae evaluate`` report it. Both warn
@@ -20,6 +21,7 @@ from ..data import ImageData
 from ..errors import UnreliableEstimateWarning
 from ..models.vae import VAE
 from .ais import AISDiagnostics
+from .bits_per_dim import bits_per_dim, bits_per_dim_note, defines_bits_per_dim
 from .importance import DEFAULT_MAX_BATCH_ELEMENTS
 from .log_likelihood import Method, default_num_samples, log_likelihood
 from .metrics import elbo_per_example
@@ -45,7 +47,13 @@ class Evaluation:
 
     AIS only (``None`` for IS): ``acceptance_rate`` is the mean HMC acceptance probability
     and ``chain_log_weight_std`` the mean over examples of the spread of the chains'
-    log-weights (nats; near 0 when the schedule is long enough)."""
+    log-weights (nats; near 0 when the schedule is long enough).
+
+    ``bits_per_dim`` (and its standard error) is the log-likelihood as ``-log p(x) / (D ln
+    2)`` when the likelihood is a mass on discrete levels (``discretized_logistic`` on 8-bit
+    levels; ``bernoulli`` on binary pixels, per binary pixel), else ``None``;
+    ``bits_per_dim_note`` says which, or why there is none
+    (:mod:`pyrovae.evaluation.bits_per_dim`)."""
 
     elbo: float
     elbo_se: float | None
@@ -63,6 +71,9 @@ class Evaluation:
     num_pareto_k_above_0_7: int | None = None
     acceptance_rate: float | None = None
     chain_log_weight_std: float | None = None
+    bits_per_dim: float | None = None
+    bits_per_dim_se: float | None = None
+    bits_per_dim_note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,6 +136,12 @@ def evaluate(
     )
     elbo_mean, elbo_se = mean_and_se(elbo)
     ll_mean, ll_se = mean_and_se(ll)
+    bpd_mean, bpd_se = None, None
+    if defines_bits_per_dim(vae):
+        # a linear map of the nats: the standard error scales by its factor (converting the
+        # summaries, not the float32 per-example values, keeps them exactly in proportion)
+        bpd_mean = bits_per_dim(vae, ll_mean)
+        bpd_se = None if ll_se is None else abs(bits_per_dim(vae, ll_se))
     summary: dict[str, Any] = {
         "elbo": elbo_mean,
         "elbo_se": elbo_se,
@@ -134,6 +151,9 @@ def evaluate(
         "num_samples": num_samples,
         "num_examples": x.shape[0],
         "seed": seed,
+        "bits_per_dim": bpd_mean,
+        "bits_per_dim_se": bpd_se,
+        "bits_per_dim_note": bits_per_dim_note(vae),
     }
     if isinstance(diagnostics, AISDiagnostics):
         return Evaluation(

@@ -89,7 +89,7 @@ class Likelihood(nn.Module):
     data_kind: ClassVar[DataKind] = "real"
     #: the number of values each element takes when this likelihood is a probability mass on
     #: a finite set (2: binary pixels; 256: 8-bit levels), so that its log-likelihood converts
-    #: to bits per dimension; ``None`` for densities (see :func:`pyrovae.bits_per_dim`)
+    #: to bits per dimension; ``None`` for densities (see :func:`pyrovae.evaluation.bits_per_dim`)
     levels_per_element: int | None = None
 
     @classmethod

@@ -86,7 +86,7 @@ def _conv_shapes(image_shape: tuple[int, ...], channels: list[int]) -> list[tupl
     for i, ch in enumerate(channels):
         _, h, w = shapes[-1]
         if h < 2 or w < 2:
-            c0, h0, w0 = image_shape
+            _, h0, w0 = image_shape
             raise ConfigError(
                 f"channels = {list(channels)} halves the {h0}x{w0} image {len(channels)} "
                 f"times, but after {i} halvings its {h}x{w} feature maps are too small for "

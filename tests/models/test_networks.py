@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pyrovae import DECODERS, ENCODERS, VAE, LIKELIHOODS, GUIDES, PRIORS
+from pyrovae import DECODERS, ENCODERS, GUIDES, LIKELIHOODS, PRIORS, VAE
 from pyrovae.errors import ConfigError
 
 from conftest import tiny_config
