@@ -44,6 +44,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "vamp": {"components": 5},
     "flow": {"hidden": [16]},
     "iaf": {"hidden": [16], "context_dim": 4},
+    "discretized_logistic": {"components": 2},
 }
 
 #: objective parameters for these tests beyond the objective's defaults, by type
@@ -56,6 +57,7 @@ BINARIZE = {
     "gaussian": "none",
     "laplace": "none",
     "beta": "none",
+    "discretized_logistic": "none",  # MNIST's grey levels are 8-bit levels k/255
 }
 
 
@@ -88,7 +90,7 @@ def config_for(prior: str, likelihood: str, guide: str, objective: str) -> dict[
         model={
             "latent_dim": LATENT_DIM,
             "prior": {"type": prior, **SMALL.get(prior, {})},
-            "likelihood": {"type": likelihood},
+            "likelihood": {"type": likelihood, **SMALL.get(likelihood, {})},
             "encoder": {"type": "mlp", "hidden": [32]},
             "decoder": {"type": "mlp", "hidden": [32]},
             "guide": {"type": guide, **SMALL.get(guide, {})},

@@ -42,6 +42,7 @@ MODELS: dict[str, dict[str, Any]] = {
     "continuous-bernoulli": {"likelihood": {"type": "continuous_bernoulli"}},
     "laplace": {"likelihood": {"type": "laplace"}},
     "beta": {"likelihood": {"type": "beta"}},
+    "discretized-logistic": {"likelihood": {"type": "discretized_logistic", "components": 3}},
     "iaf-guide": {"guide": {"type": "iaf", "hidden": [16], "context_dim": 4}},
     "conv": {"encoder": {"type": "conv"}, "decoder": {"type": "conv"}},
 }
@@ -68,6 +69,8 @@ def batch(config: dict[str, Any], size: int = BATCH, seed: int = 0):
     x = torch.rand(size, 784, generator=generator) * 0.9 + 0.05
     if config["data"]["binarize"] != "none":
         x = torch.bernoulli(x, generator=generator)
+    if config["model"]["likelihood"]["type"] == "discretized_logistic":
+        x = (x * 255).round() / 255  # 8-bit levels
     return x, torch.randint(0, 10, (size,), generator=generator)
 
 
