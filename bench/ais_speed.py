@@ -79,7 +79,6 @@ import pyrovae
 from pyrovae.config import load_config
 from pyrovae.data import load_data
 from pyrovae.distributions import HALF_LOG_2PI
-from pyrovae.errors import PyrovaeError
 from pyrovae.evaluation.ais import (
     ADAPT_RATE,
     DEFAULT_NUM_CHAINS,
@@ -90,9 +89,8 @@ from pyrovae.evaluation.ais import (
     ais_log_likelihood,
 )
 from pyrovae.rng import derived_seed, fixed_rng
-from pyrovae.training import select_device
 
-from measure import memory_in_child, peak_memory_mib, timed
+from measure import memory_in_child, peak_memory_mib, start_run, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 #: pyrovae's default block size, (chain, example) pairs
@@ -248,12 +246,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    try:
-        device = select_device(args.device)
-    except PyrovaeError as exc:
-        sys.exit(f"ais_speed.py: {exc}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device, _ = start_run(args, "ais_speed.py")
 
     config = load_config(ROOT / "configs" / "mnist.toml")
     config["data"]["test_limit"] = args.num_examples

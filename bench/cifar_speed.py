@@ -26,10 +26,6 @@ hand-written loop with the same estimator, measured in the same run.
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import os
-import sys
 from typing import Any
 
 import pyro
@@ -39,9 +35,16 @@ from torch.nn import functional as F
 
 import pyrovae
 from pyrovae.data import ImageData
-from pyrovae.errors import PyrovaeError
-from pyrovae.training import select_device
-from train_speed import LOG_2PI, Contender, adam, report, time_steps
+
+from measure import start_run
+from train_speed import (
+    Contender,
+    HandEstimators,
+    adam,
+    report,
+    time_steps,
+    timing_arguments,
+)
 
 SHAPE = (3, 32, 32)
 DATA_DIM = 3 * 32 * 32
@@ -91,7 +94,7 @@ def synthetic_data(n: int, device: torch.device, seed: int) -> ImageData:
 
 
 # ---------------------------------------------------------------------- (a) hand-written
-class HandConvVAE(nn.Module):
+class HandConvVAE(HandEstimators, nn.Module):
     """The benchmarked VAE in plain PyTorch around the layers of ``vae`` (a copy of its
     own, so the same weights): the convolutions and linear maps of pyrovae's
     ``ConvEncoder``/``ConvDecoder``, with the forward passes, the guide, the prior and the
@@ -128,20 +131,6 @@ class HandConvVAE(nn.Module):
         log_p = torch.where(x < 0.5 / 255, log_cdf, torch.where(x > 254.5 / 255, log_sf, inside))
         return torch.logsumexp(log_p + torch.log_softmax(logits, dim=1), dim=1).sum(-1)
 
-    def mc_elbo(self, x: torch.Tensor) -> torch.Tensor:
-        loc, scale = self.posterior(x)
-        eps = torch.randn_like(loc)
-        z = loc + scale * eps
-        log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
-        log_qz = -0.5 * (eps.square() + LOG_2PI).sum(-1) - scale.log().sum(-1)
-        return -(self.log_px(z, x) + log_pz - log_qz).sum()
-
-    def analytic_kl(self, x: torch.Tensor) -> torch.Tensor:
-        loc, scale = self.posterior(x)
-        z = loc + scale * torch.randn_like(loc)
-        kl = 0.5 * (loc.square() + scale.square() - 1).sum(-1) - scale.log().sum(-1)
-        return -(self.log_px(z, x) - kl).sum()
-
 
 def hand_contender(estimator: str, vae: pyrovae.VAE, lr: float) -> Contender:
     hand = HandConvVAE(vae)
@@ -173,33 +162,16 @@ def pyrovae_contender(objective: str, estimator: str, vae: pyrovae.VAE, data: Im
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p = timing_arguments(__doc__, batch_size=64, latent_dim=32, steps=10, repeats=5, warmup=3,
+                         pool=4)
     p.add_argument("--channels", type=int, nargs="+", default=[32, 64])
     p.add_argument("--components", type=int, default=5)
-    p.add_argument("--latent-dim", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=10, help="timed steps per repeat")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps per contender")
-    p.add_argument("--pool", type=int, default=4, help="distinct batches the steps cycle over")
-    p.add_argument("--json", help="also write the results to this JSON file")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    load_before = os.getloadavg()
-    try:
-        device = select_device(args.device)
-    except PyrovaeError as exc:
-        sys.exit(f"cifar_speed.py: {exc}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device, load_before = start_run(args, "cifar_speed.py")
     pyro.set_rng_seed(args.seed)
     config = bench_config(args)
     data = synthetic_data(args.pool * args.batch_size, device, args.seed)
@@ -226,11 +198,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     for row in results["rows"]}
     print(f"3x{SHAPE[1]}x{SHAPE[2]} images per second: "
           + ", ".join(f"{name} {v:.0f}" for name, v in images_per_s.items()))
-    if not all(math.isfinite(v) for v in images_per_s.values()):
-        raise FloatingPointError("a step time is not finite")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
     return results
 
 

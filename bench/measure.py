@@ -1,4 +1,5 @@
-"""What the benchmarks in bench/ share: timing a call and measuring its peak memory.
+"""What the benchmarks in bench/ share: starting a run on a device, timing a call and
+measuring its peak memory.
 
 Timing reports wall-clock and process CPU seconds (all threads); with other processes on the
 machine the CPU time is the steadier comparison. Peak memory is the rise of the peak resident
@@ -9,6 +10,7 @@ the system when freed (:func:`memory_in_child`).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -19,6 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+
+def start_run(args: argparse.Namespace, script: str) -> tuple[torch.device, tuple[float, ...]]:
+    """The device of ``args.device`` (or exit naming ``script`` and the reason) and torch's
+    CPU threads set to ``args.threads`` (0: torch's choice); returns the device and the load
+    average before the run."""
+    from pyrovae.errors import PyrovaeError
+    from pyrovae.training import select_device
+
+    load_before = os.getloadavg()
+    try:
+        device = select_device(args.device)
+    except PyrovaeError as exc:
+        sys.exit(f"{script}: {exc}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return device, load_before
 
 
 def _status_kib(field: str) -> int:

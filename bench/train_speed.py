@@ -58,9 +58,10 @@ from torch import nn
 from torch.nn import functional as F
 
 import pyrovae
-from pyrovae.errors import PyrovaeError
 from pyrovae.evaluation import elbo_per_example
-from pyrovae.training import EVAL_SEED, select_device
+from pyrovae.training import EVAL_SEED
+
+from measure import start_run
 
 #: (objective name, its config parameters, the hand-written estimator that matches it)
 OBJECTIVES = (
@@ -90,32 +91,15 @@ def bench_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- (a) hand-written
-class HandVAE(nn.Module):
-    """The benchmarked VAE written directly in PyTorch (no Pyro): MLP encoder and decoder,
-    ``q(z|x) = N(loc, softplus(raw) + min_scale)``, ``p(z) = N(0, I)``, Bernoulli pixels.
+class HandEstimators:
+    """The estimators of a hand-written VAE with ``p(z) = N(0, I)`` and a diagonal-Normal
+    guide, given its ``posterior(x) -> (loc, scale)`` and ``log_px(z, x) -> (*, N)``.
 
-    Each estimator returns the negative bound summed over the batch (nats per batch), like
-    a Pyro ELBO's ``differentiable_loss``."""
+    Each returns the negative bound summed over the batch (nats per batch), like a Pyro
+    ELBO's ``differentiable_loss``."""
 
-    def __init__(self, data_dim: int, hidden: int, latent_dim: int, min_scale: float) -> None:
-        super().__init__()
-        self.latent_dim, self.min_scale = latent_dim, min_scale
-        self.encoder = nn.Sequential(
-            nn.Linear(data_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim)
-        )
-        self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, data_dim)
-        )
-
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        loc, raw_scale = self.encoder(x).split(self.latent_dim, dim=-1)
-        return loc, F.softplus(raw_scale) + self.min_scale
-
-    def log_px(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        logits = self.decoder(z)
-        return -F.binary_cross_entropy_with_logits(
-            logits, x.expand_as(logits), reduction="none"
-        ).sum(-1)
+    posterior: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    log_px: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
     def mc_elbo(self, x: torch.Tensor) -> torch.Tensor:
         loc, scale = self.posterior(x)
@@ -139,6 +123,31 @@ class HandVAE(nn.Module):
         log_qz = -0.5 * (eps.square() + LOG_2PI).sum(-1) - scale.log().sum(-1)
         log_w = self.log_px(z, x) + log_pz - log_qz
         return -(torch.logsumexp(log_w, 0) - math.log(num_particles)).sum()
+
+
+class HandVAE(HandEstimators, nn.Module):
+    """The benchmarked VAE written directly in PyTorch (no Pyro): MLP encoder and decoder,
+    ``q(z|x) = N(loc, softplus(raw) + min_scale)``, ``p(z) = N(0, I)``, Bernoulli pixels."""
+
+    def __init__(self, data_dim: int, hidden: int, latent_dim: int, min_scale: float) -> None:
+        super().__init__()
+        self.latent_dim, self.min_scale = latent_dim, min_scale
+        self.encoder = nn.Sequential(
+            nn.Linear(data_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim)
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, data_dim)
+        )
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc, raw_scale = self.encoder(x).split(self.latent_dim, dim=-1)
+        return loc, F.softplus(raw_scale) + self.min_scale
+
+    def log_px(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        logits = self.decoder(z)
+        return -F.binary_cross_entropy_with_logits(
+            logits, x.expand_as(logits), reduction="none"
+        ).sum(-1)
 
 
 def hand_from_vae(vae: pyrovae.VAE) -> HandVAE:
@@ -349,6 +358,8 @@ def machine_description(device: torch.device) -> str:
 
 def report(contenders: list[Contender], args: argparse.Namespace, device: torch.device,
            skipped: list[str], load_before: tuple[float, ...]) -> dict[str, Any]:
+    """Print the table of step (and epoch) times and ratios; return it as a mapping, also
+    written to ``args.json`` when given."""
     by_name = {c.name: c for c in contenders}
     rows = []
     for c in contenders:
@@ -405,23 +416,37 @@ def report(contenders: list[Contender], args: argparse.Namespace, device: torch.
               f"example, single-sample, seed {EVAL_SEED}) after those {args.epochs} epochs")
     for line in skipped:
         print(line)
-    return {"meta": meta, "rows": rows}
+    results = {"meta": meta, "rows": rows}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def timing_arguments(doc: str, *, batch_size: int, latent_dim: int, steps: int, repeats: int,
+                     warmup: int, pool: int) -> argparse.ArgumentParser:
+    """The options of a training-speed benchmark (this script's and ``cifar_speed.py``'s),
+    with its defaults; the script adds its own."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--threads", type=int, default=0,
                    help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--hidden", type=int, default=400)
-    p.add_argument("--latent-dim", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--latent-dim", type=int, default=latent_dim)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
-    p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--warmup", type=int, default=20, help="untimed steps per contender")
-    p.add_argument("--pool", type=int, default=16, help="distinct batches the steps cycle over")
+    p.add_argument("--steps", type=int, default=steps, help="timed steps per repeat")
+    p.add_argument("--repeats", type=int, default=repeats)
+    p.add_argument("--warmup", type=int, default=warmup, help="untimed steps per contender")
+    p.add_argument("--pool", type=int, default=pool, help="distinct batches the steps cycle over")
+    p.add_argument("--json", help="also write the results to this JSON file")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = timing_arguments(__doc__, batch_size=128, latent_dim=50, steps=20, repeats=15,
+                         warmup=20, pool=16)
+    p.add_argument("--hidden", type=int, default=400)
     p.add_argument("--epochs", type=int, default=2,
                    help="timed whole epochs per contender (0: skip the end-to-end part)")
     p.add_argument("--train-limit", type=int, default=0, help="training examples (0: all)")
@@ -429,20 +454,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-svi", action="store_true", help="leave out the plain-SVI contenders")
     p.add_argument("--profile", action="store_true",
                    help="after warm-up, profile --steps steps of each contender and stop")
-    p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--data-root", help="data folder (default: $PYROVAE_DATA or the cache)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    load_before = os.getloadavg()
-    try:
-        device = select_device(args.device)
-    except PyrovaeError as exc:
-        sys.exit(f"train_speed.py: {exc}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device, load_before = start_run(args, "train_speed.py")
     pyro.set_rng_seed(args.seed)
     config = pyrovae.resolve_config(bench_config(args))
     data = pyrovae.load_data(config["data"], device=device, root=args.data_root)
@@ -480,11 +498,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     time_steps(contenders, pool, args, device)
     if args.epochs:
         time_epochs(contenders, args, device)
-    results = report(contenders, args, device, skipped, load_before)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return results
+    return report(contenders, args, device, skipped, load_before)
 
 
 if __name__ == "__main__":
