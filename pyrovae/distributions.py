@@ -154,9 +154,9 @@ class DiscretizedLogisticMixture(dist.TorchDistribution):
         locs: ``(*batch, K, D)`` logistic locations ``mu`` on the [-1, 1] scale.
         log_scales: ``(*batch, K, D)`` log scales ``log s`` on the [-1, 1] scale, clamped
             below at ``min_log_scale`` (PixelCNN++'s -7): at -7 a component puts at most
-            ``sigmoid(4.3) - sigmoid(-4.3) = 0.973`` of its mass on an interior level, so
-            the log-likelihood stays bounded on data that never varies (levels 0 and 255
-            can still take nearly all of it, from a location beyond the edge).
+            ``sigmoid(4.3) - sigmoid(-4.3) = 0.973`` of its mass on an interior level, so no
+            infinitely sharp logistic piles up on one level (levels 0 and 255 can still
+            take nearly all of it, from a location beyond the edge).
         min_log_scale: that lower bound on ``log s``.
 
     Batch shape ``batch``, event shape ``(D,)``; ``log_prob`` sums over the ``D`` elements
