@@ -131,5 +131,7 @@ def test_mnist_grey_levels_are_8_bit_levels():
                                       model={"likelihood": {"type": "discretized_logistic"}}))
     levels = (torch.arange(784) % 256).float().reshape(1, 784) / 255
     vae.likelihood.check_data(levels)
+    assert "DiscretizedLogistic(x_d | mu_dk, s_dk)" in vae.describe()
+    assert "a mass on the 256 levels" in vae.describe()
     with pytest.raises(DataError, match="8-bit levels"):
         vae.likelihood.check_data(levels + 0.25 / 255)
