@@ -455,9 +455,10 @@ def _evaluate_bdmc(
 ) -> None:
     from .evaluation.ais import DEFAULT_NUM_STEPS
     from .evaluation.bdmc import DEFAULT_NUM_EXAMPLES, bdmc
+    from .models import program
 
     limit = args.limit or DEFAULT_NUM_EXAMPLES
-    x, y = data.test_images[:limit], vae.model_labels(data.test_labels)
+    x, y = data.test_images[:limit], program.model_labels(vae, data.test_labels)
     result = bdmc(
         vae,
         x,

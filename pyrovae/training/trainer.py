@@ -43,8 +43,9 @@ from ..errors import CheckpointError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
 from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
+from ..models import program
 from ..models.vae import VAE
-from ..rng import fixed_rng
+from ..rng import fixed_rng, preserved_rng
 from . import run_dir as files
 
 __all__ = ["EVAL_SEED", "PICTURE_FILE", "Trainer"]
@@ -65,7 +66,8 @@ class Trainer:
     """Trains ``vae`` on ``data`` as the resolved ``config`` says, writing to ``run_dir``.
 
     Attributes:
-        vae: the model (on ``device``).
+        vae: the model (on ``device``): a :class:`~pyrovae.VAE` or any program module
+            (:mod:`pyrovae.models.program`).
         data: train/test tensors on ``device``.
         config: the resolved run config.
         device: where the model and data are.
@@ -101,15 +103,24 @@ class Trainer:
         # the data, once: shapes, dtype, device and support (dynamically binarized training
         # images are probabilities, binarized per batch)
         data = self.data
-        self.vae.check_data(
+        program.check_program(self.vae)
+        #: elements per example (the divergence test's scale)
+        self.data_dim = program.data_dim(self.vae, data.data_dim)
+        program.check_data(
+            self.vae,
             data.train_images,
-            self.vae.model_labels(data.train_labels),
+            program.model_labels(self.vae, data.train_labels),
             name="the training images",
             grey_levels=data.binarize == "dynamic",
         )
-        self.vae.check_data(
-            data.test_images, self.vae.model_labels(data.test_labels), name="the test images"
+        program.check_data(
+            self.vae,
+            data.test_images,
+            program.model_labels(self.vae, data.test_labels),
+            name="the test images",
         )
+        if not isinstance(self.vae, VAE):
+            check_objective(self.vae, self.objective, data.test_images[:2], data.test_labels[:2])
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -123,6 +134,10 @@ class Trainer:
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if not isinstance(self.vae, VAE) and not self.config["model"]["program"]:
+            # a module given in Python: the run directory cannot rebuild it (see load_run)
+            cls = type(self.vae)
+            state["program"] = f"{cls.__module__}.{cls.__qualname__}"
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -163,7 +178,7 @@ class Trainer:
         with it off, the recorded graph is replayed (see :class:`~pyrovae.infer.ELBOGradient`).
         The optimizer updates ``vae.parameters()`` directly; nothing is registered in Pyro's
         param store."""
-        loss = self.elbo_gradient(x, self.vae.model_labels(y), self.kl_scale)
+        loss = self.elbo_gradient(x, program.model_labels(self.vae, y), self.kl_scale)
         self.optimizer.step()
         return loss
 
@@ -219,7 +234,7 @@ class Trainer:
         mean_loss = loss_sum / seen
         if not params_finite:
             self._diverged("a parameter of the model became NaN or infinite")
-        reference = abs(first_loss / first_size) + self.vae.data_dim
+        reference = abs(first_loss / first_size) + self.data_dim
         if not math.isfinite(mean_loss) or mean_loss > DIVERGENCE_FACTOR * reference:
             self._diverged(
                 f"the training ELBO is {-mean_loss:.4g} nats/example (the epoch's first batch: "
@@ -247,7 +262,7 @@ class Trainer:
         elbo = elbo_per_example(
             self.vae,
             self.data.test_images,
-            self.vae.model_labels(self.data.test_labels),
+            program.model_labels(self.vae, self.data.test_labels),
             batch_size=self.config["train"]["eval_batch_size"],
             seed=EVAL_SEED,
         )
@@ -261,7 +276,7 @@ class Trainer:
             train_elbo = self.train_epoch()
             test_elbo = self.test_elbo()
             if not math.isfinite(test_elbo) or -test_elbo > DIVERGENCE_FACTOR * (
-                abs(train_elbo) + self.vae.data_dim
+                abs(train_elbo) + self.data_dim
             ):
                 self._diverged(
                     f"the test ELBO is {test_elbo:.4g} nats/example (training: {train_elbo:.4g})"
@@ -302,8 +317,8 @@ class Trainer:
         self.vae.eval()
         x = self.data.test_images[:32]
         with fixed_rng(EVAL_SEED, self.device):
-            samples = self.vae.sample(64)
-            recon = self.vae.reconstruct(x)
+            samples = program.sample(self.vae, 64)
+            recon = program.reconstruct(self.vae, x)
         last = self.metrics[-1] if self.metrics else None
         title = (
             (
@@ -314,6 +329,52 @@ class Trainer:
             else self.data.name
         )
         figure = plot_samples_and_reconstructions(
-            samples, x, recon, self.data.image_shape, title=title
+            samples, x, recon, program.image_shape(self.vae, self.data.image_shape), title=title
         )
         return save_figure(figure, path)
+
+
+def check_objective(module: Any, objective: Objective, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Raise :class:`~pyrovae.errors.ConfigError` when ``objective`` cannot train the program
+    ``module``, from one run of its guide and model on the examples ``x`` (labels ``y``),
+    leaving the random stream untouched: discrete guide sites marked for enumeration need
+    ``objective.type = "trace_enum_elbo"``; the reparameterized objectives (``analytic_kl``,
+    ``iwae``) need every latent guide site to have ``rsample``; every latent site of the model
+    must be sampled by the guide."""
+    from ..errors import ConfigError
+    from ..infer.log_weights import trace_pair
+
+    with preserved_rng(x.device), program.no_param_store_registration(module):
+        with pyro.validation_enabled(False), torch.no_grad():
+            model_trace, guide_trace = trace_pair(
+                module.model, module.guide, x, program.model_labels(module, y), enumerate=True
+            )
+    guide_sites = program.latent_sites(guide_trace)
+    enumerated = [n for n, s in guide_sites.items() if s["infer"].get("enumerate")]
+    name = objective.type_name
+    if enumerated and name != "trace_enum_elbo":
+        raise ConfigError(
+            f"the program enumerates its guide sites {enumerated}, which objective.type = "
+            f"{name!r} cannot sum out; use objective.type = 'trace_enum_elbo' (Pyro's "
+            "TraceEnum_ELBO)"
+        )
+    if name in ("analytic_kl", "iwae"):
+        for site_name, site in guide_sites.items():
+            if not site["fn"].has_rsample and site_name not in enumerated:
+                raise ConfigError(
+                    f"objective.type = {name!r} needs a reparameterized guide, but the "
+                    f"program's guide site {site_name!r} samples {type(site['fn']).__name__}, "
+                    "which has no rsample; use objective.type = 'trace_elbo' (score-function "
+                    "gradients) or enumerate the site with 'trace_enum_elbo'"
+                )
+        if enumerated:
+            raise ConfigError(
+                f"objective.type = {name!r} cannot sum out the enumerated sites {enumerated}; "
+                "use objective.type = 'trace_enum_elbo'"
+            )
+    unguided = sorted(set(program.latent_sites(model_trace)) - set(guide_sites))
+    if unguided:
+        raise ConfigError(
+            f"the program's model samples the latent sites {unguided}, which its guide does "
+            "not: every latent site of the model must be sampled (or enumerated) by the guide"
+        )
