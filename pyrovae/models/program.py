@@ -216,8 +216,8 @@ def _site_mean(trace: Any) -> torch.Tensor:
         return trace.nodes["x"]["value"]
 
 
-def _template(module: Any, num: int) -> torch.Tensor:
-    dim = data_dim(module)
+def _template(module: Any, num: int, dim: int | None = None) -> torch.Tensor:
+    dim = data_dim(module, dim)
     reference = _reference(module)
     if dim is None or reference is None:
         raise ConfigError(
@@ -228,9 +228,10 @@ def _template(module: Any, num: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample(module: Any, num: int, y: Any = None) -> torch.Tensor:
+def sample(module: Any, num: int, y: Any = None, *, dim: int | None = None) -> torch.Tensor:
     """``module.sample(num)`` (with ``y`` when given), else E[x | latents] of ``num`` runs of
-    the model from its prior: ``(num, data_dim)``."""
+    the model from its prior: ``(num, data_dim)`` (``dim``: the data's ``data_dim``, for a
+    module without one)."""
     method = getattr(module, "sample", None)
     if callable(method):
         return method(num) if y is None else method(num, y=y)
@@ -239,7 +240,7 @@ def sample(module: Any, num: int, y: Any = None) -> torch.Tensor:
                           "draw samples of a class")
     with no_param_store_registration(module), pyro.validation_enabled(False):
         trace = poutine.trace(poutine.uncondition(module.model)).get_trace(
-            _template(module, num), None
+            _template(module, num, dim), None
         )
     return _site_mean(trace)
 

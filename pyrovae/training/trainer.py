@@ -317,7 +317,7 @@ class Trainer:
         self.vae.eval()
         x = self.data.test_images[:32]
         with fixed_rng(EVAL_SEED, self.device):
-            samples = program.sample(self.vae, 64)
+            samples = program.sample(self.vae, 64, dim=self.data_dim)
             recon = program.reconstruct(self.vae, x)
         last = self.metrics[-1] if self.metrics else None
         title = (
@@ -360,18 +360,13 @@ def check_objective(module: Any, objective: Objective, x: torch.Tensor, y: torch
         )
     if name in ("analytic_kl", "iwae"):
         for site_name, site in guide_sites.items():
-            if not site["fn"].has_rsample and site_name not in enumerated:
+            if not site["fn"].has_rsample:
                 raise ConfigError(
                     f"objective.type = {name!r} needs a reparameterized guide, but the "
                     f"program's guide site {site_name!r} samples {type(site['fn']).__name__}, "
                     "which has no rsample; use objective.type = 'trace_elbo' (score-function "
                     "gradients) or enumerate the site with 'trace_enum_elbo'"
                 )
-        if enumerated:
-            raise ConfigError(
-                f"objective.type = {name!r} cannot sum out the enumerated sites {enumerated}; "
-                "use objective.type = 'trace_enum_elbo'"
-            )
     unguided = sorted(set(program.latent_sites(model_trace)) - set(guide_sites))
     if unguided:
         raise ConfigError(

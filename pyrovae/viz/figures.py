@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from ..data import ImageData
 from ..errors import ConfigError
 from ..evaluation.metrics import kl_per_dimension
+from ..models import program
 from ..models.vae import VAE
 from ..rng import fixed_rng
 from . import FIGURE_KINDS, plots
@@ -50,8 +51,8 @@ def samples_figure(vae: VAE, num: int = 64, seed: int = 0, y: torch.Tensor | Non
     labels a class-conditional prior is sampled from its marginal, the mixture over classes
     (:func:`classes_figure` draws one row per class)."""
     with fixed_rng(seed, _device(vae)):
-        images = vae.sample(num, y)
-    return plots.plot_samples(images, vae.image_shape)
+        images = program.sample(vae, num, y)
+    return plots.plot_samples(images, program.image_shape(vae))
 
 
 def classes_figure(vae: VAE, per_class: int = 10, seed: int = 0) -> Figure:
@@ -78,8 +79,8 @@ def reconstructions_figure(vae: VAE, images: torch.Tensor, num: int = 32, seed: 
     """The first ``num`` of ``images`` above their reconstructions E[x|z], z ~ q(z|x)."""
     x = images[:num]
     with fixed_rng(seed, _device(vae)):
-        recon = vae.reconstruct(x)
-    return plots.plot_reconstructions(x, recon, vae.image_shape)
+        recon = program.reconstruct(vae, x)
+    return plots.plot_reconstructions(x, recon, program.image_shape(vae))
 
 
 def curves_figure(
@@ -168,6 +169,22 @@ def kl_per_dimension_figure(
     return plots.plot_kl_per_dimension(kl_per_dimension(vae, images, y), threshold)
 
 
+#: the figures of any program module: drawn from its ``sample``/``reconstruct`` (or their
+#: fallbacks) and the run's metrics
+PROGRAM_KINDS = ("samples", "reconstructions", "curves")
+
+
+def check_kind(kind: str, module: Any) -> None:
+    """Raise :class:`ConfigError` when ``module``, a program other than pyrovae's VAE, cannot
+    have the figure ``kind`` (it has those of :data:`PROGRAM_KINDS`)."""
+    if not isinstance(module, VAE) and kind not in PROGRAM_KINDS:
+        raise ConfigError(
+            f"the {kind!r} figure reads the latent space of pyrovae's VAE (a single site 'z' "
+            f"with its prior and guide); a program module of class {type(module).__name__} has "
+            f"the figures {', '.join(PROGRAM_KINDS)}"
+        )
+
+
 def draw(
     kind: str,
     vae: VAE,
@@ -178,9 +195,11 @@ def draw(
     """The figure ``kind`` (one of :data:`~pyrovae.viz.FIGURE_KINDS`) of ``vae``.
 
     ``data`` (its test set) is needed by the kinds in :data:`~pyrovae.viz.NEEDS_DATA`;
-    ``metrics`` (a run's rows) by "curves"."""
+    ``metrics`` (a run's rows) by "curves". A program module other than pyrovae's VAE
+    (:mod:`pyrovae.models.program`) has the kinds of :data:`PROGRAM_KINDS`."""
     if kind not in FIGURE_KINDS:
         raise ValueError(f"unknown figure kind {kind!r}; expected one of {', '.join(FIGURE_KINDS)}")
+    check_kind(kind, vae)
     if kind == "samples":
         return samples_figure(vae, seed=seed)
     if kind == "curves":
