@@ -587,6 +587,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> None:
     from .data import load_data
+    from .models import program
     from .training import load_run
     from .training.run_dir import read_metrics
     from .viz import NEEDS_DATA, figures
@@ -605,7 +606,15 @@ def cmd_plot(args: argparse.Namespace) -> None:
         data = load_data(config["data"], device=next(vae.parameters()).device, root=args.data_root)
     out = Path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"
     path = save_figure(
-        figures.draw(args.kind, vae, data=data, metrics=metrics, seed=args.seed), out
+        figures.draw(
+            args.kind,
+            vae,
+            data=data,
+            metrics=metrics,
+            seed=args.seed,
+            image_shape=program.data_shape(config)[1],
+        ),
+        out,
     )
     print(f"wrote the {args.kind} figure to {path}")
 

@@ -10,6 +10,7 @@ reproducible.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,13 +47,21 @@ def posterior_means(
     return torch.cat(out)
 
 
-def samples_figure(vae: VAE, num: int = 64, seed: int = 0, y: torch.Tensor | None = None) -> Figure:
+def samples_figure(
+    vae: VAE,
+    num: int = 64,
+    seed: int = 0,
+    y: torch.Tensor | None = None,
+    image_shape: tuple[int, ...] | None = None,
+) -> Figure:
     """A grid of ``num`` samples E[x|z], z ~ p(z) (or p(z|y) for labels ``y``). Without
     labels a class-conditional prior is sampled from its marginal, the mixture over classes
-    (:func:`classes_figure` draws one row per class)."""
+    (:func:`classes_figure` draws one row per class). ``image_shape``: the data's, for a
+    program module without one."""
+    shape = program.image_shape(vae, image_shape)
     with fixed_rng(seed, _device(vae)):
-        images = program.sample(vae, num, y)
-    return plots.plot_samples(images, program.image_shape(vae))
+        images = program.sample(vae, num, y, dim=math.prod(shape))
+    return plots.plot_samples(images, shape)
 
 
 def classes_figure(vae: VAE, per_class: int = 10, seed: int = 0) -> Figure:
@@ -75,12 +84,19 @@ def classes_figure(vae: VAE, per_class: int = 10, seed: int = 0) -> Figure:
     return plots.plot_class_rows(images.reshape(num_classes, per_class, -1), vae.image_shape)
 
 
-def reconstructions_figure(vae: VAE, images: torch.Tensor, num: int = 32, seed: int = 0) -> Figure:
-    """The first ``num`` of ``images`` above their reconstructions E[x|z], z ~ q(z|x)."""
+def reconstructions_figure(
+    vae: VAE,
+    images: torch.Tensor,
+    num: int = 32,
+    seed: int = 0,
+    image_shape: tuple[int, ...] | None = None,
+) -> Figure:
+    """The first ``num`` of ``images`` above their reconstructions E[x|z], z ~ q(z|x)
+    (``image_shape``: the data's, for a program module without one)."""
     x = images[:num]
     with fixed_rng(seed, _device(vae)):
         recon = program.reconstruct(vae, x)
-    return plots.plot_reconstructions(x, recon, program.image_shape(vae))
+    return plots.plot_reconstructions(x, recon, program.image_shape(vae, image_shape))
 
 
 def curves_figure(
@@ -191,8 +207,10 @@ def draw(
     data: ImageData | None = None,
     metrics: Sequence[Mapping[str, Any]] = (),
     seed: int = 0,
+    image_shape: tuple[int, ...] | None = None,
 ) -> Figure:
-    """The figure ``kind`` (one of :data:`~pyrovae.viz.FIGURE_KINDS`) of ``vae``.
+    """The figure ``kind`` (one of :data:`~pyrovae.viz.FIGURE_KINDS`) of ``vae``
+    (``image_shape``: the data's, for a program module without one).
 
     ``data`` (its test set) is needed by the kinds in :data:`~pyrovae.viz.NEEDS_DATA`;
     ``metrics`` (a run's rows) by "curves". A program module other than pyrovae's VAE
@@ -201,7 +219,7 @@ def draw(
         raise ValueError(f"unknown figure kind {kind!r}; expected one of {', '.join(FIGURE_KINDS)}")
     check_kind(kind, vae)
     if kind == "samples":
-        return samples_figure(vae, seed=seed)
+        return samples_figure(vae, seed=seed, image_shape=image_shape)
     if kind == "curves":
         return curves_figure(metrics)
     if kind == "manifold":
@@ -211,7 +229,9 @@ def draw(
     if data is None:
         raise ValueError(f"the {kind!r} figure needs the data set")
     if kind == "reconstructions":
-        return reconstructions_figure(vae, data.test_images, seed=seed)
+        return reconstructions_figure(
+            vae, data.test_images, seed=seed, image_shape=image_shape or data.image_shape
+        )
     if kind == "latent":
         return latent_figure(vae, data.test_images, data.test_labels)
     if kind == "kl_per_dimension":
