@@ -60,7 +60,8 @@ def rate_and_distortion(
     program.check_data(vae, x, y)
     check_value(batch_size, PositiveInt, "batch_size")
     check_value(seed, Seed, "seed")
-    rates, distortions = [], []
+    rates: list[torch.Tensor] = []
+    distortions: list[torch.Tensor] = []
     with fixed_rng(seed, x.device), pyro.validation_enabled(False):
         for xb, yb in batches(x, y, batch_size):
             model_trace, guide_trace = trace_pair(vae.model, vae.guide, xb, yb)

@@ -81,8 +81,9 @@ def trace_log_weights(
     Args:
         scaled: use the sites' scaled and masked ``log_prob`` (computed by
             ``Trace.compute_log_prob``, as Pyro's ELBOs do), i.e. the weights of the program
-            as trained; ``False`` scores each site's value afresh, ignoring scales and masks:
-            the weights of the model as written.
+            as trained; ``False`` scores each site's value afresh, ignoring scales (a KL
+            weight) but not masks (``poutine.mask``, ``obs_mask``: which examples a site
+            scores): the weights of the model as written.
         observed: ``None`` sums every site; ``True`` only the observed ones (``log p(x|z)``);
             ``False`` only the latent ones (``log p(z) - log q(z|x)``, minus the rate).
         sites: only the sites of these names (e.g. the latent sites of a model trace
@@ -105,8 +106,8 @@ def trace_log_weights(
     # plates not shared by every site are summed inside each log-weight
     sum_dims = get_dependent_plate_dims(all_sites)
     # the dims of the plates every site shares: left of them are enumerated values
-    frames = [{f.dim for f in site["cond_indep_stack"]} for site in all_sites]
-    shared = set.intersection(*frames) if frames else set()
+    frames = [{f.dim for f in site["cond_indep_stack"] if f.dim is not None} for site in all_sites]
+    shared: set[int] = set.intersection(*frames) if frames else set()
     num_dims = -min(shared, default=0)
     log_w: Any = 0.0
     log_q_enum: Any = 0.0  # log q of the enumerated values
@@ -115,7 +116,7 @@ def trace_log_weights(
             if site["type"] != "sample" or site_is_subsample(site):
                 continue
             fn: Any = site["fn"]
-            if sign < 0 and site["infer"].get("_enumerate_dim") is not None:
+            if sign < 0 and (site["infer"] or {}).get("_enumerate_dim") is not None:
                 log_q_enum = log_q_enum + torch_sum(fn.log_prob(site["value"]), sum_dims)
                 if enumerated == "sum":
                     continue  # its q cancels: its values are summed over, not drawn
@@ -123,12 +124,22 @@ def trace_log_weights(
                 continue
             if sites is not None and site["name"] not in sites:
                 continue
-            log_p = site["log_prob"] if scaled else fn.log_prob(site["value"])
+            log_p = site["log_prob"] if scaled else _masked(fn.log_prob(site["value"]), site)
             log_w = log_w + sign * torch_sum(log_p, sum_dims)
     log_w = torch.as_tensor(log_w)
     if torch.is_tensor(log_q_enum):
         log_w = _reduce_enumerated(log_w, log_q_enum, num_dims, enumerated)
     return log_w
+
+
+def _masked(log_p: torch.Tensor, site: Any) -> torch.Tensor:
+    """``log_p`` where the site's mask is true (Pyro's ``poutine.mask``, ``obs_mask``), else 0."""
+    mask = site["mask"]
+    if mask is None or mask is True:
+        return log_p
+    if mask is False:
+        return torch.zeros_like(log_p)
+    return torch.where(mask, log_p, torch.zeros_like(log_p))
 
 
 def _reduce_enumerated(

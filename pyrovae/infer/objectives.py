@@ -9,8 +9,9 @@ one :class:`~pyrovae.infer.elbo.ELBO`:
   the KL in closed form where one exists;
 * ``"iwae"``: :class:`~pyrovae.infer.iwae_elbo.IWAE_ELBO`, the K-sample importance-weighted
   bound;
-* ``"trace_enum_elbo"``: :class:`~pyrovae.infer.trace_enum_elbo.TraceEnum_ELBO` (Pyro's), the ELBO with the guide's
-  discrete sites marked for enumeration summed out exactly (programs with discrete latents,
+* ``"trace_enum_elbo"``: :class:`~pyrovae.infer.trace_enum_elbo.TraceEnum_ELBO` (Pyro's),
+  the ELBO with the guide's discrete sites marked for enumeration summed out exactly
+  (programs with discrete latents,
   :mod:`pyrovae.models.program`);
 
 each with ``num_particles`` draws per example (vectorized). The ELBO's ``loss`` is the negative

@@ -108,14 +108,14 @@ def check_program(module: object, what: str = "the model") -> None:
     """Raise :class:`~pyrovae.errors.ConfigError` naming what ``module`` lacks to be a
     program (see the module docstring): an ``nn.Module`` with callable ``model`` and
     ``guide``. Optional members (:data:`OPTIONAL`) are not required."""
-    missing = [
-        name for name in ("model", "guide") if not callable(getattr(module, name, None))
-    ]
+    missing = [name for name in ("model", "guide") if not callable(getattr(module, name, None))]
     problems = []
     if not isinstance(module, nn.Module):
         problems.append(f"it is a {type(module).__name__}, not a torch.nn.Module")
     if missing:
-        problems.append("it has no method " + " and no method ".join(f"{m}(x, y=None)" for m in missing))
+        problems.append(
+            "it has no method " + " and no method ".join(f"{m}(x, y=None)" for m in missing)
+        )
     if problems:
         raise ConfigError(
             f"{what} cannot be trained or scored by pyrovae: {'; '.join(problems)}. A program "
@@ -181,7 +181,9 @@ def check_data(
     dim = data_dim(module)
     width = dim if dim is not None else "D"
     if not isinstance(x, torch.Tensor):
-        raise DataError(f"{name} must be a torch.Tensor of shape (N, {width}), got a {type(x).__name__}")
+        raise DataError(
+            f"{name} must be a torch.Tensor of shape (N, {width}), got a {type(x).__name__}"
+        )
     if x.dim() != 2 or x.shape[0] == 0 or (dim is not None and x.shape[1] != dim):
         raise DataError(
             f"{name} must have shape (N, {width}) with N >= 1 (one row per example; flatten "
@@ -236,8 +238,10 @@ def sample(module: Any, num: int, y: Any = None, *, dim: int | None = None) -> t
     if callable(method):
         return method(num) if y is None else method(num, y=y)
     if y is not None:
-        raise ConfigError(f"{type(module).__name__} has no sample(num, y) method: it cannot "
-                          "draw samples of a class")
+        raise ConfigError(
+            f"{type(module).__name__} has no sample(num, y) method: it cannot "
+            "draw samples of a class"
+        )
     with no_param_store_registration(module), pyro.validation_enabled(False):
         trace = poutine.trace(poutine.uncondition(module.model)).get_trace(
             _template(module, num, dim), None
@@ -332,10 +336,10 @@ def load_factory(spec: str) -> Callable[[dict[str, Any]], Any]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ConfigError(
             f"model.program = {spec!r}: importing {module_name!r} failed "
-            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
-            f"{fix}"
+            f"({type(exc).__name__}: {message}); {fix}"
         ) from None
     finally:
         if added:

@@ -105,7 +105,7 @@ class Trainer:
         data = self.data
         program.check_program(self.vae)
         #: elements per example (the divergence test's scale)
-        self.data_dim = program.data_dim(self.vae, data.data_dim)
+        self.data_dim: int = program.data_dim(self.vae) or data.data_dim
         program.check_data(
             self.vae,
             data.train_images,
@@ -344,11 +344,15 @@ def check_objective(module: Any, objective: Objective, x: torch.Tensor, y: torch
     from ..errors import ConfigError
     from ..infer.log_weights import trace_pair
 
-    with preserved_rng(x.device), program.no_param_store_registration(module):
-        with pyro.validation_enabled(False), torch.no_grad():
-            model_trace, guide_trace = trace_pair(
-                module.model, module.guide, x, program.model_labels(module, y), enumerate=True
-            )
+    with (
+        preserved_rng(x.device),
+        program.no_param_store_registration(module),
+        pyro.validation_enabled(False),
+        torch.no_grad(),
+    ):
+        model_trace, guide_trace = trace_pair(
+            module.model, module.guide, x, program.model_labels(module, y), enumerate=True
+        )
     guide_sites = program.latent_sites(guide_trace)
     enumerated = [n for n, s in guide_sites.items() if s["infer"].get("enumerate")]
     name = objective.type_name

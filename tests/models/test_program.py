@@ -32,23 +32,23 @@ def test_a_program_is_an_nn_module_with_model_and_guide():
     program.check_program(Wrapped(VAE.from_config({"model": {"latent_dim": 2}})))
     with pytest.raises(ConfigError, match=r"no method guide\(x, y=None\).*docs/programs.md"):
         program.check_program(type("OnlyModel", (torch.nn.Module,), {"model": lambda s, x: x})())
-    with pytest.raises(ConfigError, match="it is a str, not a torch.nn.Module"):
+    with pytest.raises(ConfigError, match=r"it is a str, not a torch.nn.Module"):
         program.check_program("vae")
 
 
 def test_factories_are_named_package_module_attribute():
     assert program.load_factory(PROGRAM).__name__ == "wrapped_vae"
-    with pytest.raises(ConfigError, match="is not of the form 'package.module:attribute'"):
+    with pytest.raises(ConfigError, match=r"is not of the form 'package.module:attribute'"):
         program.load_factory("program_fixtures.wrapped_vae")
     with pytest.raises(ConfigError, match=r"importing 'no_such_module' failed \(ModuleNotFound"
                                           r"Error.*PYTHONPATH"):
         program.load_factory("no_such_module:build")
-    with pytest.raises(ConfigError, match="has no attribute 'nope'"):
+    with pytest.raises(ConfigError, match=r"has no attribute 'nope'"):
         program.load_factory("program_fixtures:nope")
-    with pytest.raises(ConfigError, match="is a int, not a callable"):
+    with pytest.raises(ConfigError, match=r"is a int, not a callable"):
         program.load_factory("program_fixtures:GaussianChain.D")
     config = resolve_config({"model": {"program": "program_fixtures:not_a_program"}})
-    with pytest.raises(ConfigError, match="Linear, not|no method model"):
+    with pytest.raises(ConfigError, match=r"Linear, not|no method model"):
         program.build_model(config)
 
 
@@ -58,11 +58,11 @@ def test_fallbacks_check_data_and_draw_from_the_programs():
     program.check_data(chain, x)
     with pytest.raises(DataError, match=r"shape \(N, 5\)"):
         program.check_data(chain, x[:, :3])
-    with pytest.raises(DataError, match="dtype torch.float32"):
+    with pytest.raises(DataError, match=r"dtype torch.float32"):
         program.check_data(chain, x.float())
-    with pytest.raises(DataError, match="NaN or infinite"):
+    with pytest.raises(DataError, match=r"NaN or infinite"):
         program.check_data(chain, x.index_fill(0, torch.tensor([1]), math.nan))
-    with pytest.raises(DataError, match="integer tensor"):
+    with pytest.raises(DataError, match=r"integer tensor"):
         program.check_data(chain, x, torch.zeros(4))
     assert program.model_labels(chain, torch.arange(4)).tolist() == [0, 1, 2, 3]
     # the mean of site "x": from the prior, and replayed on the guide's draws
@@ -136,7 +136,7 @@ def test_enumerated_discrete_site_is_summed_out_exactly():
 
 def test_ais_refuses_discrete_sites_with_the_reason():
     mixture = GaussianMixture()
-    with pytest.raises(ConfigError, match="site 'c' has support .*use method='is'"):
+    with pytest.raises(ConfigError, match=r"site 'c' has support .*use method='is'"):
         pyrovae.log_likelihood(mixture, mixture.sample_data(2), method="ais", num_steps=2)
 
 
@@ -159,7 +159,7 @@ def test_enumerated_programs_train_with_trace_enum_elbo_and_are_refused_otherwis
             _mixture_trainer(tiny, objective)
     trainer = _mixture_trainer(tiny, "trace_enum_elbo")
     before = trainer.vae.classifier.weight.detach().clone()
-    with pytest.warns(RuntimeWarning, match="run the Pyro programs at every step"):
+    with pytest.warns(RuntimeWarning, match=r"run the Pyro programs at every step"):
         metrics = trainer.fit()
     assert math.isfinite(metrics[-1]["test_elbo"])
     assert not torch.equal(before, trainer.vae.classifier.weight)
@@ -212,9 +212,9 @@ def test_a_module_given_in_python_is_given_again_to_load_and_resume(tiny, tmp_pa
     pyro.set_rng_seed(0)
     module = Wrapped(VAE.from_resolved_config(resolve_config(tiny)))
     _train(tiny, out=tmp_path / "run", model=module)
-    with pytest.raises(CheckpointError, match="class program_fixtures.Wrapped given in Python"):
+    with pytest.raises(CheckpointError, match=r"class program_fixtures.Wrapped given in Python"):
         pyrovae.load_run(tmp_path / "run")
-    with pytest.raises(CheckpointError, match="pass that module again"):
+    with pytest.raises(CheckpointError, match=r"pass that module again"):
         pyrovae.resume(tmp_path / "run", epochs=2)
     fresh = Wrapped(VAE.from_resolved_config(resolve_config(tiny)))
     loaded, _, _ = pyrovae.load_run(tmp_path / "run", device="cpu", model=fresh)
