@@ -91,6 +91,8 @@ class GaussianChain(nn.Module):
         for name, value in dict(k1=k1, m1=m1, l1=widen * torch.linalg.cholesky(c1), k2=k2,
                                 m2=m2, l2=widen * torch.linalg.cholesky(c2)).items():
             self.register_buffer(name, value)
+        #: a learnable shift of q(z1 | x)'s mean, 0 (so the guide stays as constructed)
+        self.shift = nn.Parameter(torch.zeros(d1, dtype=torch.float64))
         self.data_dim = D
         self.image_shape = (1, 1, D)
 
@@ -103,7 +105,7 @@ class GaussianChain(nn.Module):
 
     def guide(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
         with pyro.plate("data", x.shape[0]):
-            z1 = pyro.sample("z1", dist.MultivariateNormal(x @ self.k1.T + self.m1,
+            z1 = pyro.sample("z1", dist.MultivariateNormal(x @ self.k1.T + self.m1 + self.shift,
                                                            scale_tril=self.l1))
             context = torch.cat([z1, x.expand(*z1.shape[:-1], x.shape[-1])], -1)
             pyro.sample("z2", dist.MultivariateNormal(context @ self.k2.T + self.m2,

@@ -39,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import ImageData
-from ..errors import CheckpointError, DivergenceError, WriteError
+from ..errors import CheckpointError, ConfigError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
 from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
@@ -89,6 +89,11 @@ class Trainer:
         self.elbo = self.objective.elbo()
         #: the loss and its gradient per batch: recorded once, then replayed (unless
         #: train.replay_steps = false or Pyro validation is on)
+        if not any(p.requires_grad for p in self.vae.parameters()):
+            raise ConfigError(
+                f"the model ({type(self.vae).__name__}) has no parameters to train: a program's "
+                "learned state is its nn.Module parameters (nn.Parameter, submodules)"
+            )
         self.elbo_gradient = ELBOGradient(self.elbo, self.vae, replay=train["replay_steps"])
         # one fused Adam kernel over all parameters, on CPU as on CUDA (faster than foreach:
         # see docs/performance.md)
@@ -339,9 +344,9 @@ def check_objective(module: Any, objective: Objective, x: torch.Tensor, y: torch
     ``module``, from one run of its guide and model on the examples ``x`` (labels ``y``),
     leaving the random stream untouched: discrete guide sites marked for enumeration need
     ``objective.type = "trace_enum_elbo"``; the reparameterized objectives (``analytic_kl``,
-    ``iwae``) need every latent guide site to have ``rsample``; every latent site of the model
-    must be sampled by the guide."""
-    from ..errors import ConfigError
+    ``iwae``) need every latent guide site to have ``rsample``, and ``analytic_kl`` a guide
+    that samples the latent sites in the model's order (Pyro's mean-field condition of
+    ``TraceMeanField_ELBO``); every latent site of the model must be sampled by the guide."""
     from ..infer.log_weights import trace_pair
 
     with (
@@ -371,7 +376,17 @@ def check_objective(module: Any, objective: Objective, x: torch.Tensor, y: torch
                     "which has no rsample; use objective.type = 'trace_elbo' (score-function "
                     "gradients) or enumerate the site with 'trace_enum_elbo'"
                 )
-    unguided = sorted(set(program.latent_sites(model_trace)) - set(guide_sites))
+    model_sites = program.latent_sites(model_trace)
+    if name == "analytic_kl" and [n for n in guide_sites if n in model_sites] != [
+        n for n in model_sites if n in guide_sites
+    ]:
+        raise ConfigError(
+            f"objective.type = 'analytic_kl' takes each site's KL given the latents sampled "
+            f"before it, which needs the guide to sample the latent sites in the model's "
+            f"order ({list(model_sites)}), but it samples {list(guide_sites)}; use "
+            "objective.type = 'trace_elbo' or 'iwae'"
+        )
+    unguided = sorted(set(model_sites) - set(guide_sites))
     if unguided:
         raise ConfigError(
             f"the program's model samples the latent sites {unguided}, which its guide does "

@@ -21,6 +21,7 @@ from program_fixtures import (
 import pyrovae
 from pyrovae import VAE, ConfigError, DataError, resolve_config
 from pyrovae.errors import CheckpointError
+from pyrovae.evaluation.bdmc import bdmc
 from pyrovae.models import program
 from pyrovae.training.run_dir import read_metrics
 
@@ -224,3 +225,34 @@ def test_a_module_given_in_python_is_given_again_to_load_and_resume(tiny, tmp_pa
     resumed = pyrovae.resume(tmp_path / "run", epochs=2, progress=False,
                              model=Wrapped(VAE.from_resolved_config(resolve_config(tiny))))
     assert resumed.epoch == 2
+
+
+class ReversedChain(GaussianChain):
+    """The chain's guide sampling z2 before z1: no per-site KL given earlier sites exists."""
+
+    def guide(self, x, y=None):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z2", pyro.distributions.Normal(x[..., :3], 1.0).to_event(1))
+            pyro.sample("z1", pyro.distributions.Normal(x[..., :2], 1.0).to_event(1))
+
+
+def test_programs_train_with_every_objective_that_can_train_them(tiny):
+    chain = GaussianChain(widen=1.3)
+    x = chain.sample_data(64)
+    data = pyrovae.ImageData("chain", "none", x, torch.zeros(64, dtype=torch.long), x[:16],
+                             torch.zeros(16, dtype=torch.long), (1, 1, 5), 1)
+    tiny["data"]["binarize"] = "none"
+    for objective in ("trace_elbo", "analytic_kl", "iwae"):
+        tiny["objective"] = {"type": objective}
+        pyrovae.Trainer(chain, data, resolve_config(tiny), torch.device("cpu"), progress=False)
+    with pytest.raises(ConfigError, match=r"guide to sample the latent sites in the model's "
+                                          r"order \(\['z1', 'z2'\]\), but it samples \['z2', 'z1'\]"):
+        tiny["objective"] = {"type": "analytic_kl"}
+        pyrovae.Trainer(ReversedChain(), data, resolve_config(tiny), torch.device("cpu"),
+                        progress=False)
+
+
+def test_bdmc_simulates_from_a_program():
+    chain = GaussianChain(widen=1.3)
+    result = bdmc(chain, chain.sample_data(4), num_chains=2, num_steps=5)
+    assert result.gap.shape == (4,) and torch.isfinite(result.gap).all()
