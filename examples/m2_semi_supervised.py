@@ -191,11 +191,16 @@ def main() -> None:
     accuracy = (predicted == test_labels).float().mean().item()
     print(f"test classification accuracy of q(y|x): {100 * accuracy:.2f}% "
           f"({data.test_images.shape[0]} test images, {args.labels} labels)")
-    result = pyrovae.evaluate(m2, data.test_images, num_samples=args.num_samples,
-                              progress=not args.quiet)
+    with warnings.catch_warnings():  # the PSIS summary is printed below
+        warnings.simplefilter("ignore", pyrovae.UnreliableEstimateWarning)
+        result = pyrovae.evaluate(m2, data.test_images, num_samples=args.num_samples,
+                                  progress=not args.quiet)
     print(f"test ELBO: {result.elbo:.2f} ± {result.elbo_se:.2f} nats/example")
     print(f"IS log-likelihood (K = {args.num_samples} per class, y summed out): "
           f"{result.log_likelihood:.2f} ± {result.log_likelihood_se:.2f} nats/example")
+    if result.pareto_k_max is not None:
+        print(f"PSIS Pareto k: max {result.pareto_k_max:.2f}, above 0.7 (unreliable) for "
+              f"{result.num_pareto_k_above_0_7} of {result.num_examples} test images")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     with fixed_rng(0, device):
