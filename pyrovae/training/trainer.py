@@ -45,7 +45,7 @@ from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
 from ..models import program
 from ..models.vae import VAE
-from ..rng import fixed_rng, preserved_rng
+from ..rng import fixed_rng
 from . import run_dir as files
 
 __all__ = ["EVAL_SEED", "PICTURE_FILE", "Trainer"]
@@ -125,7 +125,9 @@ class Trainer:
             name="the test images",
         )
         if not isinstance(self.vae, VAE):
-            check_objective(self.vae, self.objective, data.test_images[:2], data.test_labels[:2])
+            program.check_objective(
+                self.vae, self.objective.type_name, data.test_images[:2], data.test_labels[:2]
+            )
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -337,58 +339,3 @@ class Trainer:
             samples, x, recon, program.image_shape(self.vae, self.data.image_shape), title=title
         )
         return save_figure(figure, path)
-
-
-def check_objective(module: Any, objective: Objective, x: torch.Tensor, y: torch.Tensor) -> None:
-    """Raise :class:`~pyrovae.errors.ConfigError` when ``objective`` cannot train the program
-    ``module``, from one run of its guide and model on the examples ``x`` (labels ``y``),
-    leaving the random stream untouched: discrete guide sites marked for enumeration need
-    ``objective.type = "trace_enum_elbo"``; the reparameterized objectives (``analytic_kl``,
-    ``iwae``) need every latent guide site to have ``rsample``, and ``analytic_kl`` a guide
-    that samples the latent sites in the model's order (Pyro's mean-field condition of
-    ``TraceMeanField_ELBO``); every latent site of the model must be sampled by the guide."""
-    from ..infer.log_weights import trace_pair
-
-    with (
-        preserved_rng(x.device),
-        program.no_param_store_registration(module),
-        pyro.validation_enabled(False),
-        torch.no_grad(),
-    ):
-        model_trace, guide_trace = trace_pair(
-            module.model, module.guide, x, program.model_labels(module, y), enumerate=True
-        )
-    guide_sites = program.latent_sites(guide_trace)
-    enumerated = [n for n, s in guide_sites.items() if s["infer"].get("enumerate")]
-    name = objective.type_name
-    if enumerated and name != "trace_enum_elbo":
-        raise ConfigError(
-            f"the program enumerates its guide sites {enumerated}, which objective.type = "
-            f"{name!r} cannot sum out; use objective.type = 'trace_enum_elbo' (Pyro's "
-            "TraceEnum_ELBO)"
-        )
-    if name in ("analytic_kl", "iwae"):
-        for site_name, site in guide_sites.items():
-            if not site["fn"].has_rsample:
-                raise ConfigError(
-                    f"objective.type = {name!r} needs a reparameterized guide, but the "
-                    f"program's guide site {site_name!r} samples {type(site['fn']).__name__}, "
-                    "which has no rsample; use objective.type = 'trace_elbo' (score-function "
-                    "gradients) or enumerate the site with 'trace_enum_elbo'"
-                )
-    model_sites = program.latent_sites(model_trace)
-    if name == "analytic_kl" and [n for n in guide_sites if n in model_sites] != [
-        n for n in model_sites if n in guide_sites
-    ]:
-        raise ConfigError(
-            f"objective.type = 'analytic_kl' takes each site's KL given the latents sampled "
-            f"before it, which needs the guide to sample the latent sites in the model's "
-            f"order ({list(model_sites)}), but it samples {list(guide_sites)}; use "
-            "objective.type = 'trace_elbo' or 'iwae'"
-        )
-    unguided = sorted(set(model_sites) - set(guide_sites))
-    if unguided:
-        raise ConfigError(
-            f"the program's model samples the latent sites {unguided}, which its guide does "
-            "not: every latent site of the model must be sampled (or enumerated) by the guide"
-        )

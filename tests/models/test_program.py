@@ -246,7 +246,7 @@ def test_programs_train_with_every_objective_that_can_train_them(tiny):
         tiny["objective"] = {"type": objective}
         pyrovae.Trainer(chain, data, resolve_config(tiny), torch.device("cpu"), progress=False)
     with pytest.raises(ConfigError, match=r"guide to sample the latent sites in the model's "
-                                          r"order \(\['z1', 'z2'\]\), but it samples \['z2', 'z1'\]"):
+                       r"order \(\['z1', 'z2'\]\), but it samples \['z2', 'z1'\]"):
         tiny["objective"] = {"type": "analytic_kl"}
         pyrovae.Trainer(ReversedChain(), data, resolve_config(tiny), torch.device("cpu"),
                         progress=False)
