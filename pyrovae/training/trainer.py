@@ -87,13 +87,14 @@ class Trainer:
         train = self.config["train"]
         self.objective: Objective = OBJECTIVES.build(self.config["objective"], "objective")
         self.elbo = self.objective.elbo()
-        #: the loss and its gradient per batch: recorded once, then replayed (unless
-        #: train.replay_steps = false or Pyro validation is on)
+        program.check_program(self.vae)
         if not any(p.requires_grad for p in self.vae.parameters()):
             raise ConfigError(
                 f"the model ({type(self.vae).__name__}) has no parameters to train: a program's "
                 "learned state is its nn.Module parameters (nn.Parameter, submodules)"
             )
+        #: the loss and its gradient per batch: recorded once, then replayed (unless
+        #: train.replay_steps = false or Pyro validation is on)
         self.elbo_gradient = ELBOGradient(self.elbo, self.vae, replay=train["replay_steps"])
         # one fused Adam kernel over all parameters, on CPU as on CUDA (faster than foreach:
         # see docs/performance.md)
@@ -108,7 +109,6 @@ class Trainer:
         # the data, once: shapes, dtype, device and support (dynamically binarized training
         # images are probabilities, binarized per batch)
         data = self.data
-        program.check_program(self.vae)
         #: elements per example (the divergence test's scale)
         self.data_dim: int = program.data_dim(self.vae) or data.data_dim
         program.check_data(
