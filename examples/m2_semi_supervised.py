@@ -206,8 +206,9 @@ def main() -> None:
     with fixed_rng(0, device):
         classes = m2.sample(10 * num_classes, torch.arange(num_classes, device=device)
                             .repeat_interleave(10))
-    path = save_figure(plot_class_rows(classes.reshape(num_classes, 10, -1), image_shape),
-                       out / "classes.png")
+    figure = plot_class_rows(classes.reshape(num_classes, 10, -1), image_shape,
+                             title="samples E[x|y,z], z ~ p(z), one row per class y")
+    path = save_figure(figure, out / "classes.png")
     print(f"wrote {path}")
 
 
