@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--config", metavar="FILE", help="TOML config (see configs/mnist.toml)")
     src.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     p.add_argument("--out", metavar="RUN_DIR", help="run directory to create (with --config)")
+    p.add_argument(
+        "--program",
+        metavar="PACKAGE.MODULE:FACTORY",
+        help="train your own Pyro program module: FACTORY(config) returns it (sets "
+        "model.program; imports and runs that module's code; see docs/programs.md)",
+    )
     p.add_argument("--epochs", type=int, help="total number of epochs (overrides the config)")
     p.add_argument("--seed", type=int, help="random seed (overrides train.seed)")
     _add_overrides(p, "train.lr=3e-4")
@@ -253,7 +259,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     progress = not args.quiet
     _check(args, ("--epochs", PositiveInt), ("--seed", Seed))
     if args.resume:
-        if args.out or args.overrides or args.seed is not None or args.device:
+        if args.out or args.overrides or args.seed is not None or args.device or args.program:
             raise PyrovaeError(
                 "--resume continues a run as it was configured; only --epochs and --data-root "
                 "may be given with it"
@@ -272,6 +278,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             overrides.append(f"train.seed={args.seed}")
         if args.device:
             overrides.append(f'train.device="{args.device}"')
+        if args.program:
+            overrides.append(f"model.program={json.dumps(args.program)}")
         # validated and completed once, by train(), with the overrides applied
         config = apply_overrides(read_config_file(args.config), overrides)
         trainer = train(config, out=args.out, data_root=args.data_root, progress=progress)
@@ -467,9 +475,10 @@ def _evaluate_bdmc(
 ) -> None:
     from .evaluation.ais import DEFAULT_NUM_STEPS
     from .evaluation.bdmc import DEFAULT_NUM_EXAMPLES, bdmc
+    from .models import program
 
     limit = args.limit or DEFAULT_NUM_EXAMPLES
-    x, y = data.test_images[:limit], vae.model_labels(data.test_labels)
+    x, y = data.test_images[:limit], program.model_labels(vae, data.test_labels)
     result = bdmc(
         vae,
         x,
@@ -568,18 +577,21 @@ def _format_pareto_k(pareto_k_max: float | None, num_above: int, num_examples: i
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
+    from .models import program
     from .training import load_run
     from .viz.plots import plot_samples, save_figure
 
     _check(args, ("--num", SampleCount), ("--seed", Seed))
-    vae, _, _ = load_run(args.run_dir, device=args.device)
+    vae, config, _ = load_run(args.run_dir, device=args.device)
     torch.manual_seed(args.seed)
-    samples = vae.sample(args.num, y=args.label)
+    dim, shape, _ = program.data_shape(config)
+    samples = program.sample(vae, args.num, y=args.label, dim=dim)
+    shape = program.image_shape(vae, shape)
     if args.label is None:
-        figure = plot_samples(samples, vae.image_shape)
+        figure = plot_samples(samples, shape)
     else:
         figure = plot_samples(
-            samples, vae.image_shape, title=f"samples from p(x|z), z ~ p(z | y = {args.label})"
+            samples, shape, title=f"samples from p(x|z), z ~ p(z | y = {args.label})"
         )
     path = save_figure(figure, args.out)
     print(f"wrote {args.num} samples to {path}")
@@ -587,6 +599,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> None:
     from .data import load_data
+    from .models import program
     from .training import load_run
     from .training.run_dir import read_metrics
     from .viz import NEEDS_DATA, figures
@@ -594,7 +607,8 @@ def cmd_plot(args: argparse.Namespace) -> None:
 
     _check(args, ("--seed", Seed))
     vae, config, _ = load_run(args.run_dir, device=args.device)
-    if args.kind in ("latent", "manifold"):  # refuse before loading any data
+    figures.check_kind(args.kind, vae)  # refuse before loading any data
+    if args.kind in ("latent", "manifold"):
         require_2d_latent(vae.latent_dim, f"{args.kind} figure")
     metrics = read_metrics(Path(args.run_dir)) if args.kind == "curves" else []
     if args.kind == "curves" and not metrics:
@@ -604,7 +618,15 @@ def cmd_plot(args: argparse.Namespace) -> None:
         data = load_data(config["data"], device=next(vae.parameters()).device, root=args.data_root)
     out = Path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"
     path = save_figure(
-        figures.draw(args.kind, vae, data=data, metrics=metrics, seed=args.seed), out
+        figures.draw(
+            args.kind,
+            vae,
+            data=data,
+            metrics=metrics,
+            seed=args.seed,
+            image_shape=program.data_shape(config)[1],
+        ),
+        out,
     )
     print(f"wrote the {args.kind} figure to {path}")
 

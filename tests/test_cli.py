@@ -520,3 +520,38 @@ def test_plot_command_refuses_a_run_without_metrics(runs, tmp_path, capsys):
     for name in ("config.toml", "checkpoint.pt"):
         (run_dir / name).write_bytes((runs[2] / name).read_bytes())
     assert_main_error(capsys, ["plot", str(run_dir), "--kind", "curves"], "no metrics yet")
+
+
+# ---------------------------------------------------------------------------- --program
+def test_train_a_program_then_every_command_rebuilds_it(tmp_path, tiny_toml, capsys):
+    """``train --program`` records the factory in the run directory; evaluate, resume,
+    sample, plot and describe rebuild the module from it (tests/program_fixtures.py, importable
+    here because the tests folder is on sys.path)."""
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(tiny_toml), "--out", str(run), "--quiet",
+                 "--program", "program_fixtures:wrapped_vae", "--set", "eval.num_samples=0"]) == 0
+    assert load_config(run / "config.toml")["model"]["program"] == "program_fixtures:wrapped_vae"
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--num-samples", "5", "--limit", "8", "--json",
+                 "--quiet", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 8
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
+    assert [row["epoch"] for row in read_metrics(run)] == [1, 2]
+    assert main(["sample", str(run), "--num", "4", "--out", str(tmp_path / "s.png"),
+                 "--device", "cpu"]) == 0
+    assert_picture(tmp_path / "s.png")
+    assert main(["plot", str(run), "--kind", "reconstructions", "--device", "cpu"]) == 0
+    assert_picture(run / "reconstructions.png")
+    assert main(["describe", str(run)]) == 0
+    assert "program program_fixtures.Wrapped" in capsys.readouterr().out
+    assert_main_error(capsys, ["plot", str(run), "--kind", "latent", "--device", "cpu"],
+                      "the 'latent' figure reads the latent space of pyrovae's VAE",
+                      "samples, reconstructions, curves")
+
+
+def test_a_program_that_cannot_be_imported_is_a_one_line_error(tmp_path, tiny_toml):
+    proc = run_cli("train", "--config", str(tiny_toml), "--out", str(tmp_path / "run"),
+                   "--program", "no_such_package.models:build", check=False)
+    assert_one_line_error(proc, "model.program = 'no_such_package.models:build'",
+                          "importing 'no_such_package.models' failed", "PYTHONPATH")
+    assert not (tmp_path / "run").exists()

@@ -44,6 +44,12 @@ EXAMPLES = {
         ["comparison.png", "samples.png"],
         ["standard_normal", "mog", "vamp", "flow", "log p^(x)"],
     ),
+    "m2_semi_supervised.py": (
+        ["--labels", "20", "--num-samples", "5", "--latent-dim", "4", "--hidden", "32"],
+        ["classes.png"],
+        ["20 labelled of 256", "test classification accuracy of q(y|x): ", "test ELBO: ",
+         "IS log-likelihood (K = 5 per class, y summed out): "],
+    ),
     "marginal_likelihood.py": (
         ["--latent-dim", "4", "--ks", "1", "10", "50", "--test-limit", "32", "--ts", "2", "5",
          "--bdmc-examples", "8", "--compare-num-samples", "10", "--compare-num-steps", "2"],

@@ -24,7 +24,7 @@ import pyro.poutine as poutine
 import torch
 from pyro.poutine.util import site_is_subsample
 
-from ..models.vae import VAE
+from ..models import program
 from ..rng import derived_seed, fixed_rng
 from .ais import (
     DEFAULT_NUM_CHAINS,
@@ -154,8 +154,7 @@ def bdmc(
         result = bdmc(vae, x[:100], num_steps=200)
         print(result.lower.mean(), result.upper.mean(), result.gap.mean())
     """
-    if isinstance(vae, VAE):
-        vae.check_data(x, y, name="the template x")
+    program.check_data(vae, x, y, name="the template x")
     check_settings(
         num_chains, num_steps, num_leapfrog_steps, initial_step_size, max_batch_elements, init
     )

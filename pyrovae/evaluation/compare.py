@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..models import program
 from .ais import DEFAULT_NUM_STEPS
 from .importance import DEFAULT_MAX_BATCH_ELEMENTS
 from .log_likelihood import Method, default_num_samples, log_likelihood
@@ -150,7 +151,7 @@ def compare(
         raise ConfigError(f"compare needs at least two models; got {len(models)}")
     repeats: dict[str, torch.Tensor] = {}
     for name, module in models.items():
-        labels = module.model_labels(y) if hasattr(module, "model_labels") else y
+        labels = program.model_labels(module, y)
         ll, diagnostics = log_likelihood(
             module,
             x,

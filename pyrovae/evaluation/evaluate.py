@@ -19,6 +19,7 @@ import torch
 
 from ..data import ImageData
 from ..errors import UnreliableEstimateWarning
+from ..models import program
 from ..models.vae import VAE
 from .ais import AISDiagnostics
 from .bits_per_dim import bits_per_dim, bits_per_dim_note, defines_bits_per_dim
@@ -191,7 +192,7 @@ def evaluate_test_set(
     """:func:`evaluate` on the test split of ``data`` (its first ``limit`` examples; 0: all),
     as the JSON-ready mapping printed by ``pyrovae evaluate`` (nats per example; the keys of
     :class:`Evaluation`), plus the data set and the test set's binarization."""
-    x, y = data.test_images, vae.model_labels(data.test_labels)
+    x, y = data.test_images, program.model_labels(vae, data.test_labels)
     if limit:
         x, y = x[:limit], None if y is None else y[:limit]
     result = evaluate(

@@ -25,6 +25,7 @@ from typing import Literal, overload
 import torch
 
 from ..errors import ConfigError
+from ..models import program
 from ..models.vae import VAE
 from ..registry import PositiveInt, Seed, check_value
 from ..resources import check_batch_fits, example_bytes
@@ -146,10 +147,10 @@ def log_likelihood(
     check_value(num_samples, PositiveInt, "num_samples")
     check_value(max_batch_elements, PositiveInt, "max_batch_elements")
     check_value(seed, Seed, "seed")
+    # the data, checked once per call
+    program.check_data(vae, x, y)
     if isinstance(vae, VAE):
-        # the data and the memory of one pass, checked once per call (other modules' programs
-        # check their own data)
-        vae.check_data(x, y)
+        # the memory of one pass (estimated for pyrovae's VAE only)
         pairs = min(max_batch_elements, num_samples * x.shape[0])
         check_batch_fits(pairs, example_bytes(vae), "max_batch_elements")
     diagnostics: Diagnostics | None

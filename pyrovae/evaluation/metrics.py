@@ -9,6 +9,7 @@ import torch
 from ..data import batches
 from ..errors import ConfigError
 from ..infer.log_weights import log_weights, trace_log_weights, trace_pair
+from ..models import program
 from ..models.vae import VAE
 from ..registry import PositiveInt, Seed, check_value
 from ..rng import fixed_rng
@@ -27,12 +28,17 @@ def elbo_per_example(
     """Single-sample Monte Carlo ELBO of each example, ``(N,)`` in nats.
 
     Unbiased for the ELBO; its mean over many examples is the test ELBO. ``seed`` fixes the
-    draws so the same model always gets the same number."""
-    vae.check_data(x, y)
+    draws so the same model always gets the same number. ``vae`` is any program module
+    (:mod:`pyrovae.models.program`): the log-weights sum all its latent sites, and guide
+    sites marked for enumeration enter by their exact expectation under q."""
+    program.check_data(vae, x, y)
     check_value(batch_size, PositiveInt, "batch_size")
     check_value(seed, Seed, "seed")
     with fixed_rng(seed, x.device), pyro.validation_enabled(False):
-        out = [log_weights(vae.model, vae.guide, xb, yb) for xb, yb in batches(x, y, batch_size)]
+        out = [
+            log_weights(vae.model, vae.guide, xb, yb, enumerated="expect")
+            for xb, yb in batches(x, y, batch_size)
+        ]
     return torch.cat(out)
 
 
@@ -51,15 +57,19 @@ def rate_and_distortion(
     ``rate + distortion`` is minus :func:`elbo_per_example` with the same ``seed``. Read from
     Pyro traces of the VAE's programs (latent sites for the rate, observed ones for the
     distortion), so any prior and guide are covered."""
-    vae.check_data(x, y)
+    program.check_data(vae, x, y)
     check_value(batch_size, PositiveInt, "batch_size")
     check_value(seed, Seed, "seed")
-    rates, distortions = [], []
+    rates: list[torch.Tensor] = []
+    distortions: list[torch.Tensor] = []
     with fixed_rng(seed, x.device), pyro.validation_enabled(False):
         for xb, yb in batches(x, y, batch_size):
             model_trace, guide_trace = trace_pair(vae.model, vae.guide, xb, yb)
-            rates.append(-trace_log_weights(model_trace, guide_trace, observed=False))
-            distortions.append(-trace_log_weights(model_trace, guide_trace, observed=True))
+            for terms, observed in ((rates, False), (distortions, True)):
+                log_w = trace_log_weights(
+                    model_trace, guide_trace, observed=observed, enumerated="expect"
+                )
+                terms.append(-log_w)
     return torch.cat(rates), torch.cat(distortions)
 
 

@@ -9,6 +9,10 @@ one :class:`~pyrovae.infer.elbo.ELBO`:
   the KL in closed form where one exists;
 * ``"iwae"``: :class:`~pyrovae.infer.iwae_elbo.IWAE_ELBO`, the K-sample importance-weighted
   bound;
+* ``"trace_enum_elbo"``: :class:`~pyrovae.infer.trace_enum_elbo.TraceEnum_ELBO` (Pyro's),
+  the ELBO with the guide's discrete sites marked for enumeration summed out exactly
+  (programs with discrete latents,
+  :mod:`pyrovae.models.program`);
 
 each with ``num_particles`` draws per example (vectorized). The ELBO's ``loss`` is the negative
 bound summed over the mini-batch (nats per batch).
@@ -31,6 +35,7 @@ from .elbo import ELBO
 from .iwae_elbo import IWAE_ELBO
 from .log_weights import MAX_PLATE_NESTING
 from .trace_elbo import Trace_ELBO
+from .trace_enum_elbo import TraceEnum_ELBO
 
 __all__ = ["OBJECTIVES", "Objective"]
 
@@ -165,3 +170,22 @@ class IWAEObjective(Objective):
 
     def elbo(self) -> ELBO:
         return IWAE_ELBO(num_particles=self.num_particles, max_plate_nesting=MAX_PLATE_NESTING)
+
+
+@OBJECTIVES.register("trace_enum_elbo")
+class TraceEnumELBOObjective(Objective):
+    """Pyro's :class:`pyro.infer.TraceEnum_ELBO`: the ELBO, with every guide site marked for
+    parallel enumeration (``infer={"enumerate": "parallel"}``, ``config_enumerate``) summed
+    over its values exactly instead of sampled; for programs with discrete latents."""
+
+    summary = (
+        "maximise the ELBO with the discrete latents summed out exactly, "
+        "E_q[log p(x, y, z) - log q(y, z|x)] (TraceEnum_ELBO)"
+    )
+
+    def elbo(self) -> ELBO:
+        return TraceEnum_ELBO(
+            num_particles=self.num_particles,
+            vectorize_particles=self.num_particles > 1,
+            max_plate_nesting=MAX_PLATE_NESTING,
+        )

@@ -40,6 +40,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from ..models.program import no_param_store_registration
 from ..rng import preserved_rng
 from .latent_scale import scale_latents
 
@@ -69,7 +70,7 @@ class _NegativeELBO(nn.Module):
         model, guide = self.vae.model, self.vae.guide
         if kl_scale is not None:
             model, guide = scale_latents(model, kl_scale), scale_latents(guide, kl_scale)
-        with self.vae.param_store_registration(False):
+        with no_param_store_registration(self.vae):
             return self.elbo.differentiable_loss(model, guide, x, y)
 
 

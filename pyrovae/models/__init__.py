@@ -4,7 +4,9 @@ its components, each a small registered class chosen by name in a config:
 * :mod:`~pyrovae.models.priors`: p(z) (:data:`PRIORS`);
 * :mod:`~pyrovae.models.likelihoods`: p(x|z) (:data:`LIKELIHOODS`);
 * :mod:`~pyrovae.models.guides`: the guide families q(z|x) (:data:`GUIDES`);
-* :mod:`~pyrovae.models.networks`: encoders and decoders (:data:`ENCODERS`, :data:`DECODERS`).
+* :mod:`~pyrovae.models.networks`: encoders and decoders (:data:`ENCODERS`, :data:`DECODERS`);
+* :mod:`~pyrovae.models.program`: what your own model/guide module must provide to be trained
+  and scored in the VAE's place, and the fallbacks of what it may leave out.
 """
 
 from .guides import GUIDES, GuideFamily

@@ -17,6 +17,7 @@ import torch
 from ..config import resolve_config
 from ..data import load_data
 from ..errors import CheckpointError, ConfigError
+from ..models.program import build_model
 from ..models.vae import VAE
 from ..registry import PositiveInt, check_value
 from ..resources import check_batch_fits, check_model_fits, example_bytes
@@ -39,20 +40,28 @@ def select_device(name: str) -> torch.device:
 
 
 def _trainer(
-    config: dict[str, Any], data_root: str | Path | None, progress: bool, run_dir: Path | None
+    config: dict[str, Any],
+    data_root: str | Path | None,
+    progress: bool,
+    run_dir: Path | None,
+    model: Any = None,
 ) -> Trainer:
-    """A Trainer for the resolved ``config``: a freshly initialised VAE and its data."""
+    """A Trainer for the resolved ``config``: a freshly initialised VAE (or the program
+    ``model``, or the one ``model.program`` builds; see :func:`build_model`) and its data."""
     device = select_device(config["train"]["device"])
-    check_model_fits(config, training=True)  # before a single parameter is allocated
+    builtin = model is None and not config["model"]["program"]
+    if builtin:
+        check_model_fits(config, training=True)  # before a single parameter is allocated
     pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
-    vae = VAE.from_resolved_config(config).to(device)
+    vae = build_model(config, model).to(device)
     data = load_data(config["data"], device=device, root=data_root)
-    # one training step's activations: particles x batch (the largest pass of a run)
-    particles = config["objective"].get("num_particles", 1)
-    batch = min(config["train"]["batch_size"], data.train_images.shape[0])
-    check_batch_fits(
-        particles * batch, example_bytes(vae), "objective.num_particles x train.batch_size ="
-    )
+    if builtin:
+        # one training step's activations: particles x batch (the largest pass of a run)
+        particles = config["objective"].get("num_particles", 1)
+        batch = min(config["train"]["batch_size"], data.train_images.shape[0])
+        check_batch_fits(
+            particles * batch, example_bytes(vae), "objective.num_particles x train.batch_size ="
+        )
     return Trainer(vae, data, config, device, run_dir=run_dir, progress=progress)
 
 
@@ -61,8 +70,15 @@ def train(
     out: str | Path | None = None,
     data_root: str | Path | None = None,
     progress: bool = True,
+    model: Any = None,
 ) -> Trainer:
     """Train a new VAE as ``config`` says; with ``out``, write a run directory there.
+
+    ``model``: your own program module to train instead (see :mod:`pyrovae.models.program`),
+    with its weights as they are; the Monte Carlo draws still start from ``train.seed``. Its
+    run directory records its class; :func:`load_run` and :func:`resume` then take the module
+    again (``model=``). A config with ``model.program = "package.module:factory"`` builds the
+    module itself, and so do its run directories.
 
     The config is validated and the data loaded before ``out`` is created, so bad input
     leaves no half-made run directory. ``out`` must be new, empty, or a run that never finished
@@ -79,12 +95,12 @@ def train(
     """
     config = resolve_config(config)
     if out is None:
-        trainer = _trainer(config, data_root, progress, None)
+        trainer = _trainer(config, data_root, progress, None, model)
         trainer.fit()
         return trainer
     run_dir = Path(out)
     check_new_run_dir(run_dir)  # refuse before the data is loaded; checked again under the lock
-    trainer = _trainer(config, data_root, progress, None)
+    trainer = _trainer(config, data_root, progress, None, model)
     with hold_run_dir(run_dir, new=True):
         files.write_metrics(run_dir, [])
         files.write_config(run_dir, config)  # the run's marker files, metrics first
@@ -98,9 +114,13 @@ def resume(
     epochs: int | None = None,
     data_root: str | Path | None = None,
     progress: bool = True,
+    model: Any = None,
 ) -> Trainer:
     """Continue the run in ``run_dir`` from its last checkpoint, up to ``epochs`` in total
-    (default: the run's configured epochs). On CPU the result equals an uninterrupted run."""
+    (default: the run's configured epochs). On CPU the result equals an uninterrupted run.
+
+    ``model``: the program module of a run trained with ``train(config, model=...)`` (its
+    weights are replaced by the checkpoint's)."""
     run_dir = Path(run_dir)
     if epochs is not None:
         check_value(epochs, PositiveInt, "--epochs")
@@ -118,7 +138,7 @@ def resume(
                     "has run"
                 )
             config["train"]["epochs"] = epochs
-        trainer = _trainer(config, data_root, progress, run_dir)
+        trainer = _trainer(config, data_root, progress, run_dir, _run_model(run_dir, state, model))
         trainer.load_state_dict(state)
         trainer.metrics = [r for r in files.read_metrics(run_dir) if r["epoch"] <= trainer.epoch]
         if epochs is not None:
@@ -127,11 +147,27 @@ def resume(
     return trainer
 
 
+def _run_model(run_dir: Path, state: dict[str, Any], model: Any) -> Any:
+    """``model``, or ``None`` when the run's config can rebuild its module; a
+    :class:`CheckpointError` when the run was trained with a module given in Python and
+    ``model`` is not given."""
+    program = state.get("program")
+    if model is None and program:
+        raise CheckpointError(
+            f"'{run_dir}' was trained with a module of class {program} given in Python "
+            "(pyrovae.train(config, model=...)): pass that module again (load_run(run, "
+            "model=module), resume(run, model=module)), or train with model.program = "
+            "'package.module:factory' (train --program) so that run directories rebuild it"
+        )
+    return model
+
+
 def load_run(
-    run_dir: str | Path, device: str = "auto"
+    run_dir: str | Path, device: str = "auto", model: Any = None
 ) -> tuple[VAE, dict[str, Any], dict[str, Any]]:
     """The trained VAE of a run directory (in eval mode, on ``device``), its config and
-    checkpoint state.
+    checkpoint state; for a program run, its module (rebuilt from ``model.program``, or
+    ``model`` with the checkpoint's weights loaded into it).
 
     Example::
 
@@ -141,7 +177,7 @@ def load_run(
     config = files.read_config(run_dir)
     dev = select_device(device)
     state = files.load_checkpoint(run_dir, map_location=dev)
-    vae = VAE.from_resolved_config(config).to(dev)
+    vae = build_model(config, _run_model(run_dir, state, model)).to(dev)
     try:
         vae.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as exc:

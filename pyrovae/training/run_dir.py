@@ -130,6 +130,7 @@ _STATE_ENTRIES: dict[str, tuple[Any, str]] = {
     "torch_rng": (_is_rng_state, "a random-number state (a uint8 tensor)"),
     "data_rng": (_is_rng_state, "a random-number state (a uint8 tensor)"),
     "cuda_rng": (_is_rng_state, "a random-number state (a uint8 tensor)"),
+    "program": (lambda v: isinstance(v, str), "the class name of a program module"),
 }
 
 

@@ -39,10 +39,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data import ImageData
-from ..errors import CheckpointError, DivergenceError, WriteError
+from ..errors import CheckpointError, ConfigError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
 from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
+from ..models import program
 from ..models.vae import VAE
 from ..rng import fixed_rng
 from . import run_dir as files
@@ -65,7 +66,8 @@ class Trainer:
     """Trains ``vae`` on ``data`` as the resolved ``config`` says, writing to ``run_dir``.
 
     Attributes:
-        vae: the model (on ``device``).
+        vae: the model (on ``device``): a :class:`~pyrovae.VAE` or any program module
+            (:mod:`pyrovae.models.program`).
         data: train/test tensors on ``device``.
         config: the resolved run config.
         device: where the model and data are.
@@ -85,6 +87,12 @@ class Trainer:
         train = self.config["train"]
         self.objective: Objective = OBJECTIVES.build(self.config["objective"], "objective")
         self.elbo = self.objective.elbo()
+        program.check_program(self.vae)
+        if not any(p.requires_grad for p in self.vae.parameters()):
+            raise ConfigError(
+                f"the model ({type(self.vae).__name__}) has no parameters to train: a program's "
+                "learned state is its nn.Module parameters (nn.Parameter, submodules)"
+            )
         #: the loss and its gradient per batch: recorded once, then replayed (unless
         #: train.replay_steps = false or Pyro validation is on)
         self.elbo_gradient = ELBOGradient(self.elbo, self.vae, replay=train["replay_steps"])
@@ -101,15 +109,25 @@ class Trainer:
         # the data, once: shapes, dtype, device and support (dynamically binarized training
         # images are probabilities, binarized per batch)
         data = self.data
-        self.vae.check_data(
+        #: elements per example (the divergence test's scale)
+        self.data_dim: int = program.data_dim(self.vae) or data.data_dim
+        program.check_data(
+            self.vae,
             data.train_images,
-            self.vae.model_labels(data.train_labels),
+            program.model_labels(self.vae, data.train_labels),
             name="the training images",
             grey_levels=data.binarize == "dynamic",
         )
-        self.vae.check_data(
-            data.test_images, self.vae.model_labels(data.test_labels), name="the test images"
+        program.check_data(
+            self.vae,
+            data.test_images,
+            program.model_labels(self.vae, data.test_labels),
+            name="the test images",
         )
+        if not isinstance(self.vae, VAE):
+            program.check_objective(
+                self.vae, self.objective.type_name, data.test_images[:2], data.test_labels[:2]
+            )
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -123,6 +141,10 @@ class Trainer:
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if not isinstance(self.vae, VAE) and not self.config["model"]["program"]:
+            # a module given in Python: the run directory cannot rebuild it (see load_run)
+            cls = type(self.vae)
+            state["program"] = f"{cls.__module__}.{cls.__qualname__}"
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -163,7 +185,7 @@ class Trainer:
         with it off, the recorded graph is replayed (see :class:`~pyrovae.infer.ELBOGradient`).
         The optimizer updates ``vae.parameters()`` directly; nothing is registered in Pyro's
         param store."""
-        loss = self.elbo_gradient(x, self.vae.model_labels(y), self.kl_scale)
+        loss = self.elbo_gradient(x, program.model_labels(self.vae, y), self.kl_scale)
         self.optimizer.step()
         return loss
 
@@ -219,7 +241,7 @@ class Trainer:
         mean_loss = loss_sum / seen
         if not params_finite:
             self._diverged("a parameter of the model became NaN or infinite")
-        reference = abs(first_loss / first_size) + self.vae.data_dim
+        reference = abs(first_loss / first_size) + self.data_dim
         if not math.isfinite(mean_loss) or mean_loss > DIVERGENCE_FACTOR * reference:
             self._diverged(
                 f"the training ELBO is {-mean_loss:.4g} nats/example (the epoch's first batch: "
@@ -247,7 +269,7 @@ class Trainer:
         elbo = elbo_per_example(
             self.vae,
             self.data.test_images,
-            self.vae.model_labels(self.data.test_labels),
+            program.model_labels(self.vae, self.data.test_labels),
             batch_size=self.config["train"]["eval_batch_size"],
             seed=EVAL_SEED,
         )
@@ -261,7 +283,7 @@ class Trainer:
             train_elbo = self.train_epoch()
             test_elbo = self.test_elbo()
             if not math.isfinite(test_elbo) or -test_elbo > DIVERGENCE_FACTOR * (
-                abs(train_elbo) + self.vae.data_dim
+                abs(train_elbo) + self.data_dim
             ):
                 self._diverged(
                     f"the test ELBO is {test_elbo:.4g} nats/example (training: {train_elbo:.4g})"
@@ -302,8 +324,8 @@ class Trainer:
         self.vae.eval()
         x = self.data.test_images[:32]
         with fixed_rng(EVAL_SEED, self.device):
-            samples = self.vae.sample(64)
-            recon = self.vae.reconstruct(x)
+            samples = program.sample(self.vae, 64, dim=self.data_dim)
+            recon = program.reconstruct(self.vae, x)
         last = self.metrics[-1] if self.metrics else None
         title = (
             (
@@ -314,6 +336,6 @@ class Trainer:
             else self.data.name
         )
         figure = plot_samples_and_reconstructions(
-            samples, x, recon, self.data.image_shape, title=title
+            samples, x, recon, program.image_shape(self.vae, self.data.image_shape), title=title
         )
         return save_figure(figure, path)

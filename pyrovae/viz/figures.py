@@ -10,6 +10,7 @@ reproducible.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from matplotlib.figure import Figure
 from ..data import ImageData
 from ..errors import ConfigError
 from ..evaluation.metrics import kl_per_dimension
+from ..models import program
 from ..models.vae import VAE
 from ..rng import fixed_rng
 from . import FIGURE_KINDS, plots
@@ -45,13 +47,21 @@ def posterior_means(
     return torch.cat(out)
 
 
-def samples_figure(vae: VAE, num: int = 64, seed: int = 0, y: torch.Tensor | None = None) -> Figure:
+def samples_figure(
+    vae: VAE,
+    num: int = 64,
+    seed: int = 0,
+    y: torch.Tensor | None = None,
+    image_shape: tuple[int, ...] | None = None,
+) -> Figure:
     """A grid of ``num`` samples E[x|z], z ~ p(z) (or p(z|y) for labels ``y``). Without
     labels a class-conditional prior is sampled from its marginal, the mixture over classes
-    (:func:`classes_figure` draws one row per class)."""
+    (:func:`classes_figure` draws one row per class). ``image_shape``: the data's, for a
+    program module without one."""
+    shape = program.image_shape(vae, image_shape)
     with fixed_rng(seed, _device(vae)):
-        images = vae.sample(num, y)
-    return plots.plot_samples(images, vae.image_shape)
+        images = program.sample(vae, num, y, dim=math.prod(shape))
+    return plots.plot_samples(images, shape)
 
 
 def classes_figure(vae: VAE, per_class: int = 10, seed: int = 0) -> Figure:
@@ -74,12 +84,19 @@ def classes_figure(vae: VAE, per_class: int = 10, seed: int = 0) -> Figure:
     return plots.plot_class_rows(images.reshape(num_classes, per_class, -1), vae.image_shape)
 
 
-def reconstructions_figure(vae: VAE, images: torch.Tensor, num: int = 32, seed: int = 0) -> Figure:
-    """The first ``num`` of ``images`` above their reconstructions E[x|z], z ~ q(z|x)."""
+def reconstructions_figure(
+    vae: VAE,
+    images: torch.Tensor,
+    num: int = 32,
+    seed: int = 0,
+    image_shape: tuple[int, ...] | None = None,
+) -> Figure:
+    """The first ``num`` of ``images`` above their reconstructions E[x|z], z ~ q(z|x)
+    (``image_shape``: the data's, for a program module without one)."""
     x = images[:num]
     with fixed_rng(seed, _device(vae)):
-        recon = vae.reconstruct(x)
-    return plots.plot_reconstructions(x, recon, vae.image_shape)
+        recon = program.reconstruct(vae, x)
+    return plots.plot_reconstructions(x, recon, program.image_shape(vae, image_shape))
 
 
 def curves_figure(
@@ -168,21 +185,41 @@ def kl_per_dimension_figure(
     return plots.plot_kl_per_dimension(kl_per_dimension(vae, images, y), threshold)
 
 
+#: the figures of any program module: drawn from its ``sample``/``reconstruct`` (or their
+#: fallbacks) and the run's metrics
+PROGRAM_KINDS = ("samples", "reconstructions", "curves")
+
+
+def check_kind(kind: str, module: Any) -> None:
+    """Raise :class:`ConfigError` when ``module``, a program other than pyrovae's VAE, cannot
+    have the figure ``kind`` (it has those of :data:`PROGRAM_KINDS`)."""
+    if not isinstance(module, VAE) and kind not in PROGRAM_KINDS:
+        raise ConfigError(
+            f"the {kind!r} figure reads the latent space of pyrovae's VAE (a single site 'z' "
+            f"with its prior and guide); a program module of class {type(module).__name__} has "
+            f"the figures {', '.join(PROGRAM_KINDS)}"
+        )
+
+
 def draw(
     kind: str,
     vae: VAE,
     data: ImageData | None = None,
     metrics: Sequence[Mapping[str, Any]] = (),
     seed: int = 0,
+    image_shape: tuple[int, ...] | None = None,
 ) -> Figure:
-    """The figure ``kind`` (one of :data:`~pyrovae.viz.FIGURE_KINDS`) of ``vae``.
+    """The figure ``kind`` (one of :data:`~pyrovae.viz.FIGURE_KINDS`) of ``vae``
+    (``image_shape``: the data's, for a program module without one).
 
     ``data`` (its test set) is needed by the kinds in :data:`~pyrovae.viz.NEEDS_DATA`;
-    ``metrics`` (a run's rows) by "curves"."""
+    ``metrics`` (a run's rows) by "curves". A program module other than pyrovae's VAE
+    (:mod:`pyrovae.models.program`) has the kinds of :data:`PROGRAM_KINDS`."""
     if kind not in FIGURE_KINDS:
         raise ValueError(f"unknown figure kind {kind!r}; expected one of {', '.join(FIGURE_KINDS)}")
+    check_kind(kind, vae)
     if kind == "samples":
-        return samples_figure(vae, seed=seed)
+        return samples_figure(vae, seed=seed, image_shape=image_shape)
     if kind == "curves":
         return curves_figure(metrics)
     if kind == "manifold":
@@ -192,7 +229,9 @@ def draw(
     if data is None:
         raise ValueError(f"the {kind!r} figure needs the data set")
     if kind == "reconstructions":
-        return reconstructions_figure(vae, data.test_images, seed=seed)
+        return reconstructions_figure(
+            vae, data.test_images, seed=seed, image_shape=image_shape or data.image_shape
+        )
     if kind == "latent":
         return latent_figure(vae, data.test_images, data.test_labels)
     if kind == "kl_per_dimension":

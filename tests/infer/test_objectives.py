@@ -24,13 +24,15 @@ from pyrovae import (
     load_data,
     resolve_config,
 )
+from pyrovae.infer import TraceEnum_ELBO
 from pyrovae.registry import Registry
 from pyrovae.training import EVAL_SEED
 
 from conftest import tiny_config
 
 #: the ELBO each registered objective builds
-ELBO_TYPES = {"trace_elbo": Trace_ELBO, "analytic_kl": AnalyticKL_ELBO, "iwae": IWAE_ELBO}
+ELBO_TYPES = {"trace_elbo": Trace_ELBO, "analytic_kl": AnalyticKL_ELBO, "iwae": IWAE_ELBO,
+              "trace_enum_elbo": TraceEnum_ELBO}
 
 
 def test_every_objective_is_covered():
