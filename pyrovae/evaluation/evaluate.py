@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .. import distributed
 from ..data import ImageData
 from ..errors import UnreliableEstimateWarning
 from ..models.vae import VAE
@@ -108,7 +109,11 @@ def evaluate(
     was_training = vae.training
     vae.eval()
     try:
-        elbo = elbo_per_example(vae, x, y, batch_size=elbo_batch_size, seed=seed)
+        # one sample per example (cheap next to log p(x)): rank 0's, shared under torchrun
+        elbo = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        if distributed.is_main():
+            elbo = elbo_per_example(vae, x, y, batch_size=elbo_batch_size, seed=seed)
+        distributed.broadcast_tensor(elbo)
     finally:
         vae.train(was_training)
     ll, diagnostics = log_likelihood(
