@@ -651,10 +651,13 @@ def _processes(args: argparse.Namespace) -> Iterator[None]:
             yield
             return
         args.quiet = True
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", PyrovaeWarning)
-                yield
+        with (
+            open(os.devnull, "w") as devnull,
+            contextlib.redirect_stdout(devnull),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore", PyrovaeWarning)
+            yield
 
 
 def _fail(command: str, message: str) -> int:

@@ -7,8 +7,8 @@ MODE OUT ...``:
   (even, uneven and with an empty part) with per-rank seeded draws, saved to
   ``OUT/gradients.pt``; (2) ``pyrovae train`` of CONFIG into ``OUT/run2`` and, for 1 epoch,
   into ``OUT/half2``; (3) ``pyrovae train --resume HALF1 --epochs 2`` (a run of one process
-  resumed by two); (4) ``pyrovae evaluate OUT/run2 --json`` with IS and with AIS, rank 0's
-  output saved to ``OUT/evaluate_{is,ais}.json``.
+  resumed by two); (4) ``pyrovae evaluate OUT/run2 --json`` with IS, AIS and BDMC, rank 0's
+  output saved to ``OUT/evaluate_{is,ais,bdmc}.json``.
 * ``bad-data-on-rank-1 CONFIG RUN``: ``pyrovae train`` where rank 1's training images hold a
   NaN (its own error, which the other rank does not meet).
 
@@ -58,9 +58,9 @@ def register_delta_guide() -> None:
 
 def gradient_vae() -> torch.nn.Module:
     """The tiny VAE of the gradient check (diagonal Normal guide: real draws)."""
-    from conftest import tiny_config
-
     from pyrovae import VAE, resolve_config
+
+    from conftest import tiny_config
 
     torch.manual_seed(0)
     config = resolve_config(tiny_config(model={"latent_dim": 3, "encoder": {"type": "mlp",
@@ -106,7 +106,11 @@ def run_all(out: Path, config: str, half1: str) -> int:
                       "--quiet"]),
             cli.main(["train", "--resume", half1, "--epochs", "2", "--quiet"]),
         ]
-        for method, extra in (("is", []), ("ais", ["--num-steps", "4"])):
+        for method, extra in (
+            ("is", []),
+            ("ais", ["--num-steps", "4"]),
+            ("bdmc", ["--num-steps", "3", "--limit", "10"]),
+        ):
             with open(out / f"evaluate_{method}.json", "w") if distributed.is_main() else (
                 contextlib.nullcontext(sys.stdout)
             ) as f, contextlib.redirect_stdout(f):

@@ -11,6 +11,7 @@ same per-part draws in both.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -20,7 +21,6 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import TESTS, tiny_config
 from distributed_worker import (
     GRADIENT_BATCHES,
     gradient_batch,
@@ -34,8 +34,11 @@ from pyrovae import GUIDES, Trace_ELBO, distributed
 from pyrovae.config import dumps_toml
 from pyrovae.errors import ConfigError
 from pyrovae.evaluation import evaluate_test_set
+from pyrovae.evaluation.bdmc import bdmc
 from pyrovae.training import EVAL_SEED, load_run
 from pyrovae.training import run_dir as files
+
+from conftest import TESTS, tiny_config
 
 #: a launch that takes longer than this has hung (a healthy one takes ~15 s on 2 busy cores)
 LAUNCH_TIMEOUT = 240
@@ -150,7 +153,7 @@ def test_runs_resume_under_another_number_of_processes(launched):
     assert_same_metrics(launched / "half1", launched / "ref", [1, 2])
 
 
-@pytest.mark.parametrize("method", ["is", "ais"])
+@pytest.mark.parametrize("method", ["is", "ais", "bdmc"])
 def test_sharded_evaluation_does_not_depend_on_the_number_of_processes(launched, method):
     """Each block of examples is seeded by its first example's index: the two processes'
     gathered estimates are one process's (the same float32 operations on the same inputs;
@@ -158,21 +161,28 @@ def test_sharded_evaluation_does_not_depend_on_the_number_of_processes(launched,
     got = json.loads((launched / f"evaluate_{method}.json").read_text())
     vae, config, _ = load_run(launched / "run2", device="cpu")
     data = pyrovae.load_data(config["data"])
-    want = evaluate_test_set(
-        vae,
-        data,
-        config,
-        num_samples=12,
-        seed=EVAL_SEED,
-        method=method,
-        num_steps=4 if method == "ais" else None,
-        max_batch_elements=60,  # blocks of 5 examples: 8 blocks, 4 per process
-        progress=False,
-    )
-    assert got.keys() - want.keys() == {"epoch"}
+    if method == "bdmc":  # 10 simulated examples in blocks of 5: one block per process
+        y = vae.model_labels(data.test_labels)
+        result = bdmc(vae, data.test_images[:10], None if y is None else y[:10], 12, 3,
+                      seed=EVAL_SEED, max_batch_elements=60)
+        want = result.summary()
+        got = {key: got[key] for key in want}
+    else:
+        want = evaluate_test_set(
+            vae,
+            data,
+            config,
+            num_samples=12,
+            seed=EVAL_SEED,
+            method=method,
+            num_steps=4 if method == "ais" else None,
+            max_batch_elements=60,  # blocks of 5 examples: 8 blocks, 4 per process
+            progress=False,
+        )
+        assert got.keys() - want.keys() == {"epoch"}
     for key, value in want.items():
-        if isinstance(value, float):
-            assert got[key] == pytest.approx(value, rel=1e-6), key
+        if isinstance(value, float):  # JSON holds inf and nan as strings
+            assert float(got[key]) == pytest.approx(value, rel=1e-6, nan_ok=True), key
         else:
             assert got[key] == value, key
 
@@ -206,5 +216,5 @@ def test_block_shards_cover_the_examples_once_in_order():
                 mp.setattr(distributed, "rank", lambda r=r: r)
                 shards.append(distributed.block_shard(num_examples, block, size))
         assert shards[0][0] == 0 and shards[-1][1] == num_examples
-        for (_, stop), (start, _) in zip(shards, shards[1:]):
+        for (_, stop), (start, _) in itertools.pairwise(shards):
             assert stop == start and start % block in (0, num_examples % block)

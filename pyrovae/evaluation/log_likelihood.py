@@ -24,7 +24,7 @@ every process: the same numbers as one process computes.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, TypeVar, overload
+from typing import Any, Literal, overload
 
 import torch
 
@@ -207,15 +207,12 @@ def log_likelihood(
     return estimates, _gather_diagnostics(diagnostics, num_examples)
 
 
-D = TypeVar("D", ImportanceDiagnostics, AISDiagnostics)
-
-
-def _gather_diagnostics(diagnostics: D, num_examples: int) -> D:
+def _gather_diagnostics(diagnostics: Diagnostics, num_examples: int) -> Diagnostics:
     """The diagnostics of all the processes' examples (every tensor field holds the examples
     along its last dimension), in example order; unchanged in a one-process run."""
     if distributed.world_size() == 1:
         return diagnostics
-    gathered = {
+    gathered: dict[str, Any] = {
         field.name: distributed.gather_examples(value, num_examples)
         for field in dataclasses.fields(diagnostics)
         if isinstance(value := getattr(diagnostics, field.name), torch.Tensor)

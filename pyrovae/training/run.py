@@ -120,8 +120,14 @@ def resume(
             f"'{run_dir}' is not a folder; give a run directory made by `pyrovae train --out`"
         )
     with hold_run_dir(run_dir, new=False) if main else contextlib.nullcontext():
-        config, state = distributed.broadcast_object(
-            (files.read_config(run_dir), files.load_checkpoint(run_dir)) if main else None
+        config, state, metrics = distributed.broadcast_object(
+            (
+                files.read_config(run_dir),
+                files.load_checkpoint(run_dir),
+                files.read_metrics(run_dir),
+            )
+            if main
+            else None
         )
         if epochs is not None:
             if epochs < state["epoch"]:
@@ -132,10 +138,7 @@ def resume(
             config["train"]["epochs"] = epochs
         trainer = _trainer(config, data_root, progress, run_dir)
         trainer.load_state_dict(state)
-        if main:
-            trainer.metrics = [
-                r for r in files.read_metrics(run_dir) if r["epoch"] <= trainer.epoch
-            ]
+        trainer.metrics = [r for r in metrics if r["epoch"] <= trainer.epoch]
         if epochs is not None and main:
             files.write_config(run_dir, config)
         trainer.fit()

@@ -107,6 +107,8 @@ class Trainer:
         #: the process's place in a run of several (torchrun): its part of every global
         #: batch, and the one all-reduce of the gradients per step
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        #: the size of the global batch whose part the next step gets (set by train_epoch)
+        self.global_batch = train["batch_size"]
         self.gradient_all_reduce = None
         if self.world_size > 1:
             distributed.check_global_batch(train["batch_size"])
@@ -174,14 +176,12 @@ class Trainer:
                         )
 
     # ------------------------------------------------------------------ loop
-    def train_step(
-        self, x: torch.Tensor, y: torch.Tensor | None, global_size: int | None = None
-    ) -> torch.Tensor:
+    def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """One optimizer step on the batch ``x`` (``(N, data_dim)``, labels ``y``).
 
-        In a run of several processes ``x`` is this process's part of a global batch of
-        ``global_size`` examples (possibly empty); the returned loss and the step are then
-        those of the global batch.
+        In a run of several processes ``x`` is this process's part (possibly empty) of a
+        global batch of :attr:`global_batch` examples; the returned loss and the step are
+        then those of the global batch.
 
         Returns the batch's loss (negative ELBO summed over the batch, nats) as a detached
         device tensor: nothing here waits for the device. Runs under the caller's Pyro
@@ -194,7 +194,7 @@ class Trainer:
         else:
             local = x.shape[0]
             part = self.elbo_gradient(x, self.vae.model_labels(y), self.kl_scale) if local else None
-            loss = self.gradient_all_reduce(part, local, global_size or local)
+            loss = self.gradient_all_reduce(part, local, self.global_batch)
         self.optimizer.step()
         return loss
 
@@ -234,15 +234,15 @@ class Trainer:
         first_size = 1
         for x, y in itertools.islice(batches, 1):
             self._update_kl_scale(0, num_batches)
-            seen = first_size = min(batch_size, num_train)  # the global batch
+            seen = first_size = self.global_batch = min(batch_size, num_train)
             with pyro.validation_enabled(True):
-                first = self.train_step(x, y, first_size)
+                first = self.train_step(x, y)
                 total += first
         with pyro.validation_enabled(False):
             for step, (x, y) in enumerate(batches, start=1):
                 self._update_kl_scale(step, num_batches)
-                size = min(batch_size, num_train - step * batch_size)  # the global batch
-                batch_loss = self.train_step(x, y, size)
+                size = self.global_batch = min(batch_size, num_train - step * batch_size)
+                batch_loss = self.train_step(x, y)
                 total += batch_loss
                 seen += size
                 if self.progress and step % 50 == 0:
