@@ -7,8 +7,10 @@ MODE OUT ...``:
   (even, uneven and with an empty part) with per-rank seeded draws, saved to
   ``OUT/gradients.pt``; (2) ``pyrovae train`` of CONFIG into ``OUT/run2`` and, for 1 epoch,
   into ``OUT/half2``; (3) ``pyrovae train --resume HALF1 --epochs 2`` (a run of one process
-  resumed by two); (4) ``pyrovae evaluate OUT/run2 --json`` with IS, AIS and BDMC, rank 0's
-  output saved to ``OUT/evaluate_{is,ais,bdmc}.json``.
+  resumed by two); (3b) ``OUT/random.toml`` (a guide that draws) trained into
+  ``OUT/random2`` and, 1 epoch then resumed, into ``OUT/random_half``; (4) ``pyrovae
+  evaluate OUT/run2 --json`` with IS, AIS and BDMC, rank 0's output saved to
+  ``OUT/evaluate_{is,ais,bdmc}.json``.
 * ``bad-data-on-rank-1 CONFIG RUN``: ``pyrovae train`` where rank 1's training images hold a
   NaN (its own error, which the other rank does not meet).
 
@@ -106,6 +108,14 @@ def run_all(out: Path, config: str, half1: str) -> int:
                       "--quiet"]),
             cli.main(["train", "--resume", half1, "--epochs", "2", "--quiet"]),
         ]
+        # a guide that draws: two epochs, and one epoch resumed for a second
+        random = str(out / "random.toml")
+        for argv in (
+            ["--config", random, "--out", str(out / "random2")],
+            ["--config", random, "--out", str(out / "random_half"), "--epochs", "1"],
+            ["--resume", str(out / "random_half"), "--epochs", "2"],
+        ):
+            codes.append(cli.main(["train", *argv, "--quiet"]))
         for method, extra in (
             ("is", []),
             ("ais", ["--num-steps", "4"]),
