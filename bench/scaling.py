@@ -9,12 +9,15 @@ process on CPU (gloo) or one GPU per process on CUDA (NCCL):
   (``--batch-size``, split between the processes; gradients all-reduced once per step) on
   synthetic binary images (throughput does not depend on the pixels), after one warm-up
   epoch; the rate is global examples per second, as rank 0 times it.
+* communication: the time of one all-reduce of all the gradients (one flat buffer, as a
+  training step makes), alone.
 * evaluation: :func:`pyrovae.log_likelihood` (importance sampling, ``--num-samples`` K) of
   ``--eval-examples`` examples, sharded by blocks between the processes and gathered.
 
 Scaling efficiency = rate(P) / (P x rate(1)); 1.0 is linear. The baseline is measured in the
 same run, right before. On a shared machine the numbers move with the other load: run it
-when the machine is quiet, and read the CPU seconds alongside.
+when the machine is quiet, and read rank 0's CPU share (its CPU seconds per wall-clock second
+while training; 1.0 is a whole core) alongside.
 
     python bench/scaling.py                               # 1 vs 2 processes on CPU
     python bench/scaling.py --processes 4 --device cuda   # GPUs, one per process (NCCL)
@@ -80,6 +83,15 @@ def worker(args: argparse.Namespace) -> None:
         sync()
         train_s, train_cpu = time.perf_counter() - start, time.process_time() - cpu
 
+        # the per-step communication alone: one all-reduce of every gradient, flattened
+        flat = torch.zeros(sum(p.numel() for p in vae.parameters()), device=device)
+        sync()
+        start = time.perf_counter()
+        for _ in range(20):
+            distributed.all_reduce_sum(flat)
+        sync()
+        all_reduce_ms = (time.perf_counter() - start) / 20 * 1e3
+
         x = images[: args.eval_examples]
         sync()
         start = time.perf_counter()
@@ -90,7 +102,9 @@ def worker(args: argparse.Namespace) -> None:
             print(RESULT + json.dumps({
                 "processes": distributed.world_size(),
                 "train_examples_per_s": n / train_s,
-                "train_cpu_s_rank0": train_cpu,
+                "train_cpu_share_rank0": train_cpu / train_s,
+                "train_step_ms": train_s / args.steps * 1e3,
+                "all_reduce_ms": all_reduce_ms,
                 "eval_examples_per_s": args.eval_examples / eval_s,
             }), flush=True)
 
@@ -150,10 +164,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     print(f"{results['date']}, {results['machine']}, device {args.device}, one thread per "
           "process on CPU")
-    print(f"{'processes':>9}  {'train ex/s':>10}  {'eval ex/s':>9}")
+    print(f"{'processes':>9}  {'train ex/s':>10}  {'step ms':>7}  {'all-reduce ms':>13}  "
+          f"{'rank 0 CPU share':>16}  {'eval ex/s':>9}")
     for row in (one, many):
         print(f"{row['processes']:>9}  {row['train_examples_per_s']:>10.0f}  "
-              f"{row['eval_examples_per_s']:>9.1f}")
+              f"{row['train_step_ms']:>7.1f}  {row['all_reduce_ms']:>13.2f}  "
+              f"{row['train_cpu_share_rank0']:>16.2f}  {row['eval_examples_per_s']:>9.1f}")
     print(f"scaling efficiency with {p} processes (1.0 = linear): training "
           f"{results['train_efficiency']:.2f}, evaluation {results['eval_efficiency']:.2f}")
     return results
