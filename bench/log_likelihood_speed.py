@@ -36,7 +36,7 @@ import pyrovae
 from pyrovae.config import load_config
 from pyrovae.data import load_data
 from pyrovae.evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
-from pyrovae.rng import fixed_rng
+from pyrovae.rng import derived_seed, fixed_rng
 
 from measure import memory_in_child, peak_memory_mib, timed
 
@@ -49,15 +49,15 @@ def handwritten_log_likelihood(
 ) -> torch.Tensor:
     """The K-sample IWAE estimate of log p(x) written directly in PyTorch for this one model
     (Bernoulli likelihood, diagonal-Normal guide, standard-Normal prior), chunked exactly as
-    :func:`pyrovae.log_likelihood` chunks it."""
+    :func:`pyrovae.log_likelihood` chunks and seeds it."""
     encoder, decoder = vae.encoder, vae.decoder
     d, min_scale = vae.latent_dim, vae.guide_family.min_scale
     half_d_log_2pi = 0.5 * d * math.log(2 * math.pi)
     sample_chunk = min(num_samples, max_batch_elements)
     example_chunk = max(1, max_batch_elements // sample_chunk)
     out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
-    with fixed_rng(seed, x.device):
-        for start in range(0, x.shape[0], example_chunk):
+    for start in range(0, x.shape[0], example_chunk):
+        with fixed_rng(derived_seed(seed, "is", 0, start), x.device):  # each block its seed
             xb = x[start : start + example_chunk]
             loc, raw_scale = encoder(xb).split(d, dim=-1)
             scale = F.softplus(raw_scale) + min_scale

@@ -126,10 +126,9 @@ def main() -> None:
               f"{e:8.1f} \u00b1 {e_se:5.1f} {fmt_k(median_k):>17} {fmt_k(max_k):>5} "
               f"{f'{above}/{len(x)}' if not math.isnan(max_k) else '-':>9} {seconds:8.1f}")
     print("(\u00b1: standard errors over the test images. Every K scores the same images, so "
-          "the gain over the ELBO\n is measured image by image; with the same seed, K = 1 makes "
-          "the ELBO's own draws. Pareto k: PSIS\n shape of the largest importance weights per "
-          "image; above 0.7 the image's estimate is unreliable,\n '-' for K < 46, too few draws "
-          "to fit a tail.)")
+          "the gain over the ELBO\n is measured image by image. Pareto k: PSIS shape of the "
+          "largest importance weights per\n image; above 0.7 the image's estimate is unreliable, "
+          "'-' for K < 46, too few draws to fit\n a tail.)")
     best_is = is_runs[args.ks[-1]]
 
     # ---- AIS against T, on the same images

@@ -10,6 +10,11 @@ warnings (every :class:`~pyrovae.errors.PyrovaeWarning`), each as one line
 ``pyrovae COMMAND: warning: MESSAGE`` on stderr; other warnings are shown as Python shows
 them. The commands import the library lazily, so ``pyrovae --help`` and ``describe`` start
 quickly.
+
+Launched by ``torchrun`` (several processes), every command runs in the run's process group
+(:mod:`pyrovae.distributed`): ``train`` and ``evaluate`` share their work, rank 0 alone prints
+results, progress and warnings, and an error is printed once, by the first process that
+meets it, every process then exiting with a non-zero code.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import shlex
 import sys
 import warnings
@@ -665,8 +671,37 @@ def _one_line_warnings(command: str) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _processes(args: argparse.Namespace) -> Iterator[None]:
+    """Under torchrun: the command runs in the run's process group, and the processes other
+    than rank 0 print nothing (no results, progress bars or warnings)."""
+    if "WORLD_SIZE" not in os.environ:  # not launched by torchrun: torch is not imported yet
+        yield
+        return
+    from . import distributed
+
+    with distributed.process_group():
+        if distributed.is_main():
+            yield
+            return
+        args.quiet = True
+        with (
+            open(os.devnull, "w") as devnull,
+            contextlib.redirect_stdout(devnull),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore", PyrovaeWarning)
+            yield
+
+
 def _fail(command: str, message: str) -> int:
-    """Print the one-line error of ``command`` and return exit code 2."""
+    """Print the one-line error of ``command`` (under torchrun: only if this process met an
+    error first) and return exit code 2."""
+    if "WORLD_SIZE" in os.environ:
+        from . import distributed
+
+        if not distributed.first_to_fail():
+            return 2
     line = " ".join(message.splitlines())  # one line, whatever the message holds
     print(f"pyrovae {command}: error: {line}", file=sys.stderr)
     return 2
@@ -675,7 +710,7 @@ def _fail(command: str, message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with _one_line_warnings(args.command):
+        with _one_line_warnings(args.command), _processes(args):
             COMMANDS[args.command](args)
     except PyrovaeError as exc:
         return _fail(args.command, str(exc))

@@ -246,12 +246,21 @@ class ImageData:
         return self.train_images.shape[-1]
 
     def train_batches(
-        self, batch_size: int, generator: torch.Generator
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch of shuffled ``(x, y)`` training batches sliced from the device tensors.
 
         ``generator`` (on the data's device) drives the shuffle and dynamic binarization; the
-        last batch may be smaller."""
+        last batch may be smaller. With ``world_size`` processes, every process draws the same
+        order and binarizes the same global batch (so ``generator`` stays in step and the
+        draws are those of one process), and process ``rank`` gets its part
+        ``torch.tensor_split(idx, world_size)[rank]`` of each global batch (possibly empty
+        for a small last batch)."""
         n = self.train_images.shape[0]
         perm = torch.randperm(n, generator=generator, device=self.train_images.device)
         for start in range(0, n, batch_size):
@@ -259,7 +268,11 @@ class ImageData:
             x = self.train_images[idx]
             if self.binarize == "dynamic":
                 x = torch.bernoulli(x, generator=generator)
-            yield x, self.train_labels[idx]
+            y = self.train_labels[idx]
+            if world_size > 1:
+                x = torch.tensor_split(x, world_size)[rank]
+                y = torch.tensor_split(y, world_size)[rank]
+            yield x, y
 
     def num_train_batches(self, batch_size: int) -> int:
         return -(-self.train_images.shape[0] // batch_size)

@@ -37,6 +37,11 @@ class DivergenceError(PyrovaeError):
     """Training diverged: the loss became non-finite or exploded."""
 
 
+class DistributedError(PyrovaeError):
+    """A process of a run of several (``torchrun``) could not reach the others: one of them
+    stopped, or the process group cannot be formed."""
+
+
 class PyrovaeWarning(UserWarning):
     """Base class of all warnings pyrovae issues."""
 

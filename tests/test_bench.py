@@ -131,3 +131,19 @@ def test_cifar_bench_hand_written_loss_is_pyrovaes():
             expected = elbo.differentiable_loss(vae.model, vae.guide, x)
         pyro.set_rng_seed(3)
         torch.testing.assert_close(getattr(hand, estimator)(x), expected, rtol=1e-5, atol=0)
+def test_scaling_bench_runs_one_and_two_processes(capsys):
+    results = load_bench("scaling").main(
+        ["--steps", "2", "--batch-size", "16", "--eval-examples", "4", "--num-samples", "8"]
+    )
+    assert results["one"]["processes"] == 1 and results["many"]["processes"] == 2
+    for row in (results["one"], results["many"]):
+        assert row["train_examples_per_s"] > 0 and row["eval_examples_per_s"] > 0
+    assert results["train_efficiency"] > 0 and results["eval_efficiency"] > 0
+    assert "scaling efficiency with 2 processes" in capsys.readouterr().out
+
+
+def test_scaling_bench_cuda_without_gpu_says_so(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exc:
+        load_bench("scaling").main(["--device", "cuda"])
+    assert "no CUDA GPU is available" in str(exc.value)

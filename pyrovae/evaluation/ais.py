@@ -71,6 +71,7 @@ __all__ = [
     "ais_log_likelihood",
     "anneal",
     "annealing_run",
+    "block_size",
     "blocks",
     "check_settings",
     "initial_step_sizes",
@@ -424,10 +425,15 @@ def check_settings(
         raise ConfigError(f"init must be 'guide' or 'prior'; got {init!r}")
 
 
+def block_size(num_chains: int, max_batch_elements: int) -> int:
+    """The number of examples annealed together (and seeded together): at most
+    ``max_batch_elements`` (chain, example) pairs, and at least one example."""
+    return max(1, max_batch_elements // num_chains)
+
+
 def blocks(num_examples: int, num_chains: int, max_batch_elements: int) -> list[tuple[int, int]]:
-    """``(start, stop)`` of the blocks of examples annealed together: at most
-    ``max_batch_elements`` (chain, example) pairs each, and at least one example."""
-    size = max(1, max_batch_elements // num_chains)
+    """``(start, stop)`` of the blocks of examples annealed together (:func:`block_size`)."""
+    size = block_size(num_chains, max_batch_elements)
     return [(start, min(start + size, num_examples)) for start in range(0, num_examples, size)]
 
 
@@ -474,6 +480,7 @@ def ais_log_likelihood(
     seed: int = 0,
     num_repeats: int = 1,
     progress: bool = False,
+    first_index: int = 0,
 ) -> tuple[torch.Tensor, AISDiagnostics]:
     """AIS estimate of log p(x_i) for each example, in nats, and its diagnostics.
 
@@ -492,6 +499,9 @@ def ais_log_likelihood(
         seed: seeds the draws, per block (the outer RNG state is left untouched).
         num_repeats: R > 1 also computes R - 1 further independent estimates (diagnostics).
         progress: show a progress bar (on stderr).
+        first_index: the index of ``x[0]`` in the whole data set, when ``x`` is a part of it
+            that starts at a block boundary (a multiple of :func:`block_size`): its blocks are
+            then seeded, and draw, as they do in the whole.
 
     Returns:
         ``(N,)`` estimates and :class:`AISDiagnostics`.
@@ -514,7 +524,8 @@ def ais_log_likelihood(
             for start, stop in layout:
                 xb = x[start:stop]
                 yb = None if y is None else y[start:stop]
-                with fixed_rng(derived_seed(seed, "ais", repeat, start), x.device):
+                block_seed = derived_seed(seed, "ais", repeat, first_index + start)
+                with fixed_rng(block_seed, x.device):
                     target = AnnealingTarget(vae.model, vae.guide, xb, yb, num_chains, init)
                     result = anneal(
                         target,

@@ -10,6 +10,10 @@ Ghahramani and Adams, "Sandwiching the marginal likelihood using bidirectional M
 2015; Grosse, Ancha and Roy, "Measuring the reliability of MCMC inference with bidirectional
 Monte Carlo", NeurIPS 2016; for VAEs, Wu et al. 2017).
 
+Each block of examples draws from its own seed, so in a run of several processes (``torchrun``)
+each process simulates and anneals a contiguous share of the blocks and the results are
+gathered: the numbers of one process.
+
 Use it to choose T: increase ``num_steps`` until the gap is as small as the differences being
 measured (a fraction of a nat), then evaluate real data with
 ``pyrovae.log_likelihood(vae, x, method="ais", num_steps=T)``.
@@ -24,6 +28,7 @@ import pyro.poutine as poutine
 import torch
 from pyro.poutine.util import site_is_subsample
 
+from .. import distributed
 from ..models import program
 from ..rng import derived_seed, fixed_rng
 from .ais import (
@@ -35,6 +40,7 @@ from .ais import (
     Init,
     anneal,
     annealing_run,
+    block_size,
     blocks,
     check_settings,
     initial_step_sizes,
@@ -158,6 +164,10 @@ def bdmc(
     check_settings(
         num_chains, num_steps, num_leapfrog_steps, initial_step_size, max_batch_elements, init
     )
+    # this process's share of whole seeded blocks (all of them in a one-process run)
+    total = x.shape[0]
+    first, stop = distributed.block_shard(total, block_size(num_chains, max_batch_elements))
+    x, y = x[first:stop], None if y is None else y[first:stop]
     num_examples = x.shape[0]
     layout = blocks(num_examples, num_chains, max_batch_elements)
     schedule = sigmoid_schedule(num_steps, dtype=x.dtype).to(x.device)
@@ -167,10 +177,11 @@ def bdmc(
         for key in ("lower", "upper", "forward_acceptance", "reverse_acceptance")
     }
     desc = f"BDMC S={num_chains} T={num_steps}"
+    progress = progress and distributed.is_main()
     with annealing_run(vae, 2 * len(layout) * num_steps, desc, progress) as bar:
         for start, stop in layout:
             yb = None if y is None else y[start:stop]
-            with fixed_rng(derived_seed(seed, "bdmc", start), x.device):
+            with fixed_rng(derived_seed(seed, "bdmc", first + start), x.device):
                 xb, latents = simulate(vae, x[start:stop], yb)
                 target = AnnealingTarget(vae.model, vae.guide, xb, yb, num_chains, init)
                 eps = initial_step_sizes(stop - start, initial_step_size, x)
@@ -204,8 +215,9 @@ def bdmc(
             outputs["upper"][start:stop] = -reverse.log_mean_weight
             outputs["forward_acceptance"][start:stop] = forward.acceptance_rate
             outputs["reverse_acceptance"][start:stop] = reverse.acceptance_rate
+    outputs = {key: distributed.gather_examples(v, total) for key, v in outputs.items()}
     return BDMCResult(
-        x=simulated,
+        x=distributed.gather_examples(simulated.T, total).T.contiguous(),
         num_chains=num_chains,
         num_steps=num_steps,
         num_leapfrog_steps=num_leapfrog_steps,

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .. import distributed
 from ..data import ImageData
 from ..errors import UnreliableEstimateWarning
 from ..models import program
@@ -120,7 +121,13 @@ def evaluate(
     was_training = vae.training
     vae.eval()
     try:
-        elbo = elbo_per_example(vae, x, y, batch_size=elbo_batch_size, seed=seed)
+        if distributed.world_size() == 1:
+            elbo = elbo_per_example(vae, x, y, batch_size=elbo_batch_size, seed=seed)
+        else:  # one draw per example (cheap next to log p(x)): rank 0's, shared
+            elbo = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+            if distributed.is_main():
+                elbo = elbo_per_example(vae, x, y, batch_size=elbo_batch_size, seed=seed)
+            distributed.broadcast_tensor(elbo)
     finally:
         vae.train(was_training)
     ll, diagnostics = log_likelihood(

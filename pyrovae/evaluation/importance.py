@@ -15,7 +15,11 @@ Work is split into chunks of at most ``max_batch_elements`` (sample, example) pa
 samples and over examples, so peak memory does not grow with ``K`` or ``N``; the sums over
 sample chunks are combined with a running log-sum-exp, which never overflows. The draws
 depend on ``seed`` and on the chunk layout; for fixed draws the chunked result equals the
-one-pass result to float rounding.
+one-pass result to float rounding. Each block of examples draws from its own seed
+(:func:`pyrovae.rng.derived_seed` of ``seed``, the repeat and the index of the block's first
+example), so the result does not depend on which other blocks are computed, or where: a run
+of several processes (:mod:`pyrovae.distributed`) splits the blocks between them and gets the
+numbers of one.
 
 With ``return_diagnostics=True`` each example also gets its effective sample size and the
 Pareto shape ``k`` of its largest weights (:mod:`pyrovae.evaluation.psis`; Vehtari et al.,
@@ -36,7 +40,7 @@ from tqdm.auto import tqdm
 from ..infer.log_weights import log_weights
 from ..models.vae import VAE
 from ..registry import PositiveInt, check_value
-from ..rng import fixed_rng
+from ..rng import derived_seed, fixed_rng
 from .psis import RunningTail
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "DEFAULT_NUM_SAMPLES",
     "ImportanceDiagnostics",
     "RunningLogMeanExp",
+    "block_size",
     "importance_log_likelihood",
 ]
 
@@ -52,6 +57,12 @@ __all__ = [
 DEFAULT_MAX_BATCH_ELEMENTS = 2**14
 #: default K, draws per example (as in Burda et al., 2016)
 DEFAULT_NUM_SAMPLES = 5000
+
+
+def block_size(num_samples: int, max_batch_elements: int) -> int:
+    """The number of examples whose K draws are made together (and seeded together): as many
+    as fit ``max_batch_elements`` (sample, example) pairs, at least one."""
+    return max(1, max_batch_elements // min(num_samples, max_batch_elements))
 
 
 class RunningLogMeanExp:
@@ -124,6 +135,7 @@ def importance_log_likelihood(
     num_repeats: int = 1,
     progress: bool = False,
     return_diagnostics: bool = False,
+    first_index: int = 0,
 ) -> tuple[torch.Tensor, ImportanceDiagnostics | None]:
     """Importance-sampled estimate of log p(x_i) for each example, in nats.
 
@@ -136,7 +148,7 @@ def importance_log_likelihood(
         num_samples: K, draws z ~ q(z|x) per example.
         max_batch_elements: most (sample, example) pairs evaluated in one vectorized pass;
             bounds peak memory. Results depend on it only through which draws are made.
-        seed: seeds the draws (the outer RNG state is left untouched).
+        seed: seeds the draws, per block of examples (the outer RNG state is left untouched).
         num_repeats: R > 1 also computes R - 1 further independent estimates, reported in
             the diagnostics (their spread shows the estimator's noise); the returned
             estimate is always the first.
@@ -144,6 +156,9 @@ def importance_log_likelihood(
         return_diagnostics: also return :class:`ImportanceDiagnostics`, with the effective
             sample size and the PSIS Pareto k of each example (the draws and estimates are
             the same as without it).
+        first_index: the index of ``x[0]`` in the whole data set, when ``x`` is a part of it
+            that starts at a block boundary (a multiple of :func:`block_size`): its blocks are
+            then seeded, and draw, as they do in the whole.
 
     Returns:
         ``(N,)`` estimates log p^(x_i) and the diagnostics (``None`` unless asked for).
@@ -156,7 +171,7 @@ def importance_log_likelihood(
         check_value(value, PositiveInt, name)
     num_examples = x.shape[0]
     sample_chunk = min(num_samples, max_batch_elements)
-    example_chunk = max(1, max_batch_elements // sample_chunk)
+    example_chunk = block_size(num_samples, max_batch_elements)
 
     estimates = torch.empty(num_repeats, num_examples, dtype=x.dtype, device=x.device)
     ess = torch.empty(num_examples, dtype=x.dtype, device=x.device)
@@ -172,7 +187,7 @@ def importance_log_likelihood(
         dynamic_ncols=True,
     )
     try:
-        with fixed_rng(seed, x.device), pyro.validation_enabled(False):
+        with pyro.validation_enabled(False):
             for repeat in range(num_repeats):
                 for start in range(0, num_examples, example_chunk):
                     stop = min(start + example_chunk, num_examples)
@@ -182,12 +197,14 @@ def importance_log_likelihood(
                     tail = None
                     if return_diagnostics and repeat == 0:
                         tail = RunningTail(num_samples, stop - start, x.dtype, x.device)
-                    for k_start in range(0, num_samples, sample_chunk):
-                        k = min(sample_chunk, num_samples - k_start)
-                        log_w = log_weights(vae.model, vae.guide, xb, yb, num_particles=k)
-                        running.update(log_w)
-                        if tail is not None:
-                            tail.update(log_w)
+                    block_seed = derived_seed(seed, "is", repeat, first_index + start)
+                    with fixed_rng(block_seed, x.device):
+                        for k_start in range(0, num_samples, sample_chunk):
+                            k = min(sample_chunk, num_samples - k_start)
+                            log_w = log_weights(vae.model, vae.guide, xb, yb, num_particles=k)
+                            running.update(log_w)
+                            if tail is not None:
+                                tail.update(log_w)
                     estimates[repeat, start:stop] = running.log_mean()
                     if repeat == 0:
                         ess[start:stop] = running.ess()

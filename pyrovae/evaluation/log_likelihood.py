@@ -15,20 +15,26 @@
 
 Both are seeded (the caller's random stream is left untouched), chunked so that memory does
 not grow with the number of examples, and read the densities from Pyro traces of the model's
-own ``model`` and ``guide``.
+own ``model`` and ``guide``. Each block of examples draws from its own seed, so in a run of
+several processes (``torchrun``; :mod:`pyrovae.distributed`) each process estimates a
+contiguous share of the blocks and the per-example estimates and diagnostics are gathered on
+every process: the same numbers as one process computes.
 """
 
 from __future__ import annotations
 
-from typing import Literal, overload
+import dataclasses
+from typing import Any, Literal, overload
 
 import torch
 
+from .. import distributed
 from ..errors import ConfigError
 from ..models import program
 from ..models.vae import VAE
 from ..registry import PositiveInt, Seed, check_value
 from ..resources import check_batch_fits, example_bytes
+from . import ais, importance
 from .ais import DEFAULT_NUM_CHAINS, DEFAULT_NUM_STEPS, AISDiagnostics, ais_log_likelihood
 from .importance import (
     DEFAULT_MAX_BATCH_ELEMENTS,
@@ -153,6 +159,15 @@ def log_likelihood(
         # the memory of one pass (estimated for pyrovae's VAE only)
         pairs = min(max_batch_elements, num_samples * x.shape[0])
         check_batch_fits(pairs, example_bytes(vae), "max_batch_elements")
+    # this process's share of whole seeded blocks (all of them in a one-process run)
+    num_examples = x.shape[0]
+    if method == "is":
+        block = importance.block_size(num_samples, max_batch_elements)
+    else:
+        block = ais.block_size(num_samples, max_batch_elements)
+    first, stop = distributed.block_shard(num_examples, block)
+    x, y = x[first:stop], None if y is None else y[first:stop]
+    progress = progress and distributed.is_main()
     diagnostics: Diagnostics | None
     if method == "is":
         if num_steps is not None:
@@ -171,6 +186,7 @@ def log_likelihood(
             num_repeats=num_repeats,
             progress=progress,
             return_diagnostics=return_diagnostics,
+            first_index=first,
         )
     else:
         estimates, diagnostics = ais_log_likelihood(
@@ -183,8 +199,23 @@ def log_likelihood(
             seed=seed,
             num_repeats=num_repeats,
             progress=progress,
+            first_index=first,
         )
+    estimates = distributed.gather_examples(estimates, num_examples)
     if not return_diagnostics:
         return estimates
     assert diagnostics is not None
-    return estimates, diagnostics
+    return estimates, _gather_diagnostics(diagnostics, num_examples)
+
+
+def _gather_diagnostics(diagnostics: Diagnostics, num_examples: int) -> Diagnostics:
+    """The diagnostics of all the processes' examples (every tensor field holds the examples
+    along its last dimension), in example order; unchanged in a one-process run."""
+    if distributed.world_size() == 1:
+        return diagnostics
+    gathered: dict[str, Any] = {
+        field.name: distributed.gather_examples(value, num_examples)
+        for field in dataclasses.fields(diagnostics)
+        if isinstance(value := getattr(diagnostics, field.name), torch.Tensor)
+    }
+    return dataclasses.replace(diagnostics, **gathered)

@@ -2,11 +2,14 @@
 
 A run directory (:mod:`~pyrovae.training.run_dir`) holds the resolved config, the checkpoint
 written at every epoch end and the metrics; on CPU a resumed run ends bitwise where an
-uninterrupted one would.
+uninterrupted one would. In a run of several processes (``torchrun``;
+:mod:`pyrovae.distributed`) rank 0 alone takes the run directory's lock and writes it, and
+only it shows progress; a checkpoint written by N processes resumes under any number.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 import pyro
 import torch
 
+from .. import distributed
 from ..config import resolve_config
 from ..data import load_data
 from ..errors import CheckpointError, ConfigError
@@ -49,6 +53,9 @@ def _trainer(
     """A Trainer for the resolved ``config``: a freshly initialised VAE (or the program
     ``model``, or the one ``model.program`` builds; see :func:`build_model`) and its data."""
     device = select_device(config["train"]["device"])
+    distributed.check_global_batch(config["train"]["batch_size"])
+    progress = progress and distributed.is_main()
+    run_dir = run_dir if distributed.is_main() else None
     builtin = model is None and not config["model"]["program"]
     if builtin:
         check_model_fits(config, training=True)  # before a single parameter is allocated
@@ -99,12 +106,15 @@ def train(
         trainer.fit()
         return trainer
     run_dir = Path(out)
-    check_new_run_dir(run_dir)  # refuse before the data is loaded; checked again under the lock
+    main = distributed.is_main()  # the one process that writes the run directory
+    if main:
+        check_new_run_dir(run_dir)  # refuse before the data is loaded; again under the lock
     trainer = _trainer(config, data_root, progress, None, model)
-    with hold_run_dir(run_dir, new=True):
-        files.write_metrics(run_dir, [])
-        files.write_config(run_dir, config)  # the run's marker files, metrics first
-        trainer.run_dir = run_dir
+    with hold_run_dir(run_dir, new=True) if main else contextlib.nullcontext():
+        if main:
+            files.write_metrics(run_dir, [])
+            files.write_config(run_dir, config)  # the run's marker files, metrics first
+            trainer.run_dir = run_dir
         trainer.fit()
     return trainer
 
@@ -124,13 +134,21 @@ def resume(
     run_dir = Path(run_dir)
     if epochs is not None:
         check_value(epochs, PositiveInt, "--epochs")
-    if not run_dir.is_dir():
+    main = distributed.is_main()  # reads the run and shares it; the one that writes it
+    if main and not run_dir.is_dir():
         raise CheckpointError(
             f"'{run_dir}' is not a folder; give a run directory made by `pyrovae train --out`"
         )
-    with hold_run_dir(run_dir, new=False):
-        config = files.read_config(run_dir)
-        state = files.load_checkpoint(run_dir)
+    with hold_run_dir(run_dir, new=False) if main else contextlib.nullcontext():
+        config, state, metrics = distributed.broadcast_object(
+            (
+                files.read_config(run_dir),
+                files.load_checkpoint(run_dir),
+                files.read_metrics(run_dir),
+            )
+            if main
+            else None
+        )
         if epochs is not None:
             if epochs < state["epoch"]:
                 raise ConfigError(
@@ -140,8 +158,8 @@ def resume(
             config["train"]["epochs"] = epochs
         trainer = _trainer(config, data_root, progress, run_dir, _run_model(run_dir, state, model))
         trainer.load_state_dict(state)
-        trainer.metrics = [r for r in files.read_metrics(run_dir) if r["epoch"] <= trainer.epoch]
-        if epochs is not None:
+        trainer.metrics = [r for r in metrics if r["epoch"] <= trainer.epoch]
+        if epochs is not None and main:
             files.write_config(run_dir, config)
         trainer.fit()
     return trainer

@@ -16,6 +16,13 @@ data batches are sliced from tensors already on the device, and the loss is summ
 device and read back once per epoch (or when a progress bar shows it), so that on a GPU no
 step waits for the host.
 
+Under ``torchrun`` (:mod:`pyrovae.distributed`) each process trains on its part of every
+global batch of ``train.batch_size`` examples and the gradients are averaged in one all-reduce
+per step (:class:`~pyrovae.distributed.GradientAllReduce`), so every process takes the step
+one process would take on the whole batch; rank 0's random stream is that of a one-process
+run, rank ``r > 0`` draws its own (seeded per epoch), and the per-epoch test ELBO is computed
+by rank 0 and shared.
+
 Divergence is detected once per epoch, from numbers read back then anyway: a non-finite loss
 or parameter, or an epoch loss :data:`DIVERGENCE_FACTOR` times larger than the epoch's first
 batch loss (plus one nat per data element), stops training with a
@@ -38,6 +45,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..data import ImageData
 from ..errors import CheckpointError, ConfigError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
@@ -45,7 +53,7 @@ from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
 from ..models import program
 from ..models.vae import VAE
-from ..rng import fixed_rng
+from ..rng import derived_seed, fixed_rng
 from . import run_dir as files
 
 __all__ = ["EVAL_SEED", "PICTURE_FILE", "Trainer"]
@@ -104,6 +112,19 @@ class Trainer:
         self.kl_scale = torch.ones((), device=self.device) if self.objective.scales_kl else None
         self.data_generator = torch.Generator(device=self.device)
         self.data_generator.manual_seed(train["seed"])
+        #: the process's place in a run of several (torchrun): its part of every global
+        #: batch, and the one all-reduce of the gradients per step
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        #: the size of the global batch whose part the next step gets (set by train_epoch)
+        self.global_batch = train["batch_size"]
+        self.gradient_all_reduce = None
+        if self.world_size > 1:
+            distributed.check_global_batch(train["batch_size"])
+            self.gradient_all_reduce = distributed.GradientAllReduce(
+                list(self.elbo_gradient.params.values())
+            )
+            for tensor in self.vae.state_dict().values():  # every process starts from rank 0's
+                distributed.broadcast_tensor(tensor)
         self.epoch = 0
         self.metrics: list[dict[str, Any]] = []
         # the data, once: shapes, dtype, device and support (dynamically binarized training
@@ -138,6 +159,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "data_rng": self.data_generator.get_state(),
+            "world_size": self.world_size,
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -179,13 +201,23 @@ class Trainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """One optimizer step on the batch ``x`` (``(N, data_dim)``, labels ``y``).
 
+        In a run of several processes ``x`` is this process's part (possibly empty) of a
+        global batch of :attr:`global_batch` examples; the returned loss and the step are
+        then those of the global batch.
+
         Returns the batch's loss (negative ELBO summed over the batch, nats) as a detached
         device tensor: nothing here waits for the device. Runs under the caller's Pyro
         validation setting: with validation on, the Pyro programs run (and are checked);
         with it off, the recorded graph is replayed (see :class:`~pyrovae.infer.ELBOGradient`).
         The optimizer updates ``vae.parameters()`` directly; nothing is registered in Pyro's
         param store."""
-        loss = self.elbo_gradient(x, program.model_labels(self.vae, y), self.kl_scale)
+        labels = program.model_labels(self.vae, y)
+        if self.gradient_all_reduce is None:
+            loss = self.elbo_gradient(x, labels, self.kl_scale)
+        else:
+            local = x.shape[0]
+            part = self.elbo_gradient(x, labels, self.kl_scale) if local else None
+            loss = self.gradient_all_reduce(part, local, self.global_batch)
         self.optimizer.step()
         return loss
 
@@ -203,8 +235,14 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         seen = 0
         num_batches = self.data.num_train_batches(batch_size)
+        num_train = self.data.train_images.shape[0]
+        if self.rank:  # rank 0 draws a one-process run's numbers; the others their own
+            seed = derived_seed(self.config["train"]["seed"], "rank", self.rank, self.epoch)
+            torch.manual_seed(seed)
         bar = tqdm(
-            self.data.train_batches(batch_size, self.data_generator),
+            self.data.train_batches(
+                batch_size, self.data_generator, rank=self.rank, world_size=self.world_size
+            ),
             total=num_batches,
             desc=f"epoch {self.epoch + 1}/{self.config['train']['epochs']}",
             disable=not self.progress,
@@ -219,19 +257,20 @@ class Trainer:
         first_size = 1
         for x, y in itertools.islice(batches, 1):
             self._update_kl_scale(0, num_batches)
+            seen = first_size = self.global_batch = min(batch_size, num_train)
             with pyro.validation_enabled(True):
                 first = self.train_step(x, y)
                 total += first
-            seen = first_size = x.shape[0]
         with pyro.validation_enabled(False):
             for step, (x, y) in enumerate(batches, start=1):
                 self._update_kl_scale(step, num_batches)
+                size = self.global_batch = min(batch_size, num_train - step * batch_size)
                 batch_loss = self.train_step(x, y)
                 total += batch_loss
-                seen += x.shape[0]
+                seen += size
                 if self.progress and step % 50 == 0:
                     # a host sync, only when a progress bar shows it
-                    bar.set_postfix(loss=f"{batch_loss.item() / x.shape[0]:.2f}")
+                    bar.set_postfix(loss=f"{batch_loss.item() / size:.2f}")
         # one read of the epoch's numbers: the loss sum, the first batch's loss, and whether
         # every parameter is finite
         finite = torch.stack([p.detach().isfinite().all() for p in self.vae.parameters()]).all()
@@ -264,16 +303,20 @@ class Trainer:
         )
 
     def test_elbo(self) -> float:
-        """Mean test-set ELBO (nats per example), with fixed draws."""
+        """Mean test-set ELBO (nats per example), with fixed draws (computed by rank 0 and
+        shared with the other processes of a run of several)."""
         self.vae.eval()
-        elbo = elbo_per_example(
-            self.vae,
-            self.data.test_images,
-            program.model_labels(self.vae, self.data.test_labels),
-            batch_size=self.config["train"]["eval_batch_size"],
-            seed=EVAL_SEED,
-        )
-        return elbo.mean().item()
+        mean = torch.zeros((), dtype=self.data.test_images.dtype, device=self.device)
+        if distributed.is_main():
+            elbo = elbo_per_example(
+                self.vae,
+                self.data.test_images,
+                program.model_labels(self.vae, self.data.test_labels),
+                batch_size=self.config["train"]["eval_batch_size"],
+                seed=EVAL_SEED,
+            )
+            mean = elbo.mean()
+        return distributed.broadcast_tensor(mean).item()
 
     def fit(self) -> list[dict[str, Any]]:
         """Train until ``config["train"]["epochs"]``, checkpointing and logging each epoch."""
@@ -289,7 +332,12 @@ class Trainer:
                     f"the test ELBO is {test_elbo:.4g} nats/example (training: {train_elbo:.4g})"
                 )
             self.epoch += 1
-            row = {"epoch": self.epoch, "train_elbo": train_elbo, "test_elbo": test_elbo}
+            row = {
+                "epoch": self.epoch,
+                "train_elbo": train_elbo,
+                "test_elbo": test_elbo,
+                "world_size": self.world_size,
+            }
             self.metrics.append(row)
             if self.run_dir is not None:
                 self._write_epoch(self.run_dir)
