@@ -39,21 +39,30 @@ def select_device(name: str) -> torch.device:
 
 
 def _trainer(
-    config: dict[str, Any], data_root: str | Path | None, progress: bool, run_dir: Path | None
+    config: dict[str, Any],
+    data_root: str | Path | None,
+    progress: bool,
+    run_dir: Path | None,
+    data: tuple[Any, Any] = (None, None),
 ) -> Trainer:
-    """A Trainer for the resolved ``config``: a freshly initialised VAE and its data."""
+    """A Trainer for the resolved ``config``: a freshly initialised VAE and its data (the
+    config's source, or ``data = (train_data, test_data)`` given in Python). The config's
+    ``data`` section is completed with the record of the data (:meth:`ImageData.record`)."""
     device = select_device(config["train"]["device"])
+    loaded = load_data(
+        config["data"], device=device, root=data_root, train_data=data[0], test_data=data[1]
+    )
+    config["data"].update(loaded.record())  # the run's model is rebuilt from this record
     check_model_fits(config, training=True)  # before a single parameter is allocated
     pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
     vae = VAE.from_resolved_config(config).to(device)
-    data = load_data(config["data"], device=device, root=data_root)
     # one training step's activations: particles x batch (the largest pass of a run)
     particles = config["objective"].get("num_particles", 1)
-    batch = min(config["train"]["batch_size"], data.train_images.shape[0])
+    batch = min(config["train"]["batch_size"], loaded.num_train)
     check_batch_fits(
         particles * batch, example_bytes(vae), "objective.num_particles x train.batch_size ="
     )
-    return Trainer(vae, data, config, device, run_dir=run_dir, progress=progress)
+    return Trainer(vae, loaded, config, device, run_dir=run_dir, progress=progress)
 
 
 def train(
@@ -61,8 +70,18 @@ def train(
     out: str | Path | None = None,
     data_root: str | Path | None = None,
     progress: bool = True,
+    *,
+    train_data: Any = None,
+    test_data: Any = None,
 ) -> Trainer:
     """Train a new VAE as ``config`` says; with ``out``, write a run directory there.
+
+    The data is the config's ``[data]`` source, or ``train_data`` (and ``test_data``) given in
+    Python: tensors or NumPy arrays ``(N, ...)``, pairs ``(x, labels)`` of them, or
+    ``torch.utils.data.Dataset`` s yielding ``x`` or ``(x, label)`` (see
+    :func:`pyrovae.load_data`). The run's config records where the data came from, its shape
+    and a hash, so that ``evaluate`` and ``resume`` find it again (or, for data given in
+    Python, say that it must be passed in).
 
     The config is validated and the data loaded before ``out`` is created, so bad input
     leaves no half-made run directory. ``out`` must be new, empty, or a run that never finished
@@ -78,13 +97,14 @@ def train(
         print(trainer.metrics[-1]["test_elbo"])
     """
     config = resolve_config(config)
+    data = (train_data, test_data)
     if out is None:
-        trainer = _trainer(config, data_root, progress, None)
+        trainer = _trainer(config, data_root, progress, None, data)
         trainer.fit()
         return trainer
     run_dir = Path(out)
     check_new_run_dir(run_dir)  # refuse before the data is loaded; checked again under the lock
-    trainer = _trainer(config, data_root, progress, None)
+    trainer = _trainer(config, data_root, progress, None, data)
     with hold_run_dir(run_dir, new=True):
         files.write_metrics(run_dir, [])
         files.write_config(run_dir, config)  # the run's marker files, metrics first
@@ -98,9 +118,15 @@ def resume(
     epochs: int | None = None,
     data_root: str | Path | None = None,
     progress: bool = True,
+    *,
+    train_data: Any = None,
+    test_data: Any = None,
 ) -> Trainer:
     """Continue the run in ``run_dir`` from its last checkpoint, up to ``epochs`` in total
-    (default: the run's configured epochs). On CPU the result equals an uninterrupted run."""
+    (default: the run's configured epochs). On CPU the result equals an uninterrupted run.
+
+    A run trained on data given in Python needs it again: ``train_data`` (and ``test_data``)
+    as given to :func:`train`; its hash must be the one the run recorded."""
     run_dir = Path(run_dir)
     if epochs is not None:
         check_value(epochs, PositiveInt, "--epochs")
@@ -118,7 +144,7 @@ def resume(
                     "has run"
                 )
             config["train"]["epochs"] = epochs
-        trainer = _trainer(config, data_root, progress, run_dir)
+        trainer = _trainer(config, data_root, progress, run_dir, (train_data, test_data))
         trainer.load_state_dict(state)
         trainer.metrics = [r for r in files.read_metrics(run_dir) if r["epoch"] <= trainer.epoch]
         if epochs is not None:

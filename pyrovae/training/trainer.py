@@ -38,7 +38,7 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
-from ..data import ImageData
+from ..data import ImageData, StreamingImageData
 from ..errors import CheckpointError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
 from ..infer.objectives import OBJECTIVES, Objective
@@ -66,7 +66,7 @@ class Trainer:
 
     Attributes:
         vae: the model (on ``device``).
-        data: train/test tensors on ``device``.
+        data: train/test tensors on ``device``, or the training set streamed to it.
         config: the resolved run config.
         device: where the model and data are.
         run_dir: where the checkpoint, metrics and pictures go (``None``: nowhere).
@@ -75,7 +75,7 @@ class Trainer:
     """
 
     vae: VAE
-    data: ImageData
+    data: ImageData | StreamingImageData
     config: dict[str, Any]
     device: torch.device
     run_dir: Path | None = None
@@ -101,9 +101,10 @@ class Trainer:
         # the data, once: shapes, dtype, device and support (dynamically binarized training
         # images are probabilities, binarized per batch)
         data = self.data
+        train_x, train_y = data.train_preview
         self.vae.check_data(
-            data.train_images,
-            self.vae.model_labels(data.train_labels),
+            train_x,
+            self.vae.model_labels(train_y),
             name="the training images",
             grey_levels=data.binarize == "dynamic",
         )
