@@ -125,6 +125,9 @@ class StreamingImageData:
                 pin_memory=self.device.type == "cuda",
                 prefetch_factor=4 if workers else None,
                 persistent_workers=workers > 0,
+                # its own generator (for the workers' seeds): the global RNG, which draws
+                # the training's Monte Carlo samples, is left as the in-memory path leaves it
+                generator=torch.Generator().manual_seed(0),
             )
         return self._loader
 

@@ -279,7 +279,7 @@ class Trainer:
                     f"({time.perf_counter() - start:.1f} s)",
                     file=sys.stderr,
                 )
-        if self.run_dir is not None:
+        if self.run_dir is not None and len(self.data.image_shape) == 3:  # not of vectors
             self.write_picture(self.run_dir / PICTURE_FILE)
         return self.metrics
 
