@@ -250,6 +250,92 @@ def test_offline_refuses_a_word_that_is_no_yes_or_no(tmp_path, tiny_toml, capsys
                          root=tmp_path)
 
 
+def _png(path: Path, size: tuple[int, int] = (6, 8), mode: str = "L") -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, 128).save(path)
+    return path
+
+
+def _npy(path: Path, array) -> Path:
+    import numpy as np
+
+    np.save(path, np.asarray(array))
+    return path
+
+
+def _npz(path: Path, **arrays) -> Path:
+    import numpy as np
+
+    np.savez(path, **arrays)
+    return path
+
+
+OWN_DATA = {
+    # name: ((tmp_path -> the data's path), data.dataset, what the error says)
+    "empty folder": (lambda d: (d / "images").mkdir() or d / "images", "folder",
+                     "is an empty folder"),
+    "mixed sizes": (lambda d: _png(d / "im" / "a.png") and _png(d / "im" / "b.png", (7, 8))
+                    and d / "im", "folder", "set data.image_size"),
+    "grey and colour": (lambda d: _png(d / "im" / "a.png") and _png(d / "im" / "b.png",
+                                                                     mode="RGB") and d / "im",
+                        "folder", "set data.channels"),
+    "a non-image file": (lambda d: _png(d / "im" / "a.png") and _write(d / "im" / "notes.txt",
+                                                                       b"hi") and d / "im",
+                         "folder", "is not a PNG or JPEG image"),
+    "a broken png": (lambda d: _png(d / "im" / "a.png") and _write(d / "im" / "b.png", b"no")
+                     and d / "im", "folder", "is not a readable PNG"),
+    "empty class folder": (lambda d: _png(d / "im" / "cat" / "a.png") and
+                           (d / "im" / "dog").mkdir() or d / "im", "folder", "is empty"),
+    "no such folder": (lambda d: d / "nowhere", "folder", "does not exist"),
+    "NaN in an array": (lambda d: _npy(d / "x.npy", [[0.5, float("nan")]] * 10), "array",
+                        "NaN or infinite"),
+    "wrong dtype": (lambda d: _npy(d / "x.npy", [["a", "b"]] * 10), "array", "has dtype <U1"),
+    "int64 levels": (lambda d: _npy(d / "x.npy", [[0, 255]] * 10), "array", "has dtype int64"),
+    "labels of the wrong length": (lambda d: _npz(d / "x.npz", x_train=[[0.0, 1.0]] * 10,
+                                                  y_train=[0, 1, 1], x_test=[[0.0, 1.0]] * 2,
+                                                  y_test=[0, 1]), "array", "must have shape (10,)"),
+    "float labels": (lambda d: _npz(d / "x.npz", x_train=[[0.0, 1.0]] * 10,
+                                    y_train=[0.5] * 10), "array", "must be integers"),
+    "npz of other names": (lambda d: _npz(d / "x.npz", images=[[0.0, 1.0]] * 10), "array",
+                           "expected x_train"),
+    "a 5-d array": (lambda d: _npy(d / "x.npy", [[[[[0.0]]]]] * 10), "array", "has shape"),
+    "not an array file": (lambda d: _write(d / "x.npy", b"not numpy"), "array",
+                          "cannot be read as a NumPy array"),
+    "too few to split": (lambda d: _npy(d / "x.npy", [[0.0, 1.0]]), "array", "too few"),
+}
+
+
+@pytest.mark.parametrize("name", list(OWN_DATA))
+def test_bad_own_data_is_refused_in_one_line(name, tmp_path, capsys):
+    make, dataset, fragment = OWN_DATA[name]
+    path = make(tmp_path)
+    config = _write(tmp_path / "own.toml", dumps_toml(tiny_config(
+        data={"dataset": dataset, "path": str(path), "train_limit": 0, "test_limit": 0})).encode())
+    assert_fails_cleanly(capsys, ["train", "--config", str(config), "--out",
+                                  str(tmp_path / "run")], fragment, root=tmp_path)
+
+
+OWN_DATA_CONFIG = [
+    ({"dataset": "folder"}, "needs data.path"),
+    ({"dataset": "mnist", "path": "x.npy"}, "remove data.path"),
+    ({"dataset": "array", "path": "x.npy", "image_size": [4, 4]}, "remove data.image_size"),
+    ({"dataset": "folder", "path": "d", "image_size": [4]}, "must be [H, W]"),
+    ({"dataset": "folder", "path": "d", "channels": 2}, "data.channels = 2"),
+    ({"in_memory": "maybe"}, "data.in_memory"),
+    ({"test_fraction": 1.0}, "data.test_fraction = 1.0"),
+    ({"dataset": "imagenet"}, "valid choices: array, cifar10"),
+]
+
+
+@pytest.mark.parametrize("data,fragment", OWN_DATA_CONFIG)
+def test_own_data_keys_that_do_not_fit(data, fragment, tmp_path, capsys):
+    config = _write(tmp_path / "own.toml", dumps_toml(tiny_config(data=data)).encode())
+    assert_fails_cleanly(capsys, ["train", "--config", str(config), "--out",
+                                  str(tmp_path / "run")], fragment, root=tmp_path)
+
+
 # ---------------------------------------------------------------------------- run directories
 def test_run_directory_attacks(tmp_path, tiny_toml, trained, capsys):
     train = ["train", "--config", str(tiny_toml), "--out"]
