@@ -3,8 +3,9 @@
 Both train the same VAE (MNIST-sized batches: 784 pixels, dynamically binarized) from the same
 seed for the same epochs: in memory (the data set sliced from tensors on the device) and
 streamed (``data.in_memory = false``: each batch read by a ``torch.utils.data.DataLoader``
-with ``--workers`` worker processes, binarized on the device). Each contender trains
-``--repeats`` times; the best epoch time counts. Printed: examples per second of each, the
+with ``--workers`` worker processes, binarized on the device). Each contender, warmed up
+by one epoch, trains ``--repeats`` more, interleaved with the others' (load from other
+processes falls on all alike); its best epoch time counts. Printed: examples per second of each, the
 ratio streamed / in memory (the target is >= 0.8 on CPU) and whether both took the same steps
 (equal ELBOs: the streaming path feeds the batches of the in-memory one).
 
@@ -21,6 +22,7 @@ import sys
 import time
 from typing import Any
 
+import pyro
 import torch
 
 import pyrovae
@@ -40,25 +42,45 @@ def config(args: argparse.Namespace, in_memory: bool, workers: int) -> dict[str,
     }
 
 
-def contender(args: argparse.Namespace, in_memory: bool, workers: int) -> dict[str, Any]:
-    """Best epoch time of ``args.repeats`` one-epoch trainings, and the first's ELBO."""
+def make_trainer(args: argparse.Namespace, in_memory: bool, workers: int) -> pyrovae.Trainer:
+    """A trainer of the benchmark's VAE on the data path asked for, warmed up by one epoch
+    (workers started, the replayed step recorded)."""
     device = pyrovae.training.select_device(args.device)
-    best, elbo = float("inf"), None
-    for _ in range(args.repeats):
-        resolved = pyrovae.resolve_config(config(args, in_memory, workers))
-        data = pyrovae.load_data(resolved["data"], device=device)
-        vae = pyrovae.VAE.from_resolved_config(resolved).to(device)
-        trainer = pyrovae.Trainer(vae, data, resolved, device, progress=False)
-        trainer.train_epoch()  # warm-up: workers started, the replayed step recorded
-        trainer.data_generator.manual_seed(1)
-        torch.manual_seed(1)
-        holder: dict[str, float] = {}
-        wall, _ = timed(lambda: holder.update(elbo=trainer.train_epoch()), device)
-        best = min(best, wall)
-        elbo = holder["elbo"] if elbo is None else elbo
-    n = min(args.train_limit, 60_000)
-    name = "in memory" if in_memory else f"streamed, {workers} workers"
-    return {"contender": name, "seconds": best, "examples_per_s": n / best, "train_elbo": elbo}
+    resolved = pyrovae.resolve_config(config(args, in_memory, workers))
+    data = pyrovae.load_data(resolved["data"], device=device)
+    pyro.set_rng_seed(0)  # the same initial weights for every contender
+    vae = pyrovae.VAE.from_resolved_config(resolved).to(device)
+    trainer = pyrovae.Trainer(vae, data, resolved, device, progress=False)
+    trainer.train_epoch()
+    return trainer
+
+
+def time_epoch(trainer: pyrovae.Trainer) -> tuple[float, float]:
+    """Wall-clock seconds and training ELBO of one epoch from fixed seeds (the first timed
+    epoch of every contender starts from the same weights: the same steps)."""
+    trainer.data_generator.manual_seed(1)
+    torch.manual_seed(1)
+    holder: dict[str, float] = {}
+    wall, _ = timed(lambda: holder.update(elbo=trainer.train_epoch()), trainer.device)
+    return wall, holder["elbo"]
+
+
+def contenders(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each contender's best epoch time over ``args.repeats`` epochs, interleaved (so that
+    load from other processes falls on every contender alike), and its ELBO."""
+    names = ["in memory"] + [f"streamed, {w} workers" for w in args.workers]
+    trainers = [make_trainer(args, True, 0)] + [make_trainer(args, False, w) for w in args.workers]
+    best = [float("inf")] * len(trainers)
+    elbos: list[float] = []
+    for repeat in range(args.repeats):
+        for i, trainer in enumerate(trainers):
+            wall, elbo = time_epoch(trainer)
+            best[i] = min(best[i], wall)
+            if repeat == 0:
+                elbos.append(elbo)
+    n = trainers[0].data.num_train
+    return [{"contender": name, "seconds": t, "examples_per_s": n / t, "train_elbo": e}
+            for name, t, e in zip(names, best, elbos)]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -77,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit("--device cuda: no CUDA GPU is available")
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = [contender(args, True, 0)] + [contender(args, False, w) for w in args.workers]
+    rows = contenders(args)
     reference = rows[0]
     for row in rows:
         row["ratio"] = row["examples_per_s"] / reference["examples_per_s"]

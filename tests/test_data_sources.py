@@ -79,8 +79,8 @@ def test_npy_npz_keras_layout_and_python_data(tmp_path):
     assert torch.equal(got, (torch.from_numpy(x).reshape(20, -1).float() / 255).sort(dim=0).values)
 
     y = rng.integers(0, 3, 20)
-    np.savez(tmp_path / "mnist.npz", x_train=x[:15, :, :, None], y_train=y[:15], x_test=x[15:, :, :, None],
-             y_test=y[15:])
+    np.savez(tmp_path / "mnist.npz", x_train=x[:15, :, :, None], y_train=y[:15],
+             x_test=x[15:, :, :, None], y_test=y[15:])
     data = pyrovae.load_data(resolved_data(dataset="array", path=str(tmp_path / "mnist.npz"),
                                            binarize="none"))
     assert data.image_shape == (1, H, W) and data.num_classes == 3
@@ -91,7 +91,8 @@ def test_npy_npz_keras_layout_and_python_data(tmp_path):
     for given in (vectors, torch.from_numpy(vectors)):
         data = pyrovae.load_data(resolved_data(binarize="none"), train_data=given[:10],
                                  test_data=given[10:])
-        assert data.image_shape == (5,) and torch.equal(data.test_images, torch.from_numpy(vectors[10:]))
+        assert data.image_shape == (5,)
+        assert torch.equal(data.test_images, torch.from_numpy(vectors[10:]))
 
     class Pairs(torch.utils.data.Dataset):
         def __len__(self):

@@ -250,60 +250,70 @@ def test_offline_refuses_a_word_that_is_no_yes_or_no(tmp_path, tiny_toml, capsys
                          root=tmp_path)
 
 
-def _png(path: Path, size: tuple[int, int] = (6, 8), mode: str = "L") -> Path:
-    from PIL import Image
+def _tree(**files):
+    """A writer of the folder ``im`` holding ``files``: name (``__`` for ``/``) -> a PNG's
+    ``(size, mode)``, a file's bytes, or None for an empty folder."""
+    def write(d: Path) -> Path:
+        from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, size, 128).save(path)
-    return path
+        root = d / "im"
+        root.mkdir()
+        for name, content in files.items():
+            path = root / name.replace("__", "/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if content is None:
+                path.mkdir()
+            elif isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                Image.new(content[1], content[0], 128).save(path)
+        return root
+    return write
 
 
-def _npy(path: Path, array) -> Path:
-    import numpy as np
+def _array(name: str, **arrays):
+    """A writer of the array file ``name``: ``.npy`` of ``arrays["x"]``, or ``.npz`` of all;
+    ``raw`` instead: those bytes."""
+    def write(d: Path) -> Path:
+        import numpy as np
 
-    np.save(path, np.asarray(array))
-    return path
+        path = d / name
+        if "raw" in arrays:
+            path.write_bytes(arrays["raw"])
+        elif name.endswith(".npy"):
+            np.save(path, np.asarray(arrays["x"]))
+        else:
+            np.savez(path, **arrays)
+        return path
+    return write
 
 
-def _npz(path: Path, **arrays) -> Path:
-    import numpy as np
-
-    np.savez(path, **arrays)
-    return path
-
-
+GREY, COLOUR = ((6, 8), "L"), ((6, 8), "RGB")
+ROWS = [[0.0, 1.0]] * 10
 OWN_DATA = {
-    # name: ((tmp_path -> the data's path), data.dataset, what the error says)
-    "empty folder": (lambda d: (d / "images").mkdir() or d / "images", "folder",
-                     "is an empty folder"),
-    "mixed sizes": (lambda d: _png(d / "im" / "a.png") and _png(d / "im" / "b.png", (7, 8))
-                    and d / "im", "folder", "set data.image_size"),
-    "grey and colour": (lambda d: _png(d / "im" / "a.png") and _png(d / "im" / "b.png",
-                                                                     mode="RGB") and d / "im",
-                        "folder", "set data.channels"),
-    "a non-image file": (lambda d: _png(d / "im" / "a.png") and _write(d / "im" / "notes.txt",
-                                                                       b"hi") and d / "im",
-                         "folder", "is not a PNG or JPEG image"),
-    "a broken png": (lambda d: _png(d / "im" / "a.png") and _write(d / "im" / "b.png", b"no")
-                     and d / "im", "folder", "is not a readable PNG"),
-    "empty class folder": (lambda d: _png(d / "im" / "cat" / "a.png") and
-                           (d / "im" / "dog").mkdir() or d / "im", "folder", "is empty"),
+    # name: (writer of the data (tmp_path -> its path), data.dataset, what the error says)
+    "empty folder": (_tree(), "folder", "is an empty folder"),
+    "mixed sizes": (_tree(a__png=GREY, b__png=((7, 8), "L")), "folder", "set data.image_size"),
+    "grey and colour": (_tree(a__png=GREY, b__png=COLOUR), "folder", "set data.channels"),
+    "a non-image file": (_tree(a__png=GREY, notes__txt=b"hi"), "folder",
+                         "is not a PNG or JPEG image"),
+    "a broken png": (_tree(a__png=GREY, b__png=b"no"), "folder", "is not a readable PNG"),
+    "empty class folder": (_tree(cat__a__png=GREY, dog=None), "folder", "is empty"),
     "no such folder": (lambda d: d / "nowhere", "folder", "does not exist"),
-    "NaN in an array": (lambda d: _npy(d / "x.npy", [[0.5, float("nan")]] * 10), "array",
+    "NaN in an array": (_array("x.npy", x=[[0.5, float("nan")]] * 10), "array",
                         "NaN or infinite"),
-    "wrong dtype": (lambda d: _npy(d / "x.npy", [["a", "b"]] * 10), "array", "has dtype <U1"),
-    "int64 levels": (lambda d: _npy(d / "x.npy", [[0, 255]] * 10), "array", "has dtype int64"),
-    "labels of the wrong length": (lambda d: _npz(d / "x.npz", x_train=[[0.0, 1.0]] * 10,
-                                                  y_train=[0, 1, 1], x_test=[[0.0, 1.0]] * 2,
-                                                  y_test=[0, 1]), "array", "must have shape (10,)"),
-    "float labels": (lambda d: _npz(d / "x.npz", x_train=[[0.0, 1.0]] * 10,
-                                    y_train=[0.5] * 10), "array", "must be integers"),
-    "npz of other names": (lambda d: _npz(d / "x.npz", images=[[0.0, 1.0]] * 10), "array",
-                           "expected x_train"),
-    "a 5-d array": (lambda d: _npy(d / "x.npy", [[[[[0.0]]]]] * 10), "array", "has shape"),
-    "not an array file": (lambda d: _write(d / "x.npy", b"not numpy"), "array",
+    "wrong dtype": (_array("x.npy", x=[["a", "b"]] * 10), "array", "has dtype <U1"),
+    "int64 levels": (_array("x.npy", x=[[0, 255]] * 10), "array", "has dtype int64"),
+    "labels of the wrong length": (_array("x.npz", x_train=ROWS, y_train=[0, 1, 1],
+                                          x_test=ROWS[:2], y_test=[0, 1]), "array",
+                                   "must have shape (10,)"),
+    "float labels": (_array("x.npz", x_train=ROWS, y_train=[0.5] * 10), "array",
+                     "must be integers"),
+    "npz of other names": (_array("x.npz", images=ROWS), "array", "expected x_train"),
+    "a 5-d array": (_array("x.npy", x=[[[[[0.0]]]]] * 10), "array", "has shape"),
+    "not an array file": (_array("x.npy", raw=b"not numpy"), "array",
                           "cannot be read as a NumPy array"),
-    "too few to split": (lambda d: _npy(d / "x.npy", [[0.0, 1.0]]), "array", "too few"),
+    "too few to split": (_array("x.npy", x=ROWS[:1]), "array", "too few"),
 }
 
 

@@ -92,7 +92,7 @@ def data_shape(data_config: dict[str, Any]) -> DataShape:
 
     Example::
 
-        data_shape(resolve_config({})["data"])   # DataShape(image_shape=(1, 28, 28), num_classes=10)
+        data_shape(resolve_config({})["data"])   # image_shape (1, 28, 28), num_classes 10
     """
     if data_config.get("shape"):
         return DataShape(tuple(data_config["shape"]), int(data_config["num_classes"]))

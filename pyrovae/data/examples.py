@@ -70,7 +70,9 @@ class Examples:
 
     def materialize(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every example, in order: ``x`` ``(N, D)`` float32 and ``y`` ``(N,)`` (CPU)."""
-        parts = [self.batch(range(s, min(s + CHUNK, len(self)))) for s in range(0, len(self), CHUNK)]
+        parts = [
+            self.batch(range(s, min(s + CHUNK, len(self)))) for s in range(0, len(self), CHUNK)
+        ]
         return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
 
     def head(self, n: int) -> Examples:
@@ -110,7 +112,11 @@ class IndexedExamples(Examples):
 
     def __init__(self, base: Examples, indices: torch.Tensor) -> None:
         self.base, self.indices = base, indices
-        self.item_shape, self.num_classes, self.where = base.item_shape, base.num_classes, base.where
+        self.item_shape, self.num_classes, self.where = (
+            base.item_shape,
+            base.num_classes,
+            base.where,
+        )
 
     def __len__(self) -> int:
         return self.indices.shape[0]
@@ -237,7 +243,10 @@ class DatasetExamples(Examples):
         self.labelled = y is not None
         self.num_classes = 0
         if self.labelled:
-            labels = torch.tensor([int(self._item(i)[1]) for i in range(n)])  # type: ignore[arg-type]
+            # torchvision's datasets list their labels; others are read item by item, once
+            labels = getattr(dataset, "targets", None)
+            if labels is None:
+                labels = [int(self._item(i)[1]) for i in range(n)]
             _, self.num_classes = check_labels(labels, n, where)
 
     def _item(self, i: int) -> tuple[torch.Tensor, Any]:

@@ -73,13 +73,15 @@ class FolderExamples(Examples):
         c, h, w = self.item_shape
         path = self.paths[i]
         try:
-            with Image.open(path) as image:
-                image = image.convert("L" if c == 1 else "RGB")
+            with Image.open(path) as opened:
+                image = opened.convert("L" if c == 1 else "RGB")
                 if self.resize and image.size != (w, h):
                     image = image.resize((w, h), Image.Resampling.BILINEAR)
                 array = np.asarray(image, dtype=np.uint8)
         except (OSError, ValueError) as exc:
-            raise DataError(f"image '{path}' cannot be read ({exc}); replace or remove it") from None
+            raise DataError(
+                f"image '{path}' cannot be read ({exc}); replace or remove it"
+            ) from None
         if array.shape[:2] != (h, w):
             raise DataError(
                 f"image '{path}' is {array.shape[1]}x{array.shape[0]} pixels, but the others "
@@ -200,6 +202,7 @@ def read_array_file(path: Path, key: str) -> tuple[Examples, Examples | None, st
         raise DataError(f"{key} = '{path}' cannot be read as a NumPy array file ({exc})") from None
     for x_train, x_test, y_train, y_test in NPZ_LAYOUTS:
         if x_train in arrays:
+
             def labels(name: str | None) -> Any:
                 return arrays.get(name) if name else None
 

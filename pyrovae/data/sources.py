@@ -309,12 +309,12 @@ class _OwnFiles(DataSource):
     @classmethod
     def check_config(cls, data: dict[str, Any]) -> None:
         if not data["path"]:
-            raise ConfigError(
-                f"data.dataset = {cls.type_name!r} needs data.path = {cls.what}"
-            )
+            raise ConfigError(f"data.dataset = {cls.type_name!r} needs data.path = {cls.what}")
 
     @classmethod
-    def read(cls, path: Path, key: str, data: dict[str, Any]) -> tuple[Examples, Examples | None, str]:
+    def read(
+        cls, path: Path, key: str, data: dict[str, Any]
+    ) -> tuple[Examples, Examples | None, str]:
         raise NotImplementedError
 
     @classmethod
@@ -358,7 +358,9 @@ class Folder(_OwnFiles):
             )
 
     @classmethod
-    def read(cls, path: Path, key: str, data: dict[str, Any]) -> tuple[Examples, Examples | None, str]:
+    def read(
+        cls, path: Path, key: str, data: dict[str, Any]
+    ) -> tuple[Examples, Examples | None, str]:
         examples, sha = read_folder(path, key, data["image_size"], data["channels"])
         return examples, None, sha
 
@@ -380,7 +382,9 @@ class Array(_OwnFiles):
                 )
 
     @classmethod
-    def read(cls, path: Path, key: str, data: dict[str, Any]) -> tuple[Examples, Examples | None, str]:
+    def read(
+        cls, path: Path, key: str, data: dict[str, Any]
+    ) -> tuple[Examples, Examples | None, str]:
         return read_array_file(path, key)
 
 

@@ -156,8 +156,10 @@ class StreamingImageData:
             # issue this batch's copy before handing out the previous one: the copy overlaps
             # the previous step on a GPU
             ready = pending
-            pending = (x.to(self.device, non_blocking=non_blocking),
-                       y.to(self.device, non_blocking=non_blocking))
+            pending = (
+                x.to(self.device, non_blocking=non_blocking),
+                y.to(self.device, non_blocking=non_blocking),
+            )
             if ready is not None:
                 yield self._binarized(ready, *next(sizes), generator)
         if pending is not None:

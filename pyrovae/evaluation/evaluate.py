@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..data import ImageData
+from ..data import ImageData, StreamingImageData
 from ..errors import UnreliableEstimateWarning
 from ..models.vae import VAE
 from .ais import AISDiagnostics
@@ -157,7 +157,7 @@ def evaluate(
 
 def evaluate_test_set(
     vae: VAE,
-    data: ImageData,
+    data: ImageData | StreamingImageData,
     config: dict[str, Any],
     *,
     num_samples: int | None,

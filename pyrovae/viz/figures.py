@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from ..data import ImageData
+from ..data import ImageData, StreamingImageData
 from ..errors import ConfigError
 from ..evaluation.metrics import kl_per_dimension
 from ..models.vae import VAE
@@ -171,7 +171,7 @@ def kl_per_dimension_figure(
 def draw(
     kind: str,
     vae: VAE,
-    data: ImageData | None = None,
+    data: ImageData | StreamingImageData | None = None,
     metrics: Sequence[Mapping[str, Any]] = (),
     seed: int = 0,
 ) -> Figure:
