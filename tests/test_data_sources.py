@@ -211,3 +211,20 @@ def test_a_run_on_python_data_must_be_given_it_again(tmp_path, capsys):
         pyrovae.resume(run, epochs=2, progress=False, train_data=1 - x[:16], test_data=x[16:])
     trainer = pyrovae.resume(run, epochs=2, progress=False, train_data=x[:16], test_data=x[16:])
     assert [row["epoch"] for row in trainer.metrics] == [1, 2]
+
+
+def test_the_model_of_own_data_is_known_before_training(tmp_path):
+    """describe / VAE.from_config read the shape from the files' headers; vectors refuse a
+    conv network and unlabelled data a conditional prior, naming the fix."""
+    folder = write_png_folder(tmp_path / "images", mode="RGB")
+    vae = pyrovae.VAE.from_config(own_config(dataset="folder", path=str(folder)))
+    assert vae.image_shape == (3, H, W) and vae.prior.latent_dim == 2
+    np.save(tmp_path / "v.npy", np.zeros((10, 7), np.float32))
+    vectors = own_config(dataset="array", path=str(tmp_path / "v.npy"))
+    assert pyrovae.VAE.from_config(vectors).data_dim == 7
+    vectors["model"]["encoder"] = {"type": "conv"}
+    with pytest.raises(pyrovae.ConfigError, match="needs images"):
+        pyrovae.VAE.from_config(vectors)
+    vectors["model"].update(encoder={"type": "mlp"}, prior={"type": "conditional"})
+    with pytest.raises(pyrovae.ConfigError, match="needs labelled data"):
+        pyrovae.VAE.from_config(vectors)

@@ -85,10 +85,12 @@ class DataShape:
 def data_shape(data_config: dict[str, Any]) -> DataShape:
     """The data shape of a resolved ``data`` config section, without reading the data: the
     recorded ``data.shape`` / ``data.num_classes`` (a run's config holds them), else the
-    source's fixed shape (the torchvision sets).
+    source's fixed shape (the torchvision sets), else what a cheap look at the files tells
+    (the first image's header and the class subfolders, an array's header).
 
     Raises:
-        ConfigError: the shape is known only from the data (a folder or array not yet read).
+        ConfigError: the shape is known only from the data (data given in Python).
+        DataError: the folder or array file cannot be read.
 
     Example::
 
@@ -98,6 +100,9 @@ def data_shape(data_config: dict[str, Any]) -> DataShape:
         return DataShape(tuple(data_config["shape"]), int(data_config["num_classes"]))
     source = DATASETS.get(data_config["dataset"], key="data.dataset")
     if source.image_shape is None or source.num_classes is None:
+        peeked = source.peek(_with_defaults(data_config))
+        if peeked is not None:
+            return DataShape(*peeked)
         raise ConfigError(
             f"data.dataset = {data_config['dataset']!r}: the shape of the data is known only "
             "once it is read; train with pyrovae.train (which records it in the run's config) "

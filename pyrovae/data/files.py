@@ -96,7 +96,7 @@ class FolderExamples(Examples):
         return (torch.stack(x) if x else torch.empty(0, self.dim)), self.labels[idx]
 
 
-def _folder_files(folder: Path, key: str) -> tuple[list[Path], list[int], int]:
+def folder_files(folder: Path, key: str) -> tuple[list[Path], list[int], int]:
     """The image files of ``folder`` with their labels and number of classes."""
     if not folder.is_dir():
         what = "does not exist" if not folder.exists() else "is not a folder"
@@ -139,7 +139,7 @@ def read_folder(
     not given (0 or empty), is a :class:`DataError` naming it before training starts."""
     from PIL import Image
 
-    paths, labels, num_classes = _folder_files(folder, key)
+    paths, labels, num_classes = folder_files(folder, key)
     first: tuple[tuple[int, int], int] | None = None
     for path in paths:
         try:

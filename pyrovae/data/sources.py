@@ -27,7 +27,7 @@ import torch
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 from .examples import ArrayExamples, DatasetExamples, Examples, TensorExamples, split_examples
-from .files import read_array_file, read_folder
+from .files import GREY_MODES, folder_files, read_array_file, read_folder
 from .idx import read_idx
 
 __all__ = [
@@ -121,6 +121,12 @@ class DataSource:
     def open(cls, data: dict[str, Any], root: Path, download: bool) -> Splits:
         """The train and test examples the ``data`` config section describes."""
         raise NotImplementedError
+
+    @classmethod
+    def peek(cls, data: dict[str, Any]) -> tuple[tuple[int, ...], int] | None:
+        """``(item_shape, num_classes)`` of the data, read cheaply (a header, the folder's
+        listing), or ``None`` when only loading the data tells."""
+        return None
 
 
 DATASETS: Registry[DataSource] = Registry("dataset")
@@ -364,6 +370,20 @@ class Folder(_OwnFiles):
         examples, sha = read_folder(path, key, data["image_size"], data["channels"])
         return examples, None, sha
 
+    @classmethod
+    def peek(cls, data: dict[str, Any]) -> tuple[tuple[int, ...], int] | None:
+        from PIL import Image
+
+        paths, _, num_classes = folder_files(Path(data["path"]).expanduser(), "data.path")
+        try:
+            with Image.open(paths[0]) as image:
+                (w, h), mode = image.size, image.mode
+        except (OSError, ValueError):
+            return None
+        if data["image_size"]:
+            h, w = data["image_size"]
+        return (data["channels"] or (1 if mode in GREY_MODES else 3), h, w), num_classes
+
 
 @DATASETS.register("array")
 class Array(_OwnFiles):
@@ -386,6 +406,11 @@ class Array(_OwnFiles):
         cls, path: Path, key: str, data: dict[str, Any]
     ) -> tuple[Examples, Examples | None, str]:
         return read_array_file(path, key)
+
+    @classmethod
+    def peek(cls, data: dict[str, Any]) -> tuple[tuple[int, ...], int] | None:
+        train, test, _ = read_array_file(Path(data["path"]).expanduser(), "data.path")
+        return train.item_shape, max(train.num_classes, test.num_classes if test else 0)
 
 
 @DATASETS.register("tensors")
