@@ -28,7 +28,14 @@ from typing import Any, Literal
 
 import torch
 
-__all__ = ["Binarization", "ImageData", "batches", "binarize_once", "global_batches"]
+__all__ = [
+    "Binarization",
+    "ImageData",
+    "TrainTestData",
+    "batches",
+    "binarize_once",
+    "global_batches",
+]
 
 Binarization = Literal["dynamic", "static", "none"]
 
@@ -77,8 +84,59 @@ def binarize_part(
     return torch.bernoulli(full, generator=generator)[part]
 
 
+class TrainTestData:
+    """What the in-memory and the streamed data share: the test set as tensors on the device,
+    the record of where the data came from, and one epoch of training batches (the contract
+    in the module's docstring; each kind provides ``num_train`` and ``_batches``)."""
+
+    name: str
+    binarize: Binarization
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    image_shape: tuple[int, ...]
+    num_classes: int
+    source: dict[str, Any]
+
+    @property
+    def data_dim(self) -> int:
+        return self.test_images.shape[-1]
+
+    @property
+    def num_train(self) -> int:
+        raise NotImplementedError
+
+    def record(self) -> dict[str, Any]:
+        """The ``data`` config keys that record where the data came from and its shape, so
+        that a run directory can rebuild its model without the data and find it again."""
+        return {**self.source, "shape": list(self.image_shape), "num_classes": self.num_classes}
+
+    def train_batches(
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled ``(x, y)`` training batches: rank ``rank``'s part of each
+        global batch (see the module's docstring).
+
+        ``generator`` (on the data's device) drives the shuffle and dynamic binarization; the
+        last batch may be smaller."""
+        epoch = global_batches(self.num_train, batch_size, generator, rank, world_size)
+        return self._batches(epoch, generator)
+
+    def _batches(
+        self, epoch: Iterator[tuple[torch.Tensor, slice]], generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def num_train_batches(self, batch_size: int) -> int:
+        return -(-self.num_train // batch_size)
+
+
 @dataclass
-class ImageData:
+class ImageData(TrainTestData):
     """Train and test sets of one data set, as tensors on ``device``.
 
     Attributes:
@@ -103,10 +161,6 @@ class ImageData:
     source: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def data_dim(self) -> int:
-        return self.test_images.shape[-1]
-
-    @property
     def num_train(self) -> int:
         """The number of training examples."""
         return self.train_images.shape[0]
@@ -116,34 +170,12 @@ class ImageData:
         """Training examples and labels to check before training (here: all of them)."""
         return self.train_images, self.train_labels
 
-    def record(self) -> dict[str, Any]:
-        """The ``data`` config keys that record where the data came from and its shape, so
-        that a run directory can rebuild its model without the data and find it again."""
-        return {
-            **self.source,
-            "shape": list(self.image_shape),
-            "num_classes": self.num_classes,
-        }
-
-    def train_batches(
-        self,
-        batch_size: int,
-        generator: torch.Generator,
-        *,
-        rank: int = 0,
-        world_size: int = 1,
+    def _batches(
+        self, epoch: Iterator[tuple[torch.Tensor, slice]], generator: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of shuffled ``(x, y)`` training batches sliced from the device tensors
-        (rank ``rank``'s part of each global batch; see the module's docstring).
-
-        ``generator`` (on the data's device) drives the shuffle and dynamic binarization; the
-        last batch may be smaller."""
-        n = self.train_images.shape[0]
-        for idx, part in global_batches(n, batch_size, generator, rank, world_size):
+        """The batches sliced from the device tensors."""
+        for idx, part in epoch:
             x = self.train_images[idx]
             if self.binarize == "dynamic":
                 x = torch.bernoulli(x, generator=generator)
             yield x[part], self.train_labels[idx[part]]
-
-    def num_train_batches(self, batch_size: int) -> int:
-        return -(-self.num_train // batch_size)

@@ -242,9 +242,20 @@ class TorchvisionImages(ImageDataset):
     #: the folder under the data root that holds the data set's files
     folder: ClassVar[str]
 
+    #: whether the torchvision class takes ``split="train"/"test"`` in ``root/folder`` (SVHN)
+    #: rather than ``train=True/False`` in the data root (CIFAR-10)
+    split_by_name: ClassVar[bool] = False
+
     @classmethod
     def tv_dataset(cls, root: Path, train: bool, download: bool) -> Any:
-        raise NotImplementedError
+        """The torchvision dataset of one split."""
+        import torchvision.datasets
+
+        tv_cls = getattr(torchvision.datasets, cls.torchvision_name)
+        if cls.split_by_name:
+            split = "train" if train else "test"
+            return tv_cls(str(root / cls.folder), split=split, download=download)
+        return tv_cls(str(root), train=train, download=download)
 
     @classmethod
     def open(cls, data: dict[str, Any], root: Path, download: bool) -> Splits:
@@ -281,12 +292,6 @@ class CIFAR10(TorchvisionImages):
     torchvision_name = "CIFAR10"
     folder = "cifar-10-batches-py"
 
-    @classmethod
-    def tv_dataset(cls, root: Path, train: bool, download: bool) -> Any:
-        import torchvision.datasets
-
-        return torchvision.datasets.CIFAR10(str(root), train=train, download=download)
-
 
 @DATASETS.register("svhn")
 class SVHN(TorchvisionImages):
@@ -294,13 +299,7 @@ class SVHN(TorchvisionImages):
 
     torchvision_name = "SVHN"
     folder = "SVHN"
-
-    @classmethod
-    def tv_dataset(cls, root: Path, train: bool, download: bool) -> Any:
-        import torchvision.datasets
-
-        split = "train" if train else "test"
-        return torchvision.datasets.SVHN(str(root / cls.folder), split=split, download=download)
+    split_by_name = True
 
 
 def _combined_sha256(*hashes: str) -> str:

@@ -23,7 +23,7 @@ import torch
 import torch.utils.data
 
 from .examples import Examples
-from .images import Binarization, binarize_part, global_batches
+from .images import Binarization, TrainTestData, binarize_part
 
 __all__ = ["StreamingImageData"]
 
@@ -63,7 +63,7 @@ class _Batches(torch.utils.data.Dataset):
 
 
 @dataclass
-class StreamingImageData:
+class StreamingImageData(TrainTestData):
     """Training examples read per batch from ``train``; test set as tensors on ``device``.
 
     Attributes:
@@ -92,10 +92,6 @@ class StreamingImageData:
         self._loader: torch.utils.data.DataLoader | None = None
 
     @property
-    def data_dim(self) -> int:
-        return self.test_images.shape[-1]
-
-    @property
     def num_train(self) -> int:
         return len(self.train)
 
@@ -104,13 +100,6 @@ class StreamingImageData:
         """The first training examples and labels (on the device), to check before
         training."""
         return self.preview
-
-    def record(self) -> dict[str, Any]:
-        """As :meth:`pyrovae.data.images.ImageData.record`."""
-        return {**self.source, "shape": list(self.image_shape), "num_classes": self.num_classes}
-
-    def num_train_batches(self, batch_size: int) -> int:
-        return -(-self.num_train // batch_size)
 
     def loader(self) -> torch.utils.data.DataLoader:
         """The DataLoader (made once: its workers persist across epochs)."""
@@ -131,27 +120,21 @@ class StreamingImageData:
             )
         return self._loader
 
-    def train_batches(
-        self,
-        batch_size: int,
-        generator: torch.Generator,
-        *,
-        rank: int = 0,
-        world_size: int = 1,
+    def _batches(
+        self, epoch: Iterator[tuple[torch.Tensor, slice]], generator: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """One epoch of shuffled training batches, read by the DataLoader; the same order,
-        parts and dynamic binarization as :meth:`pyrovae.data.images.ImageData.train_batches`
-        for the same generator."""
-        epoch = list(global_batches(self.num_train, batch_size, generator, rank, world_size))
-        order = torch.cat([idx for idx, _ in epoch]).cpu() if epoch else torch.empty(0)
+        """The batches read by the DataLoader: the same order, parts and dynamic binarization
+        as :class:`~pyrovae.data.images.ImageData` for the same generator."""
+        batches = list(epoch)  # draws the epoch's order
+        order = torch.cat([idx for idx, _ in batches]).cpu() if batches else torch.empty(0)
         parts, start = [], 0
-        for idx, part in epoch:
+        for idx, part in batches:
             parts.append(order[start : start + idx.shape[0]][part])
             start += idx.shape[0]
         self._order.parts = parts
         non_blocking = self.device.type == "cuda"
         pending: tuple[torch.Tensor, torch.Tensor] | None = None
-        sizes = iter([(idx.shape[0], part) for idx, part in epoch])
+        sizes = iter([(idx.shape[0], part) for idx, part in batches])
         for x, y in self.loader():
             # issue this batch's copy before handing out the previous one: the copy overlaps
             # the previous step on a GPU
