@@ -250,16 +250,16 @@ def test_offline_refuses_a_word_that_is_no_yes_or_no(tmp_path, tiny_toml, capsys
                          root=tmp_path)
 
 
-def _tree(**files):
-    """A writer of the folder ``im`` holding ``files``: name (``__`` for ``/``) -> a PNG's
+def _tree(files: dict | None = None):
+    """A writer of the folder ``im`` holding ``files``: relative path -> a PNG's
     ``(size, mode)``, a file's bytes, or None for an empty folder."""
     def write(d: Path) -> Path:
         from PIL import Image
 
         root = d / "im"
         root.mkdir()
-        for name, content in files.items():
-            path = root / name.replace("__", "/")
+        for name, content in (files or {}).items():
+            path = root / name
             path.parent.mkdir(parents=True, exist_ok=True)
             if content is None:
                 path.mkdir()
@@ -293,12 +293,13 @@ ROWS = [[0.0, 1.0]] * 10
 OWN_DATA = {
     # name: (writer of the data (tmp_path -> its path), data.dataset, what the error says)
     "empty folder": (_tree(), "folder", "is an empty folder"),
-    "mixed sizes": (_tree(a__png=GREY, b__png=((7, 8), "L")), "folder", "set data.image_size"),
-    "grey and colour": (_tree(a__png=GREY, b__png=COLOUR), "folder", "set data.channels"),
-    "a non-image file": (_tree(a__png=GREY, notes__txt=b"hi"), "folder",
+    "mixed sizes": (_tree({"a.png": GREY, "b.png": ((7, 8), "L")}), "folder",
+                    "set data.image_size"),
+    "grey and colour": (_tree({"a.png": GREY, "b.png": COLOUR}), "folder", "set data.channels"),
+    "a non-image file": (_tree({"a.png": GREY, "notes.txt": b"hi"}), "folder",
                          "is not a PNG or JPEG image"),
-    "a broken png": (_tree(a__png=GREY, b__png=b"no"), "folder", "is not a readable PNG"),
-    "empty class folder": (_tree(cat__a__png=GREY, dog=None), "folder", "is empty"),
+    "a broken png": (_tree({"a.png": GREY, "b.png": b"no"}), "folder", "is not a readable PNG"),
+    "empty class folder": (_tree({"cat/a.png": GREY, "dog": None}), "folder", "is empty"),
     "no such folder": (lambda d: d / "nowhere", "folder", "does not exist"),
     "NaN in an array": (_array("x.npy", x=[[0.5, float("nan")]] * 10), "array",
                         "NaN or infinite"),
