@@ -177,23 +177,43 @@ def test_auto_streams_what_does_not_fit(monkeypatch):
     assert isinstance(pyrovae.load_data(config), pyrovae.data.StreamingImageData)
 
 
-def test_a_run_on_an_array_records_it_and_evaluate_finds_it(tmp_path, capsys):
-    rng = np.random.default_rng(1)
+def _write_source(kind: str, tmp_path: Path, seed: int) -> Path:
+    """A folder of PNGs or a .npy file of 24 random images, written afresh with ``seed``."""
+    if kind == "folder":
+        import shutil
+
+        shutil.rmtree(tmp_path / "images", ignore_errors=True)
+        write_png_folder(tmp_path / "images", per_class=12)
+        if seed:  # changed data: one image redrawn
+            from PIL import Image
+
+            noise = np.random.default_rng(seed).integers(0, 256, (H, W), dtype=np.uint8)
+            Image.fromarray(noise, "L").save(tmp_path / "images" / "class_1" / "3.png")
+        return tmp_path / "images"
+    rng = np.random.default_rng(seed)
     np.save(tmp_path / "x.npy", rng.integers(0, 256, (24, H, W), dtype=np.uint8))
+    return tmp_path / "x.npy"
+
+
+@pytest.mark.parametrize("kind", ["folder", "array"])
+def test_a_run_records_its_data_and_evaluate_finds_it(kind, tmp_path, capsys):
+    """pyrovae train --config on a folder or array, then pyrovae evaluate RUN, end to end."""
+    path = _write_source(kind, tmp_path, 0)
     config_file = tmp_path / "own.toml"
-    config_file.write_text(dumps_toml(own_config(dataset="array", path=str(tmp_path / "x.npy"))))
+    config_file.write_text(dumps_toml(own_config(dataset=kind, path=str(path))))
     run = tmp_path / "run"
     assert main(["train", "--config", str(config_file), "--out", str(run), "--quiet"]) == 0
     recorded = pyrovae.config.load_config(run / "config.toml")["data"]
-    assert recorded["shape"] == [1, H, W] and recorded["num_classes"] == 0
-    assert recorded["path"] == str((tmp_path / "x.npy").resolve()) and len(recorded["sha256"]) == 64
+    assert recorded["shape"] == [1, H, W] and recorded["num_classes"] == (2 if kind == "folder"
+                                                                           else 0)
+    assert recorded["path"] == str(path.resolve()) and len(recorded["sha256"]) == 64
     vae, _, _ = pyrovae.load_run(run, device="cpu")  # rebuilt without reading the data
     assert vae.image_shape == (1, H, W)
     capsys.readouterr()
     assert main(["evaluate", str(run), "--num-samples", "2", "--quiet", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["num_examples"] == 2
+    assert json.loads(capsys.readouterr().out)["num_examples"] == 2  # 10% of 24
     # changed data is refused, naming the change
-    np.save(tmp_path / "x.npy", rng.integers(0, 256, (24, H, W), dtype=np.uint8))
+    _write_source(kind, tmp_path, 1)
     assert main(["evaluate", str(run), "--num-samples", "2", "--quiet"]) == 2
     assert "has changed since the run recorded it" in capsys.readouterr().err
 
