@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import pyrovae
-from pyrovae.models.program import data_shape
+from pyrovae.data import data_shape
 from pyrovae.rng import fixed_rng
 from pyrovae.training.run import select_device
 from pyrovae.viz.plots import plot_class_rows, save_figure
@@ -123,8 +123,9 @@ class M2(nn.Module):
 def build(config: dict[str, Any]) -> M2:
     """``model.program = "m2_semi_supervised:build"``: an M2 for the config's data and
     ``model.latent_dim`` (alpha 0: no labels in the config alone)."""
-    data_dim, image_shape, num_classes = data_shape(config)
-    return M2(data_dim, image_shape, num_classes, latent_dim=config["model"]["latent_dim"])
+    shape = data_shape(config["data"])
+    return M2(shape.data_dim, shape.image_shape, shape.num_classes,
+              latent_dim=config["model"]["latent_dim"])
 
 
 def semi_supervised(data: pyrovae.ImageData, num_labels: int, seed: int) -> tuple[
@@ -174,9 +175,9 @@ def main() -> None:
     test_labels = data.test_labels
     train, copies = semi_supervised(data, args.labels, args.seed)
     pyro.set_rng_seed(args.seed)
-    data_dim, image_shape, num_classes = data_shape(config)
+    shape = data_shape(config["data"])
     alpha = args.alpha * data.train_images.shape[0] / copies  # eq. 9, per copy
-    m2 = M2(data_dim, image_shape, num_classes, latent_dim=args.latent_dim, hidden=args.hidden,
+    m2 = M2(shape.data_dim, shape.image_shape, shape.num_classes, latent_dim=args.latent_dim, hidden=args.hidden,
             alpha=alpha).to(device)
     print(m2.describe())
     print(f"{args.labels} labelled of {data.train_images.shape[0]} training images (each "

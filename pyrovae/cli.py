@@ -583,6 +583,7 @@ def _format_pareto_k(pareto_k_max: float | None, num_above: int, num_examples: i
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
+    from .data import data_shape
     from .models import program
     from .training import load_run
     from .viz.plots import plot_samples, save_figure
@@ -590,22 +591,21 @@ def cmd_sample(args: argparse.Namespace) -> None:
     _check(args, ("--num", SampleCount), ("--seed", Seed))
     vae, config, _ = load_run(args.run_dir, device=args.device)
     torch.manual_seed(args.seed)
-    dim, shape, _ = program.data_shape(config)
-    samples = program.sample(vae, args.num, y=args.label, dim=dim)
-    shape = program.image_shape(vae, shape)
+    shape = data_shape(config["data"])
+    samples = program.sample(vae, args.num, y=args.label, dim=shape.data_dim)
+    image_shape = program.image_shape(vae, shape.image_shape)
     if args.label is None:
-        figure = plot_samples(samples, shape)
+        figure = plot_samples(samples, image_shape)
     else:
         figure = plot_samples(
-            samples, shape, title=f"samples from p(x|z), z ~ p(z | y = {args.label})"
+            samples, image_shape, title=f"samples from p(x|z), z ~ p(z | y = {args.label})"
         )
     path = save_figure(figure, args.out)
     print(f"wrote {args.num} samples to {path}")
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from .data import load_data
-    from .models import program
+    from .data import data_shape, load_data
     from .training import load_run
     from .training.run_dir import read_metrics
     from .viz import NEEDS_DATA, figures
@@ -630,7 +630,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
             data=data,
             metrics=metrics,
             seed=args.seed,
-            image_shape=program.data_shape(config)[1],
+            image_shape=data_shape(config["data"]).image_shape,
         ),
         out,
     )

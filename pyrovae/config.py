@@ -2,7 +2,9 @@
 
 Sections and their keys (defaults in :data:`SCHEMA` and :data:`COMPONENT_DEFAULTS`)::
 
-    [data]       dataset, binarize, binarization_seed, train_limit, test_limit
+    [data]       dataset, binarize, binarization_seed, train_limit, test_limit, path,
+                 test_path, test_fraction, split_seed, image_size, channels, in_memory,
+                 workers, and the record of a run's data: shape, num_classes, sha256
     [model]      latent_dim, program (``"package.module:factory"`` of your own Pyro program
                  module, see :mod:`pyrovae.models.program`), and the components prior,
                  likelihood, encoder, decoder, guide,
@@ -40,6 +42,21 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "binarization_seed": (Seed, 0),
         "train_limit": (Limit, 0),
         "test_limit": (Limit, 0),
+        # people's own data (see pyrovae.data.sources): a folder of images or an array file
+        "path": (str, ""),
+        "test_path": (str, ""),
+        "test_fraction": (Annotated[float, Range(gt=0, lt=1)], 0.1),
+        "split_seed": (Seed, 0),
+        "image_size": (tuple[PositiveInt, ...], []),
+        "channels": (Literal[0, 1, 3], 0),  # 1 grey, 3 colour, 0 as the first image
+        # held on the device (fast) or streamed by a DataLoader; "auto": streamed when it
+        # does not fit pyrovae.resources.data_memory_budget
+        "in_memory": (bool | Literal["auto"], "auto"),
+        "workers": (Annotated[int, Range(min=0, note="0 reads in the main process")], 2),
+        # recorded by training: the data's shape and classes, and the hash of its files
+        "shape": (tuple[PositiveInt, ...], []),
+        "num_classes": (Annotated[int, Range(min=0, note="0: unlabelled")], 0),
+        "sha256": (str, ""),
     },
     # program: "package.module:factory" of a user's Pyro program module ("": pyrovae's VAE)
     "model": {"latent_dim": (PositiveInt, 50), "program": (str, "")},
@@ -127,7 +144,9 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
             spec = _with_default_type(given.get(key, default), default)
             out[key] = registries[path].resolve(spec, path)
         resolved[section] = out
-    registries["data.dataset"].get(resolved["data"]["dataset"], key="data.dataset")
+    data = resolved["data"]
+    data["image_size"], data["shape"] = list(data["image_size"]), list(data["shape"])
+    registries["data.dataset"].get(data["dataset"], key="data.dataset").check_config(data)
     for section, default in COMPONENT_SECTIONS.items():
         spec = _with_default_type(config.get(section, default), default)
         resolved[section] = registries[section].resolve(spec, section)

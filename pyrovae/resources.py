@@ -29,6 +29,7 @@ __all__ = [
     "available_memory",
     "check_batch_fits",
     "check_model_fits",
+    "data_memory_budget",
     "model_footprint",
 ]
 
@@ -158,15 +159,15 @@ def model_footprint(config: Mapping[str, Any]) -> Footprint:
 
         model_footprint(resolve_config({})).parameters   # 688884
     """
-    from .data import DATASETS
+    from .data import data_shape
 
-    dataset = DATASETS.get(config["data"]["dataset"], key="data.dataset")
+    shape = data_shape(config["data"])
     m = config["model"]
-    latent_dim, data_dim = m["latent_dim"], dataset.data_dim()
-    image_shape = dataset.image_shape
+    latent_dim, data_dim = m["latent_dim"], shape.data_dim
+    image_shape = shape.image_shape
     guide, guide_outputs = _guide(m["guide"], latent_dim)
     likelihood, per_element = _likelihood(m["likelihood"], data_dim)
-    total = guide + likelihood + _prior(m["prior"], latent_dim, data_dim, dataset.num_classes)
+    total = guide + likelihood + _prior(m["prior"], latent_dim, data_dim, shape.num_classes)
     networks = [
         ("model.encoder", _NETWORKS, data_dim, guide_outputs),
         ("model.decoder", _DECODERS, latent_dim, per_element * data_dim),
@@ -197,6 +198,19 @@ def available_memory() -> int:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError):
         return 1 << 62  # unknown: no bound
+
+
+def data_memory_budget(device: Any) -> int:
+    """Bytes a data set may take to be held in memory on ``device`` (a ``torch.device``):
+    half of :func:`available_memory`, and on a GPU also half of its free memory; data
+    larger than this is streamed (``data.in_memory = "auto"``)."""
+    budget = available_memory() // 2
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        budget = min(budget, free // 2)
+    return budget
 
 
 def _gb(n: int) -> str:

@@ -147,3 +147,11 @@ def test_scaling_bench_cuda_without_gpu_says_so(monkeypatch):
     with pytest.raises(SystemExit) as exc:
         load_bench("scaling").main(["--device", "cuda"])
     assert "no CUDA GPU is available" in str(exc.value)
+def test_data_bench_runs_and_both_paths_take_the_same_steps(capsys):
+    bench = load_bench("data_speed")
+    results = bench.main(["--train-limit", "256", "--test-limit", "32", "--batch-size", "64",
+                          "--hidden", "16", "--workers", "0", "--repeats", "1", "--threads", "1"])
+    rows = {row["contender"]: row for row in results["rows"]}
+    assert set(rows) == {"in memory", "streamed, 0 workers"}
+    assert all(row["same_steps"] and row["ratio"] > 0 for row in rows.values())
+    assert "ratio" in capsys.readouterr().out

@@ -50,6 +50,10 @@ EXAMPLES = {
         ["20 labelled of 256", "test classification accuracy of q(y|x): ", "test ELBO: ",
          "IS log-likelihood (K = 5 per class, y summed out): "],
     ),
+    "own_data.py": (["--latent-dim", "4", "--test-limit", "64"],
+                    ["folder.png", "array.png", "python.png"],
+                    ["folder: test ELBO", "array: test ELBO", "python: test ELBO",
+                     "source 'folder', sha256", "source 'tensors', sha256"]),
     "marginal_likelihood.py": (
         ["--latent-dim", "4", "--ks", "1", "10", "50", "--test-limit", "32", "--ts", "2", "5",
          "--bdmc-examples", "8", "--compare-num-samples", "10", "--compare-num-steps", "2"],

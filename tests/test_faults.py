@@ -250,6 +250,103 @@ def test_offline_refuses_a_word_that_is_no_yes_or_no(tmp_path, tiny_toml, capsys
                          root=tmp_path)
 
 
+def _tree(files: dict | None = None):
+    """A writer of the folder ``im`` holding ``files``: relative path -> a PNG's
+    ``(size, mode)``, a file's bytes, or None for an empty folder."""
+    def write(d: Path) -> Path:
+        from PIL import Image
+
+        root = d / "im"
+        root.mkdir()
+        for name, content in (files or {}).items():
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if content is None:
+                path.mkdir()
+            elif isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                Image.new(content[1], content[0], 128).save(path)
+        return root
+    return write
+
+
+def _array(name: str, **arrays):
+    """A writer of the array file ``name``: ``.npy`` of ``arrays["x"]``, or ``.npz`` of all;
+    ``raw`` instead: those bytes."""
+    def write(d: Path) -> Path:
+        import numpy as np
+
+        path = d / name
+        if "raw" in arrays:
+            path.write_bytes(arrays["raw"])
+        elif name.endswith(".npy"):
+            np.save(path, np.asarray(arrays["x"]))
+        else:
+            np.savez(path, **arrays)
+        return path
+    return write
+
+
+GREY, COLOUR = ((6, 8), "L"), ((6, 8), "RGB")
+ROWS = [[0.0, 1.0]] * 10
+OWN_DATA = {
+    # name: (writer of the data (tmp_path -> its path), data.dataset, what the error says)
+    "empty folder": (_tree(), "folder", "is an empty folder"),
+    "mixed sizes": (_tree({"a.png": GREY, "b.png": ((7, 8), "L")}), "folder",
+                    "set data.image_size"),
+    "grey and colour": (_tree({"a.png": GREY, "b.png": COLOUR}), "folder", "set data.channels"),
+    "a non-image file": (_tree({"a.png": GREY, "notes.txt": b"hi"}), "folder",
+                         "is not a PNG or JPEG image"),
+    "a broken png": (_tree({"a.png": GREY, "b.png": b"no"}), "folder", "is not a readable PNG"),
+    "empty class folder": (_tree({"cat/a.png": GREY, "dog": None}), "folder", "is empty"),
+    "no such folder": (lambda d: d / "nowhere", "folder", "does not exist"),
+    "NaN in an array": (_array("x.npy", x=[[0.5, float("nan")]] * 10), "array",
+                        "NaN or infinite"),
+    "wrong dtype": (_array("x.npy", x=[["a", "b"]] * 10), "array", "has dtype <U1"),
+    "int64 levels": (_array("x.npy", x=[[0, 255]] * 10), "array", "has dtype int64"),
+    "labels of the wrong length": (_array("x.npz", x_train=ROWS, y_train=[0, 1, 1],
+                                          x_test=ROWS[:2], y_test=[0, 1]), "array",
+                                   "must have shape (10,)"),
+    "float labels": (_array("x.npz", x_train=ROWS, y_train=[0.5] * 10), "array",
+                     "must be integers"),
+    "npz of other names": (_array("x.npz", images=ROWS), "array", "expected x_train"),
+    "a 5-d array": (_array("x.npy", x=[[[[[0.0]]]]] * 10), "array", "has shape"),
+    "not an array file": (_array("x.npy", raw=b"not numpy"), "array",
+                          "cannot be read as a NumPy array"),
+    "too few to split": (_array("x.npy", x=ROWS[:1]), "array", "too few"),
+}
+
+
+@pytest.mark.parametrize("name", list(OWN_DATA))
+def test_bad_own_data_is_refused_in_one_line(name, tmp_path, capsys):
+    make, dataset, fragment = OWN_DATA[name]
+    path = make(tmp_path)
+    config = _write(tmp_path / "own.toml", dumps_toml(tiny_config(
+        data={"dataset": dataset, "path": str(path), "train_limit": 0, "test_limit": 0})).encode())
+    assert_fails_cleanly(capsys, ["train", "--config", str(config), "--out",
+                                  str(tmp_path / "run")], fragment, root=tmp_path)
+
+
+OWN_DATA_CONFIG = [
+    ({"dataset": "folder"}, "needs data.path"),
+    ({"dataset": "mnist", "path": "x.npy"}, "remove data.path"),
+    ({"dataset": "array", "path": "x.npy", "image_size": [4, 4]}, "remove data.image_size"),
+    ({"dataset": "folder", "path": "d", "image_size": [4]}, "must be [H, W]"),
+    ({"dataset": "folder", "path": "d", "channels": 2}, "data.channels = 2"),
+    ({"in_memory": "maybe"}, "data.in_memory"),
+    ({"test_fraction": 1.0}, "data.test_fraction = 1.0"),
+    ({"dataset": "imagenet"}, "valid choices: array, cifar10"),
+]
+
+
+@pytest.mark.parametrize("data,fragment", OWN_DATA_CONFIG)
+def test_own_data_keys_that_do_not_fit(data, fragment, tmp_path, capsys):
+    config = _write(tmp_path / "own.toml", dumps_toml(tiny_config(data=data)).encode())
+    assert_fails_cleanly(capsys, ["train", "--config", str(config), "--out",
+                                  str(tmp_path / "run")], fragment, root=tmp_path)
+
+
 # ---------------------------------------------------------------------------- run directories
 def test_run_directory_attacks(tmp_path, tiny_toml, trained, capsys):
     train = ["train", "--config", str(tiny_toml), "--out"]

@@ -213,7 +213,17 @@ def identify_test_set(data_config: Mapping[str, Any]) -> dict[str, Any]:
         "data.test_limit": data_config["test_limit"],
         "test binarization": "static" if binary else "none",
         **({"data.binarization_seed": data_config["binarization_seed"]} if binary else {}),
+        **_own_data_identity(data_config),
     }
+
+
+def _own_data_identity(data_config: Mapping[str, Any]) -> dict[str, Any]:
+    """For people's own data (a folder, an array, data given in Python): the files' hash and
+    how the test set was split off."""
+    if data_config["dataset"] not in ("folder", "array", "tensors"):
+        return {}
+    keys = ("sha256", "test_path", "test_fraction", "split_seed")
+    return {f"data.{key}": data_config.get(key) for key in keys}
 
 
 def check_same_test_set(configs: Mapping[str, Mapping[str, Any]]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .. import distributed
-from ..data import ImageData
+from ..data import ImageData, StreamingImageData
 from ..errors import UnreliableEstimateWarning
 from ..models import program
 from ..models.vae import VAE
@@ -185,7 +185,7 @@ def evaluate(
 
 def evaluate_test_set(
     vae: VAE,
-    data: ImageData,
+    data: ImageData | StreamingImageData,
     config: dict[str, Any],
     *,
     num_samples: int | None,

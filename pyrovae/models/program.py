@@ -55,7 +55,6 @@ import torch
 from pyro.poutine.util import site_is_subsample
 from torch import nn
 
-from ..data import DATASETS
 from ..errors import ConfigError, DataError
 
 __all__ = [
@@ -66,7 +65,6 @@ __all__ = [
     "check_objective",
     "check_program",
     "data_dim",
-    "data_shape",
     "describe_program",
     "image_shape",
     "latent_sites",
@@ -358,13 +356,6 @@ def check_objective(module: Any, name: str, x: torch.Tensor, y: torch.Tensor) ->
 
 
 # ---------------------------------------------------------------------- building
-def data_shape(config: Mapping[str, Any]) -> tuple[int, tuple[int, ...], int]:
-    """``(data_dim, image_shape, num_classes)`` of the resolved ``config``'s data: what a
-    factory needs to size its networks."""
-    dataset = DATASETS.get(config["data"]["dataset"], key="data.dataset")
-    return dataset.data_dim(), tuple(dataset.image_shape), dataset.num_classes
-
-
 _SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 

@@ -19,7 +19,7 @@ from pyro.poutine.util import is_validation_enabled
 from torch import nn
 
 from ..config import resolve_config
-from ..data import DATASETS
+from ..data import data_shape
 from ..errors import ConfigError, DataError
 from ..registry import PositiveInt, check_value
 from .guides import GUIDES, GuideFamily
@@ -106,13 +106,24 @@ class VAE(nn.Module):
         from ..resources import check_model_fits
 
         check_model_fits(config)
-        dataset = DATASETS.get(config["data"]["dataset"], key="data.dataset")
+        shape = data_shape(config["data"])  # recorded by a run, or fixed by the data set
         m = config["model"]
-        latent_dim, data_dim = m["latent_dim"], dataset.data_dim()
+        latent_dim, data_dim = m["latent_dim"], shape.data_dim
         likelihood = LIKELIHOODS.build(m["likelihood"], "model.likelihood", data_dim=data_dim)
         likelihood.check_data_config(config["data"]["binarize"])
         guide_family = GUIDES.build(m["guide"], "model.guide", latent_dim=latent_dim)
-        context = {"image_shape": dataset.image_shape}
+        for key in ("encoder", "decoder"):
+            if m[key]["type"] == "conv" and len(shape.image_shape) != 3:
+                raise ConfigError(
+                    f"model.{key}.type = 'conv' needs images (C, H, W), but the data are "
+                    f"vectors of {data_dim} numbers; use model.{key}.type = 'mlp'"
+                )
+        if m["prior"]["type"] == "conditional" and not shape.num_classes:
+            raise ConfigError(
+                "model.prior.type = 'conditional' needs labelled data, but the data have no "
+                "labels (a folder of images is labelled by its class subfolders)"
+            )
+        context = {"image_shape": shape.image_shape}
         encoder = ENCODERS.build(
             m["encoder"],
             "model.encoder",
@@ -132,9 +143,9 @@ class VAE(nn.Module):
             "model.prior",
             latent_dim=latent_dim,
             data_dim=data_dim,
-            num_classes=dataset.num_classes,
+            num_classes=shape.num_classes,
         )
-        return cls(prior, likelihood, encoder, decoder, guide_family, data_dim, dataset.image_shape)
+        return cls(prior, likelihood, encoder, decoder, guide_family, data_dim, shape.image_shape)
 
     # ------------------------------------------------------------------ data
     def check_data(

@@ -49,27 +49,33 @@ def _trainer(
     progress: bool,
     run_dir: Path | None,
     model: Any = None,
+    data: tuple[Any, Any] = (None, None),
 ) -> Trainer:
     """A Trainer for the resolved ``config``: a freshly initialised VAE (or the program
-    ``model``, or the one ``model.program`` builds; see :func:`build_model`) and its data."""
+    ``model``, or the one ``model.program`` builds; see :func:`build_model`) and its data (the
+    config's source, or ``data = (train_data, test_data)`` given in Python). The config's
+    ``data`` section is completed with the record of the data (:meth:`ImageData.record`)."""
     device = select_device(config["train"]["device"])
     distributed.check_global_batch(config["train"]["batch_size"])
     progress = progress and distributed.is_main()
     run_dir = run_dir if distributed.is_main() else None
+    loaded = load_data(
+        config["data"], device=device, root=data_root, train_data=data[0], test_data=data[1]
+    )
+    config["data"].update(loaded.record())  # the run's model is rebuilt from this record
     builtin = model is None and not config["model"]["program"]
     if builtin:
         check_model_fits(config, training=True)  # before a single parameter is allocated
     pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
     vae = build_model(config, model).to(device)
-    data = load_data(config["data"], device=device, root=data_root)
     if builtin:
         # one training step's activations: particles x batch (the largest pass of a run)
         particles = config["objective"].get("num_particles", 1)
-        batch = min(config["train"]["batch_size"], data.train_images.shape[0])
+        batch = min(config["train"]["batch_size"], loaded.num_train)
         check_batch_fits(
             particles * batch, example_bytes(vae), "objective.num_particles x train.batch_size ="
         )
-    return Trainer(vae, data, config, device, run_dir=run_dir, progress=progress)
+    return Trainer(vae, loaded, config, device, run_dir=run_dir, progress=progress)
 
 
 def train(
@@ -78,6 +84,9 @@ def train(
     data_root: str | Path | None = None,
     progress: bool = True,
     model: Any = None,
+    *,
+    train_data: Any = None,
+    test_data: Any = None,
 ) -> Trainer:
     """Train a new VAE as ``config`` says; with ``out``, write a run directory there.
 
@@ -86,6 +95,13 @@ def train(
     run directory records its class; :func:`load_run` and :func:`resume` then take the module
     again (``model=``). A config with ``model.program = "package.module:factory"`` builds the
     module itself, and so do its run directories.
+
+    The data is the config's ``[data]`` source, or ``train_data`` (and ``test_data``) given in
+    Python: tensors or NumPy arrays ``(N, ...)``, pairs ``(x, labels)`` of them, or
+    ``torch.utils.data.Dataset`` s yielding ``x`` or ``(x, label)`` (see
+    :func:`pyrovae.load_data`). The run's config records where the data came from, its shape
+    and a hash, so that ``evaluate`` and ``resume`` find it again (or, for data given in
+    Python, say that it must be passed in).
 
     The config is validated and the data loaded before ``out`` is created, so bad input
     leaves no half-made run directory. ``out`` must be new, empty, or a run that never finished
@@ -101,15 +117,16 @@ def train(
         print(trainer.metrics[-1]["test_elbo"])
     """
     config = resolve_config(config)
+    data = (train_data, test_data)
     if out is None:
-        trainer = _trainer(config, data_root, progress, None, model)
+        trainer = _trainer(config, data_root, progress, None, model, data)
         trainer.fit()
         return trainer
     run_dir = Path(out)
     main = distributed.is_main()  # the one process that writes the run directory
     if main:
         check_new_run_dir(run_dir)  # refuse before the data is loaded; again under the lock
-    trainer = _trainer(config, data_root, progress, None, model)
+    trainer = _trainer(config, data_root, progress, None, model, data)
     with hold_run_dir(run_dir, new=True) if main else contextlib.nullcontext():
         if main:
             files.write_metrics(run_dir, [])
@@ -125,12 +142,17 @@ def resume(
     data_root: str | Path | None = None,
     progress: bool = True,
     model: Any = None,
+    *,
+    train_data: Any = None,
+    test_data: Any = None,
 ) -> Trainer:
     """Continue the run in ``run_dir`` from its last checkpoint, up to ``epochs`` in total
     (default: the run's configured epochs). On CPU the result equals an uninterrupted run.
 
     ``model``: the program module of a run trained with ``train(config, model=...)`` (its
-    weights are replaced by the checkpoint's)."""
+    weights are replaced by the checkpoint's). A run trained on data given in Python needs it
+    again: ``train_data`` (and ``test_data``) as given to :func:`train`; its hash must be the
+    one the run recorded."""
     run_dir = Path(run_dir)
     if epochs is not None:
         check_value(epochs, PositiveInt, "--epochs")
@@ -156,7 +178,14 @@ def resume(
                     "has run"
                 )
             config["train"]["epochs"] = epochs
-        trainer = _trainer(config, data_root, progress, run_dir, _run_model(run_dir, state, model))
+        trainer = _trainer(
+            config,
+            data_root,
+            progress,
+            run_dir,
+            _run_model(run_dir, state, model),
+            (train_data, test_data),
+        )
         trainer.load_state_dict(state)
         trainer.metrics = [r for r in metrics if r["epoch"] <= trainer.epoch]
         if epochs is not None and main:

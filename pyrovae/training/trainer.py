@@ -46,7 +46,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..data import ImageData
+from ..data import ImageData, StreamingImageData
 from ..errors import CheckpointError, ConfigError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
 from ..infer.objectives import OBJECTIVES, Objective
@@ -76,7 +76,7 @@ class Trainer:
     Attributes:
         vae: the model (on ``device``): a :class:`~pyrovae.VAE` or any program module
             (:mod:`pyrovae.models.program`).
-        data: train/test tensors on ``device``.
+        data: train/test tensors on ``device``, or the training set streamed to it.
         config: the resolved run config.
         device: where the model and data are.
         run_dir: where the checkpoint, metrics and pictures go (``None``: nowhere).
@@ -85,7 +85,7 @@ class Trainer:
     """
 
     vae: VAE
-    data: ImageData
+    data: ImageData | StreamingImageData
     config: dict[str, Any]
     device: torch.device
     run_dir: Path | None = None
@@ -132,10 +132,11 @@ class Trainer:
         data = self.data
         #: elements per example (the divergence test's scale)
         self.data_dim: int = program.data_dim(self.vae) or data.data_dim
+        train_x, train_y = data.train_preview
         program.check_data(
             self.vae,
-            data.train_images,
-            program.model_labels(self.vae, data.train_labels),
+            train_x,
+            program.model_labels(self.vae, train_y),
             name="the training images",
             grey_levels=data.binarize == "dynamic",
         )
@@ -235,7 +236,7 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         seen = 0
         num_batches = self.data.num_train_batches(batch_size)
-        num_train = self.data.train_images.shape[0]
+        num_train = self.data.num_train
         if self.rank:  # rank 0 draws a one-process run's numbers; the others their own
             seed = derived_seed(self.config["train"]["seed"], "rank", self.rank, self.epoch)
             torch.manual_seed(seed)
@@ -348,7 +349,7 @@ class Trainer:
                     f"({time.perf_counter() - start:.1f} s)",
                     file=sys.stderr,
                 )
-        if self.run_dir is not None:
+        if self.run_dir is not None and len(self.data.image_shape) == 3:  # not of vectors
             self.write_picture(self.run_dir / PICTURE_FILE)
         return self.metrics
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from ..data import ImageData
+from ..data import ImageData, StreamingImageData
 from ..errors import ConfigError
 from ..evaluation.metrics import kl_per_dimension
 from ..models import program
@@ -204,7 +204,7 @@ def check_kind(kind: str, module: Any) -> None:
 def draw(
     kind: str,
     vae: VAE,
-    data: ImageData | None = None,
+    data: ImageData | StreamingImageData | None = None,
     metrics: Sequence[Mapping[str, Any]] = (),
     seed: int = 0,
     image_shape: tuple[int, ...] | None = None,

@@ -1,0 +1,225 @@
+"""People's own data on disk: a folder of PNG/JPEG images, or a ``.npy``/``.npz`` array file.
+
+A folder is either flat (every image unlabelled) or holds one subfolder per class, as
+torchvision's ``ImageFolder`` lays it out (labels 0, 1, ... in the sorted order of the
+subfolder names). Every image is converted to ``channels`` (1: grey, 3: RGB) and resized to
+``image_size`` when they are given, else must have the first image's size and mode. An array
+file holds one array (``.npy``) or the train and test arrays (``.npz``: ``x_train``,
+``x_test`` and optional ``y_train``, ``y_test``, the layout of Keras's ``mnist.npz``, or
+``train``, ``test``); see :class:`~pyrovae.data.examples.ArrayExamples` for shapes and dtypes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .examples import NO_LABEL, ArrayExamples, Examples
+
+__all__ = ["FolderExamples", "file_sha256", "read_array_file", "read_folder"]
+
+#: file name endings of the images a folder may hold
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: PIL modes read as one grey channel (every other mode is read as RGB)
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+
+
+def _visible(path: Path) -> list[Path]:
+    """The entries of folder ``path`` not hidden (``.DS_Store``, ``.ipynb_checkpoints``...)."""
+    return sorted(p for p in path.iterdir() if not p.name.startswith("."))
+
+
+def file_sha256(paths: Sequence[Path], root: Path) -> str:
+    """SHA-256 of the files ``paths``: each one's name relative to ``root`` and its bytes."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FolderExamples(Examples):
+    """The images ``paths`` (labels ``labels``, -1 for none), each read as ``(C, H, W)``
+    float32 in [0, 1] when its batch is read."""
+
+    def __init__(
+        self,
+        paths: list[Path],
+        labels: list[int],
+        num_classes: int,
+        item_shape: tuple[int, int, int],
+        resize: bool,
+        where: str,
+    ) -> None:
+        self.paths, self.labels = paths, torch.tensor(labels, dtype=torch.int64)
+        self.item_shape, self.num_classes, self.where = item_shape, num_classes, where
+        self.resize = resize
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def read(self, i: int) -> torch.Tensor:
+        """Image ``i`` as ``(C*H*W,)`` float32 in [0, 1]."""
+        from PIL import Image
+
+        c, h, w = self.item_shape
+        path = self.paths[i]
+        try:
+            with Image.open(path) as opened:
+                image = opened.convert("L" if c == 1 else "RGB")
+                if self.resize and image.size != (w, h):
+                    image = image.resize((w, h), Image.Resampling.BILINEAR)
+                array = np.asarray(image, dtype=np.uint8)
+        except (OSError, ValueError) as exc:
+            raise DataError(
+                f"image '{path}' cannot be read ({exc}); replace or remove it"
+            ) from None
+        if array.shape[:2] != (h, w):
+            raise DataError(
+                f"image '{path}' is {array.shape[1]}x{array.shape[0]} pixels, but the others "
+                f"are {w}x{h}; set data.image_size = [{h}, {w}] to resize every image"
+            )
+        x = torch.from_numpy(array.reshape(h, w, c).transpose(2, 0, 1).copy())
+        return x.reshape(-1).to(torch.float32) / 255.0
+
+    def batch(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        x = [self.read(i) for i in idx.tolist()]
+        return (torch.stack(x) if x else torch.empty(0, self.dim)), self.labels[idx]
+
+
+def folder_files(folder: Path, key: str) -> tuple[list[Path], list[int], int]:
+    """The image files of ``folder`` with their labels and number of classes."""
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is not a folder"
+        raise DataError(f"{key} = '{folder}' {what}; give a folder of PNG or JPEG images")
+    entries = _visible(folder)
+    dirs = [p for p in entries if p.is_dir()]
+    if not entries:
+        raise DataError(f"{key} = '{folder}' is an empty folder; put PNG or JPEG images in it")
+    if dirs and len(dirs) != len(entries):
+        stray = next(p for p in entries if not p.is_dir())
+        raise DataError(
+            f"{key} = '{folder}' holds both class subfolders and the file '{stray.name}'; put "
+            "every image in a class subfolder, or no subfolders at all"
+        )
+    groups = [(d, i) for i, d in enumerate(dirs)] if dirs else [(folder, NO_LABEL)]
+    paths: list[Path] = []
+    labels: list[int] = []
+    for group, label in groups:
+        files = _visible(group)
+        if not files:
+            raise DataError(f"class folder '{group}' is empty; put images in it or remove it")
+        for path in files:
+            if path.is_dir() or path.suffix.lower() not in IMAGE_SUFFIXES:
+                raise DataError(
+                    f"'{path}' is not a PNG or JPEG image (expected names ending in "
+                    f"{', '.join(IMAGE_SUFFIXES)}); remove it from {key} = '{folder}'"
+                )
+            paths.append(path)
+            labels.append(label)
+    return paths, labels, len(dirs)
+
+
+def read_folder(
+    folder: Path, key: str, image_size: Sequence[int], channels: int
+) -> tuple[FolderExamples, str]:
+    """The images under ``folder`` (config key ``key``) and the SHA-256 of their files.
+
+    Every image's header is read now (not its pixels), so that a file that is no image, or
+    one whose size or mode differs from the first's when ``image_size`` / ``channels`` are
+    not given (0 or empty), is a :class:`DataError` naming it before training starts."""
+    from PIL import Image
+
+    paths, labels, num_classes = folder_files(folder, key)
+    first: tuple[tuple[int, int], int] | None = None
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                size, mode = image.size, image.mode
+        except (OSError, ValueError):
+            raise DataError(
+                f"'{path}' is not a readable PNG or JPEG image; replace or remove it"
+            ) from None
+        found = (size, 1 if mode in GREY_MODES else 3)
+        if first is None:
+            first, first_path = found, path
+            continue
+        if not image_size and found[0] != first[0]:
+            raise DataError(
+                f"image '{path}' is {size[0]}x{size[1]} pixels, but the first image "
+                f"'{first_path}' is {first[0][0]}x{first[0][1]}; set data.image_size = "
+                f"[{first[0][1]}, {first[0][0]}] to resize every image"
+            )
+        if not channels and found[1] != first[1]:
+            names = {1: "grey", 3: "colour"}
+            raise DataError(
+                f"image '{path}' is {names[found[1]]} ({mode}), but the first image "
+                f"'{first_path}' is {names[first[1]]}; set data.channels = 1 or 3 to "
+                "convert every image"
+            )
+    assert first is not None
+    (w, h), c = first
+    if image_size:
+        h, w = image_size
+    shape = (channels or c, h, w)
+    examples = FolderExamples(paths, labels, num_classes, shape, bool(image_size), f"'{folder}'")
+    return examples, file_sha256(paths, folder)
+
+
+def _array_sha256(path: Path) -> str:
+    return file_sha256([path], path.parent)
+
+
+#: the key pairs of an ``.npz`` file: (train images, test images, train labels, test labels)
+NPZ_LAYOUTS = (("x_train", "x_test", "y_train", "y_test"), ("train", "test", None, None))
+
+
+def read_array_file(path: Path, key: str) -> tuple[Examples, Examples | None, str]:
+    """``(train, test or None, sha256)`` of the ``.npy`` or ``.npz`` file ``path`` (config
+    key ``key``); a ``.npy`` file is memory-mapped, so it may be larger than memory."""
+    if not path.is_file():
+        what = "does not exist" if not path.exists() else "is not a file"
+        raise DataError(f"{key} = '{path}' {what}; give a .npy or .npz file")
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise DataError(f"{key} = '{path}' is not a .npy or .npz file")
+    try:
+        if suffix == ".npy":
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            return ArrayExamples(array, None, f"'{path}'"), None, _array_sha256(path)
+        with np.load(path, allow_pickle=False) as npz:
+            arrays: dict[str, Any] = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{key} = '{path}' cannot be read as a NumPy array file ({exc})") from None
+    for x_train, x_test, y_train, y_test in NPZ_LAYOUTS:
+        if x_train in arrays:
+
+            def labels(name: str | None) -> Any:
+                return arrays.get(name) if name else None
+
+            train = ArrayExamples(arrays[x_train], labels(y_train), f"'{path}' [{x_train}]")
+            test = (
+                ArrayExamples(arrays[x_test], labels(y_test), f"'{path}' [{x_test}]")
+                if x_test in arrays
+                else None
+            )
+            if test is not None and test.item_shape != train.item_shape:
+                raise DataError(
+                    f"'{path}' holds {x_train} of item shape {train.item_shape} but {x_test} of "
+                    f"{test.item_shape}; they must be alike"
+                )
+            return train, test, _array_sha256(path)
+    raise DataError(
+        f"{key} = '{path}' holds the arrays {', '.join(sorted(arrays)) or '(none)'}; expected "
+        "x_train (with x_test, y_train, y_test: the layout of Keras's mnist.npz) or train "
+        "(with test)"
+    )

@@ -1,0 +1,181 @@
+"""Train and test sets held as tensors on the training device, with explicit binarization.
+
+Examples are flattened to vectors of ``data_dim = C*H*W`` elements (grey levels in [0, 1] for
+images). Binarization:
+
+* ``"dynamic"``: training batches are fresh Bernoulli samples of the grey levels, drawn every
+  time a batch is sliced (the usual regulariser for binary MNIST).
+* ``"static"``: the training set is binarized once, with ``binarization_seed``.
+* ``"none"``: values as they are.
+
+Whenever the training data is binary, the test set is binarized once with
+``binarization_seed`` (static), so that test numbers are comparable across runs.
+
+Training batches (:meth:`ImageData.train_batches`) follow one contract on every path, in
+memory and streamed (:mod:`pyrovae.data.streaming`), and for any number of processes: the
+epoch's order is ``torch.randperm`` with the trainer's generator, the same on every rank; each
+global batch (``batch_size`` consecutive indices of that order, the last maybe smaller) is
+split with ``torch.tensor_split(idx, world_size)`` and rank ``rank`` gets its part; dynamic
+binarization draws the whole global batch with the shared generator and then slices, so that
+every rank's draws are those of the one-process run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+__all__ = [
+    "Binarization",
+    "ImageData",
+    "TrainTestData",
+    "batches",
+    "binarize_once",
+    "global_batches",
+]
+
+Binarization = Literal["dynamic", "static", "none"]
+
+
+def batches(
+    x: torch.Tensor, y: torch.Tensor | None, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Consecutive ``(x[i:i + batch_size], y[i:i + batch_size])`` slices (``y`` may be
+    ``None``, and its slices are then ``None``); the last batch may be smaller."""
+    for start in range(0, x.shape[0], batch_size):
+        stop = start + batch_size
+        yield x[start:stop], None if y is None else y[start:stop]
+
+
+def binarize_once(images: torch.Tensor, seed: int) -> torch.Tensor:
+    """One Bernoulli sample of grey levels ``images`` with a fixed ``seed`` (CPU generator, so
+    the result is the same on every device)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(images.cpu(), generator=gen).to(images.device)
+
+
+def global_batches(
+    n: int, batch_size: int, generator: torch.Generator, rank: int, world_size: int
+) -> Iterator[tuple[torch.Tensor, slice]]:
+    """One epoch's global batches of ``n`` shuffled examples: ``(idx, part)``, the global
+    batch's indices (on the generator's device) and the rows of it that are ``rank``'s
+    (``torch.tensor_split`` into ``world_size`` parts; possibly empty)."""
+    perm = torch.randperm(n, generator=generator, device=generator.device)
+    for start in range(0, n, batch_size):
+        idx = perm[start : start + batch_size]
+        size, extra = divmod(idx.shape[0], world_size)  # tensor_split's part sizes
+        begin = rank * size + min(rank, extra)
+        yield idx, slice(begin, begin + size + (rank < extra))
+
+
+def binarize_part(
+    x: torch.Tensor, part: slice, global_size: int, generator: torch.Generator
+) -> torch.Tensor:
+    """A Bernoulli sample of the rows ``part`` of a global batch of ``global_size`` rows, of
+    which ``x`` holds only those rows: the draws are those of the whole batch (the generator
+    advances as for the whole batch), so every rank stays in step with the one-process run."""
+    if x.shape[0] == global_size:
+        return torch.bernoulli(x, generator=generator)
+    full = x.new_zeros(global_size, x.shape[1])
+    full[part] = x
+    return torch.bernoulli(full, generator=generator)[part]
+
+
+class TrainTestData:
+    """What the in-memory and the streamed data share: the test set as tensors on the device,
+    the record of where the data came from, and one epoch of training batches (the contract
+    in the module's docstring; each kind provides ``num_train`` and ``_batches``)."""
+
+    name: str
+    binarize: Binarization
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    image_shape: tuple[int, ...]
+    num_classes: int
+    source: dict[str, Any]
+
+    @property
+    def data_dim(self) -> int:
+        return self.test_images.shape[-1]
+
+    @property
+    def num_train(self) -> int:
+        raise NotImplementedError
+
+    def record(self) -> dict[str, Any]:
+        """The ``data`` config keys that record where the data came from and its shape, so
+        that a run directory can rebuild its model without the data and find it again."""
+        return {**self.source, "shape": list(self.image_shape), "num_classes": self.num_classes}
+
+    def train_batches(
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled ``(x, y)`` training batches: rank ``rank``'s part of each
+        global batch (see the module's docstring).
+
+        ``generator`` (on the data's device) drives the shuffle and dynamic binarization; the
+        last batch may be smaller."""
+        epoch = global_batches(self.num_train, batch_size, generator, rank, world_size)
+        return self._batches(epoch, generator)
+
+    def _batches(
+        self, epoch: Iterator[tuple[torch.Tensor, slice]], generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+    def num_train_batches(self, batch_size: int) -> int:
+        return -(-self.num_train // batch_size)
+
+
+@dataclass
+class ImageData(TrainTestData):
+    """Train and test sets of one data set, as tensors on ``device``.
+
+    Attributes:
+        train_images: ``(N_train, data_dim)``; grey levels for ``"dynamic"``/``"none"``,
+            {0, 1} for ``"static"``.
+        test_images: ``(N_test, data_dim)``; {0, 1} whenever training data is binary.
+        train_labels, test_labels: ``(N,)`` int64 class labels (-1: unlabelled).
+        image_shape: ``(C, H, W)`` of an image, or ``(D,)`` of a vector.
+        num_classes: number of classes of the labels (0: unlabelled).
+        source: where the data came from, as recorded in a run's config (``dataset``,
+            ``path``, ``sha256``, ``shape``, ``num_classes``; see :meth:`record`).
+    """
+
+    name: str
+    binarize: Binarization
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    image_shape: tuple[int, ...]
+    num_classes: int
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_train(self) -> int:
+        """The number of training examples."""
+        return self.train_images.shape[0]
+
+    @property
+    def train_preview(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training examples and labels to check before training (here: all of them)."""
+        return self.train_images, self.train_labels
+
+    def _batches(
+        self, epoch: Iterator[tuple[torch.Tensor, slice]], generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches sliced from the device tensors."""
+        for idx, part in epoch:
+            x = self.train_images[idx]
+            if self.binarize == "dynamic":
+                x = torch.bernoulli(x, generator=generator)
+            yield x[part], self.train_labels[idx[part]]
