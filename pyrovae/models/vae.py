@@ -308,7 +308,12 @@ class VAE(nn.Module):
                 y = torch.full((num,), y, dtype=torch.long, device=device)
         prior = self.prior.distribution(y)
         z = prior.sample(torch.Size([num]) if not prior.batch_shape else torch.Size())
-        return self.decode_mean(z)
+        return self.decode_mean(self._descend(z))
+
+    def _descend(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent the decoder reads, given a prior draw ``z``: ``z`` itself (a hierarchy
+        draws its lower layers here)."""
+        return z
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

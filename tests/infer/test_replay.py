@@ -19,6 +19,7 @@ from pyrovae import OBJECTIVES, VAE, Trainer, load_data, scale_latents
 from pyrovae.config import resolve_config
 from pyrovae.errors import DataError
 from pyrovae.infer.replay import ELBOGradient
+from pyrovae.models.builder import build_model
 
 from conftest import tiny_config
 
@@ -44,6 +45,13 @@ MODELS: dict[str, dict[str, Any]] = {
     "beta": {"likelihood": {"type": "beta"}},
     "iaf-guide": {"guide": {"type": "iaf", "hidden": [16], "context_dim": 4}},
     "conv": {"encoder": {"type": "conv"}, "decoder": {"type": "conv"}},
+    # two stochastic layers (2 + 2 = LATENT_DIM dimensions), sites z1 and z2
+    "hierarchical": {"latents": [{"dim": 2}, {"dim": 2}]},
+    "hierarchical-iaf-conditional": {
+        "latents": [{"dim": 2, "guide": {"type": "iaf", "hidden": [16], "context_dim": 4}},
+                    {"dim": 2}],
+        "prior": {"type": "conditional"},
+    },
 }
 
 
@@ -90,7 +98,7 @@ def compare(config: dict[str, Any], calls: list[tuple[int, int]], kl_scale=None)
     """Call an eager and a replaying ELBOGradient of the same VAE on the same batches (size,
     seed) from the same random states; every call must agree bitwise. Returns the replaying
     one (to inspect its records)."""
-    vae = VAE.from_config(config)
+    vae = build_model(config)
     objective = OBJECTIVES.build(config["objective"], "objective")
     eager = ELBOGradient(objective.elbo(), vae, replay=False)
     replayed = ELBOGradient(objective.elbo(), vae, replay=True)
@@ -146,7 +154,7 @@ def test_strided_batches_get_their_own_record():
     """A batch that is a strided view (every other column of a wider tensor) is recorded
     apart from contiguous batches of the same shape, and replays correctly."""
     config = config_for("default", "trace_elbo")
-    vae = VAE.from_config(config)
+    vae = build_model(config)
     objective = OBJECTIVES.build(config["objective"], "objective")
     eager = ELBOGradient(objective.elbo(), vae, replay=False)
     replayed = ELBOGradient(objective.elbo(), vae)
@@ -231,7 +239,8 @@ def test_records_say_what_each_signature_does():
 
 
 @pytest.mark.parametrize("model,objective", [("default", "trace_elbo"),
-                                             ("conditional-prior", "analytic_kl")])
+                                             ("conditional-prior", "analytic_kl"),
+                                             ("hierarchical", "analytic_kl")])
 def test_trainer_epochs_are_the_same_with_and_without_replay(model, objective):
     """Two epochs of the Trainer (KL warm-up refilling the weight every step, a ragged last
     batch, labels for the conditional prior) train bitwise the same parameters and report
@@ -243,7 +252,7 @@ def test_trainer_epochs_are_the_same_with_and_without_replay(model, objective):
     for replay in (True, False):
         config["train"]["replay_steps"] = replay
         pyro.set_rng_seed(0)
-        trainer = Trainer(VAE.from_config(config), load_data(config["data"]), config,
+        trainer = Trainer(build_model(config), load_data(config["data"]), config,
                           torch.device("cpu"), progress=False)
         elbos = []
         for _ in range(2):
