@@ -62,6 +62,7 @@ from .models import (
     PRIORS,
     VAE,
     GuideFamily,
+    HierarchicalVAE,
     Likelihood,
     Prior,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "ELBOGradient",
     "Evaluation",
     "GuideFamily",
+    "HierarchicalVAE",
     "ImageData",
     "ImportanceDiagnostics",
     "Likelihood",

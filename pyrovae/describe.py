@@ -8,7 +8,7 @@ from typing import Any
 
 from .config import resolve_config
 from .infer.objectives import OBJECTIVES
-from .models.builder import build_model
+from .models.vae import VAE
 
 __all__ = ["describe"]
 
@@ -22,7 +22,7 @@ def describe(config: Mapping[str, Any]) -> str:
         print(pyrovae.describe({"model": {"latent_dim": 8}}))
     """
     config = resolve_config(config)
-    vae = build_model(config)
+    vae = VAE.from_resolved_config(config)
     objective = OBJECTIVES.build(config["objective"], "objective")
     data = config["data"]
     return "\n".join(

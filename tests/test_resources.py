@@ -7,7 +7,6 @@ import pytest
 from torch import nn
 
 from pyrovae import VAE, ConfigError, load_config, resolve_config, resources
-from pyrovae.models.builder import build_model
 from pyrovae.resources import MAX_LAYERS, check_model_fits, model_footprint
 
 from conftest import ROOT, tiny_config
@@ -18,7 +17,7 @@ CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_the_estimate_is_the_parameter_count_of_the_built_model(path):
     config = load_config(path)
-    vae = build_model(config)
+    vae = VAE.from_resolved_config(config)
     size = model_footprint(config)
     assert size.parameters == sum(p.numel() for p in vae.parameters())
     layers = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)  # Pyro's masked layers are Linear

@@ -4,10 +4,13 @@ its components, each a small registered class chosen by name in a config:
 * :mod:`~pyrovae.models.priors`: p(z) (:data:`PRIORS`);
 * :mod:`~pyrovae.models.likelihoods`: p(x|z) (:data:`LIKELIHOODS`);
 * :mod:`~pyrovae.models.guides`: the guide families q(z|x) (:data:`GUIDES`);
-* :mod:`~pyrovae.models.networks`: encoders and decoders (:data:`ENCODERS`, :data:`DECODERS`).
+* :mod:`~pyrovae.models.networks`: encoders and decoders (:data:`ENCODERS`, :data:`DECODERS`);
+* :mod:`~pyrovae.models.hierarchical_vae`: :class:`HierarchicalVAE`, the VAE with stochastic
+  layers z1, ..., zL that ``model.latents`` declares.
 """
 
 from .guides import GUIDES, GuideFamily
+from .hierarchical_vae import HierarchicalVAE
 from .likelihoods import LIKELIHOODS, Likelihood
 from .networks import DECODERS, ENCODERS
 from .priors import PRIORS, Prior
@@ -21,6 +24,7 @@ __all__ = [
     "PRIORS",
     "VAE",
     "GuideFamily",
+    "HierarchicalVAE",
     "Likelihood",
     "Prior",
 ]

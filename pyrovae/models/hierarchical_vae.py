@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from .guides import GUIDES, DiagNormalGuide, GuideFamily
 from .likelihoods import LIKELIHOODS, Likelihood
 from .networks import DECODERS, ENCODERS
-from .priors import Prior
+from .priors import PRIORS, Prior
 from .vae import VAE, _describe_network, _instance_ids, _type_name
 
 __all__ = ["HierarchicalVAE"]
@@ -91,11 +91,14 @@ class HierarchicalVAE(VAE):
         """The hierarchical VAE of a resolved config with ``model.latents`` (see
         :func:`pyrovae.config.resolve_latents`). Example::
 
-            vae = build_model(resolve_config({"model": {"latents": [{"dim": 8}, {"dim": 4}]}}))
+            vae = VAE.from_config({"model": {"latents": [{"dim": 8}, {"dim": 4}]}})
         """
         from ..resources import check_model_fits
-        from .priors import PRIORS
 
+        if "latents" not in config["model"]:
+            raise ConfigError(
+                "a HierarchicalVAE needs model.latents, e.g. [{dim = 100}, {dim = 50}]"
+            )
         check_model_fits(config)
         dataset = DATASETS.get(config["data"]["dataset"], key="data.dataset")
         m, data_dim = config["model"], dataset.data_dim()

@@ -102,9 +102,17 @@ class VAE(nn.Module):
 
         The model's size is estimated from the config first
         (:func:`pyrovae.resources.check_model_fits`): one that cannot fit in memory is refused
-        with the numbers before anything is allocated."""
+        with the numbers before anything is allocated.
+
+        A config whose ``model.latents`` declares stochastic layers builds a
+        :class:`~pyrovae.models.hierarchical_vae.HierarchicalVAE` (this is the one place the
+        config chooses the model)."""
         from ..resources import check_model_fits
 
+        if "latents" in config["model"] and cls is VAE:
+            from .hierarchical_vae import HierarchicalVAE
+
+            return HierarchicalVAE.from_resolved_config(config)
         check_model_fits(config)
         dataset = DATASETS.get(config["data"]["dataset"], key="data.dataset")
         m = config["model"]

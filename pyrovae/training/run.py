@@ -17,7 +17,6 @@ import torch
 from ..config import resolve_config
 from ..data import load_data
 from ..errors import CheckpointError, ConfigError
-from ..models.builder import build_model
 from ..models.vae import VAE
 from ..registry import PositiveInt, check_value
 from ..resources import check_batch_fits, check_model_fits, example_bytes
@@ -46,7 +45,7 @@ def _trainer(
     device = select_device(config["train"]["device"])
     check_model_fits(config, training=True)  # before a single parameter is allocated
     pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
-    vae = build_model(config).to(device)
+    vae = VAE.from_resolved_config(config).to(device)
     data = load_data(config["data"], device=device, root=data_root)
     # one training step's activations: particles x batch (the largest pass of a run)
     particles = config["objective"].get("num_particles", 1)
@@ -142,7 +141,7 @@ def load_run(
     config = files.read_config(run_dir)
     dev = select_device(device)
     state = files.load_checkpoint(run_dir, map_location=dev)
-    vae = build_model(config).to(dev)
+    vae = VAE.from_resolved_config(config).to(dev)
     try:
         vae.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as exc:

@@ -19,7 +19,6 @@ from pyrovae import OBJECTIVES, VAE, Trainer, load_data, scale_latents
 from pyrovae.config import resolve_config
 from pyrovae.errors import DataError
 from pyrovae.infer.replay import ELBOGradient
-from pyrovae.models.builder import build_model
 
 from conftest import tiny_config
 
@@ -98,7 +97,7 @@ def compare(config: dict[str, Any], calls: list[tuple[int, int]], kl_scale=None)
     """Call an eager and a replaying ELBOGradient of the same VAE on the same batches (size,
     seed) from the same random states; every call must agree bitwise. Returns the replaying
     one (to inspect its records)."""
-    vae = build_model(config)
+    vae = VAE.from_config(config)
     objective = OBJECTIVES.build(config["objective"], "objective")
     eager = ELBOGradient(objective.elbo(), vae, replay=False)
     replayed = ELBOGradient(objective.elbo(), vae, replay=True)
@@ -154,7 +153,7 @@ def test_strided_batches_get_their_own_record():
     """A batch that is a strided view (every other column of a wider tensor) is recorded
     apart from contiguous batches of the same shape, and replays correctly."""
     config = config_for("default", "trace_elbo")
-    vae = build_model(config)
+    vae = VAE.from_config(config)
     objective = OBJECTIVES.build(config["objective"], "objective")
     eager = ELBOGradient(objective.elbo(), vae, replay=False)
     replayed = ELBOGradient(objective.elbo(), vae)
@@ -252,7 +251,7 @@ def test_trainer_epochs_are_the_same_with_and_without_replay(model, objective):
     for replay in (True, False):
         config["train"]["replay_steps"] = replay
         pyro.set_rng_seed(0)
-        trainer = Trainer(build_model(config), load_data(config["data"]), config,
+        trainer = Trainer(VAE.from_config(config), load_data(config["data"]), config,
                           torch.device("cpu"), progress=False)
         elbos = []
         for _ in range(2):

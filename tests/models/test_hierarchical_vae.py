@@ -14,7 +14,6 @@ import pyrovae
 from pyrovae import VAE, ConfigError
 from pyrovae.cli import main
 from pyrovae.config import apply_overrides, load_config, read_config_file, resolve_config
-from pyrovae.models.builder import build_model
 from pyrovae.models.hierarchical_vae import HierarchicalVAE
 from pyrovae.training.run_dir import read_metrics
 
@@ -34,7 +33,7 @@ def tiny_hierarchy(**sections):
 def test_without_latents_the_config_and_model_are_as_before():
     config = resolve_config(tiny_config())
     assert "latents" not in config["model"]
-    assert type(build_model(config)) is VAE
+    assert type(VAE.from_resolved_config(config)) is VAE
 
 
 def test_layers_inherit_the_model_tables_and_override_some_parameters():
@@ -80,7 +79,7 @@ def test_image_networks_above_the_first_layer_are_refused():
     config["model"]["latents"][1]["decoder"] = {"type": "conv"}
     with pytest.raises(ConfigError, match=r"model.latents\[1\].decoder.type = 'conv' is a "
                                           r"network of images"):
-        build_model(resolve_config(config))
+        VAE.from_config(config)
 
 
 def test_the_config_file_is_the_command_line_form_of_the_docs():
@@ -93,13 +92,13 @@ def test_the_config_file_is_the_command_line_form_of_the_docs():
     from_set = resolve_config(apply_overrides(base, [*nets, latents]))
     assert from_set["model"] == from_file["model"]
     # Burda et al.'s two-layer architecture: 784-200-200-(100)-100-100-(50) and back
-    assert build_model(from_file).dims == [100, 50]
+    assert VAE.from_resolved_config(from_file).dims == [100, 50]
 
 
 # ---------------------------------------------------------------------- the model
 @pytest.fixture
 def vae() -> HierarchicalVAE:
-    vae = build_model(resolve_config(tiny_hierarchy()))
+    vae = VAE.from_config(tiny_hierarchy())
     assert isinstance(vae, HierarchicalVAE)
     return vae
 
@@ -135,7 +134,7 @@ def test_sample_reconstruct_and_check_data(vae):
 def test_label_conditional_top_prior_samples_a_class():
     config = tiny_hierarchy()
     config["model"]["prior"] = {"type": "conditional"}
-    vae = build_model(resolve_config(config))
+    vae = VAE.from_config(config)
     assert vae.model_labels(torch.zeros(2, dtype=torch.long)) is not None
     assert vae.sample(3, y=2).shape == (3, 784)
 
