@@ -252,3 +252,11 @@ def hierarchy_log_marginal(vae, x: torch.Tensor) -> torch.Tensor:
     cov = B @ torch.diag(t["C1"]) @ B.T + t["sx2"] * torch.eye(B.shape[0], dtype=B.dtype)
     mean = B @ t["a"] + t["b"]
     return torch.distributions.MultivariateNormal(mean, covariance_matrix=cov).log_prob(x)
+
+
+#: the linear-Gaussian models by name: (builder taking mean_shift and scale_factor, data
+#: sampler, closed-form log p(x)), for the tests that hold for both
+LINEAR_GAUSSIAN_MODELS = {
+    "one_layer": (linear_gaussian_vae, sample_data, exact_log_marginal),
+    "two_layers": (linear_gaussian_hierarchy, hierarchy_data, hierarchy_log_marginal),
+}

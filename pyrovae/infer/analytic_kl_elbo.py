@@ -107,31 +107,32 @@ class AnalyticKL_ELBO(ELBO):
         self._warned: set[tuple[str, str, str]] = set()
 
     # ------------------------------------------------------------------ estimate
-    def _warn_fallback(self, name: str, guide_fn: Any, model_fn: Any) -> None:
-        key = (name, describe_distribution(guide_fn), describe_distribution(model_fn))
+    def _warn_once(self, key: tuple[str, str, str], reason: str) -> None:
+        """Warn that latent site ``key[0]`` takes the Monte Carlo term, once per ``key``."""
         if key in self._warned:
             return
         self._warned.add(key)
         warnings.warn(
-            f"AnalyticKL_ELBO: no closed-form KL divergence for latent site {name!r} between "
-            f"guide {key[1]} and model {key[2]}; using the Monte Carlo term "
-            "log p(z) - log q(z) for this site",
+            f"AnalyticKL_ELBO: {reason}; using the Monte Carlo term log p(z) - log q(z) for "
+            "this site",
             AnalyticKLFallbackWarning,
-            stacklevel=3,
+            stacklevel=4,
+        )
+
+    def _warn_fallback(self, name: str, guide_fn: Any, model_fn: Any) -> None:
+        key = (name, describe_distribution(guide_fn), describe_distribution(model_fn))
+        self._warn_once(
+            key,
+            f"no closed-form KL divergence for latent site {name!r} between guide {key[1]} "
+            f"and model {key[2]}",
         )
 
     def _warn_order(self, name: str, later: str) -> None:
-        key = (name, "order", later)
-        if key in self._warned:
-            return
-        self._warned.add(key)
-        warnings.warn(
-            f"AnalyticKL_ELBO: the model's distribution at latent site {name!r} may depend on "
-            f"{later!r}, which the guide samples after {name!r}, so its KL given the earlier "
-            "draws is not the expected term; using the Monte Carlo term log p(z) - log q(z) "
-            "for this site",
-            AnalyticKLFallbackWarning,
-            stacklevel=3,
+        self._warn_once(
+            (name, "order", later),
+            f"the model's distribution at latent site {name!r} may depend on {later!r}, which "
+            f"the guide samples after {name!r}, so its KL given the earlier draws is not the "
+            "expected term",
         )
 
     def _latent_site_elbo(

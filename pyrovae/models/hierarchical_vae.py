@@ -31,7 +31,7 @@ from .guides import GUIDES, DiagNormalGuide, GuideFamily
 from .likelihoods import LIKELIHOODS, Likelihood
 from .networks import DECODERS, ENCODERS
 from .priors import PRIORS, Prior
-from .vae import VAE, _describe_network, _instance_ids, _type_name
+from .vae import VAE, _describe_network, _type_name
 
 __all__ = ["HierarchicalVAE"]
 
@@ -79,10 +79,7 @@ class HierarchicalVAE(VAE):
         self.conditionals = nn.ModuleList(DiagNormalGuide(latent_dim=d) for d in self.dims[:-1])
         self.sites = [f"z{layer}" for layer in range(1, len(self.dims) + 1)]
         self.latent_dim = sum(self.dims)
-        self.data_dim = data_dim
-        self.image_shape = tuple(image_shape) if image_shape else (data_dim,)
-        self.pyro_name = f"vae{next(_instance_ids)}"
-        self.registers_params = True
+        self._set_data_shape_and_name(data_dim, image_shape)
         prior.attach(self)
 
     # ------------------------------------------------------------------ construction

@@ -71,13 +71,16 @@ class VAE(nn.Module):
         self.decoder = decoder
         self.guide_family = guide_family
         self.latent_dim = prior.latent_dim
+        self._set_data_shape_and_name(data_dim, image_shape)
+        prior.attach(self)
+
+    def _set_data_shape_and_name(self, data_dim: int, image_shape: tuple[int, ...] | None) -> None:
         self.data_dim = data_dim
         self.image_shape = tuple(image_shape) if image_shape else (data_dim,)
         #: name of this module in Pyro's param store (unique per instance)
         self.pyro_name = f"vae{next(_instance_ids)}"
         #: whether ``model``/``guide`` call ``pyro.module`` (see :meth:`param_store_registration`)
         self.registers_params = True
-        prior.attach(self)
 
     # ------------------------------------------------------------------ construction
     @classmethod
