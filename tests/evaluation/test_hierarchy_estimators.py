@@ -3,7 +3,8 @@ z2 -> z1 -> x whose log p(x) is known in closed form (tests/linear_gaussian.py).
 
 With the exact posterior as the guide every importance weight p(x, z1, z2) / q(z1, z2 | x)
 equals p(x): importance sampling, the ELBO and AIS are then exact up to float64 rounding. With
-a poor guide AIS is compared with the closed form within its standard error ("4 SE" bounds
+a poor guide AIS and the BDMC bounds are compared with the closed form within their standard
+errors ("4 SE" bounds
 fail by chance with probability < 1e-4, normal approximation; every draw is seeded, so the
 tests are deterministic). Importance sampling from a poor guide is checked for one and two
 layers alike in tests/evaluation/test_log_likelihood.py.
@@ -18,7 +19,9 @@ import torch
 
 import pyrovae
 from pyrovae.evaluation.ais import ais_log_likelihood
+from pyrovae.evaluation.bdmc import bdmc, simulate
 
+from estimator_checks import mean_and_se
 from linear_gaussian import hierarchy_data, hierarchy_log_marginal, linear_gaussian_hierarchy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -62,3 +65,17 @@ def test_ais_from_a_poor_guide_converges_to_the_closed_form():
     # is sqrt(mean over examples of std(log w)^2 / S, divided by N) (delta method)
     se = math.sqrt(float((d.log_weight_std**2 / d.num_chains).mean()) / x.shape[0])
     assert -4 * se <= float(error.mean()) <= 0.05, (float(error.mean()), se)
+
+
+def test_bdmc_simulates_both_sites_and_its_bounds_sandwich_the_closed_form():
+    vae = linear_gaussian_hierarchy(mean_shift=1.0, scale_factor=0.5)
+    _, latents = simulate(vae, hierarchy_data(vae, 4))
+    assert set(latents) == {"z1", "z2"}
+    result = bdmc(vae, hierarchy_data(vae, 8), num_steps=50)
+    exact = hierarchy_log_marginal(vae, result.x)
+    # stochastic bounds: E[lower] <= log p(x) <= E[upper] (Jensen on unbiased estimates of
+    # p(x) and 1/p(x)); the means over the 8 examples hold that within 4 of their SE
+    (lower, se_lower), (upper, se_upper) = (mean_and_se(b - exact) for b in (result.lower,
+                                                                         result.upper))
+    assert lower < 4 * se_lower and upper > -4 * se_upper, (lower, se_lower, upper, se_upper)
+    assert float(result.gap.mean()) > 0
