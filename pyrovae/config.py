@@ -194,7 +194,8 @@ def resolve_latents(
         layers.append(layer)
     if layers[top]["prior"]["type"] == "vamp":
         raise ConfigError(
-            f"{key}[{top}].prior.type = 'vamp' is not available for a hierarchical VAE: a "
+            f"{key}[{top}].prior.type = 'vamp' (the top layer's prior: model.prior unless "
+            "the layer names its own) is not available for a hierarchical VAE: a "
             f"VampPrior is the guide's q(z{top + 1} | u) at pseudo-inputs u, which has no "
             f"closed-form density above the first layer; choose another prior"
         )
