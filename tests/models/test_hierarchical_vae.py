@@ -186,3 +186,16 @@ def test_train_resume_evaluate_describe_sample_and_plot_a_hierarchical_run(tmp_p
     assert main(["plot", run, "--kind", "kl_per_dimension", "--out", str(tmp_path / "k.png")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "2 latent sites z1, z2" in err, err
+
+
+def test_three_layers_chain_the_same_way():
+    config = tiny_config()
+    config["model"] = {**config["model"], "latents": [{"dim": 6}, {"dim": 4}, {"dim": 2}]}
+    vae = VAE.from_config(config)
+    assert vae.sites == ["z1", "z2", "z3"] and vae.latent_dim == 12
+    text = vae.describe()
+    assert "p(x, z1, z2, z3) = p(x | z1) p(z1 | z2) p(z2 | z3) p(z3)" in text
+    assert "q(z1, z2, z3 | x) = q(z1 | x) q(z2 | z1) q(z3 | z2)" in text
+    x = torch.bernoulli(torch.full((2, 784), 0.3))
+    assert pyrovae.log_likelihood(vae, x, num_samples=4).shape == (2,)
+    assert vae.sample(2).shape == (2, 784)
