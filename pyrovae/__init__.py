@@ -63,6 +63,7 @@ from .models import (
     PRIORS,
     VAE,
     GuideFamily,
+    HierarchicalVAE,
     Likelihood,
     Prior,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "ELBOGradient",
     "Evaluation",
     "GuideFamily",
+    "HierarchicalVAE",
     "ImageData",
     "ImportanceDiagnostics",
     "Likelihood",

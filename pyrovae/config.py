@@ -8,7 +8,9 @@ Sections and their keys (defaults in :data:`SCHEMA` and :data:`COMPONENT_DEFAULT
     [model]      latent_dim, program (``"package.module:factory"`` of your own Pyro program
                  module, see :mod:`pyrovae.models.program`), and the components prior,
                  likelihood, encoder, decoder, guide,
-                 each a table ``{ type = "<registered name>", <its parameters>... }``
+                 each a table ``{ type = "<registered name>", <its parameters>... }``;
+                 optionally latents, the stochastic layers of a hierarchical VAE (see
+                 :func:`resolve_latents`)
     [objective]  type, and the objective's parameters (e.g. num_particles)
     [train]      epochs, batch_size, lr, seed, device, eval_batch_size, replay_steps
     [eval]       num_samples (K of the importance-sampled test log-likelihood reported after
@@ -81,6 +83,12 @@ COMPONENT_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("model", "guide"): {"type": "diag_normal"},
 }
 
+#: keys a section may hold that are absent from the resolved config unless given
+OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {"model": ("latents",)}
+
+#: the keys of one entry of ``model.latents``, and which component registry each names
+LATENT_COMPONENTS = ("encoder", "decoder", "guide", "prior")
+
 #: sections that are a single component (``type`` plus parameters)
 COMPONENT_SECTIONS: dict[str, dict[str, Any]] = {"objective": {"type": "trace_elbo"}}
 
@@ -129,7 +137,7 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(given, Mapping):
             raise ConfigError(f"config section [{section}] must be a table, got {show(given)}")
         components = {k: v for (s, k), v in COMPONENT_DEFAULTS.items() if s == section}
-        valid = sorted(set(keys) | set(components))
+        valid = sorted(set(keys) | set(components) | set(OPTIONAL_KEYS.get(section, ())))
         for key in given:
             if key not in valid:
                 raise ConfigError(
@@ -143,6 +151,8 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
             path = f"{section}.{key}"
             spec = _with_default_type(given.get(key, default), default)
             out[key] = registries[path].resolve(spec, path)
+        if section == "model" and "latents" in given:
+            out["latents"] = resolve_latents(given["latents"], out, registries)
         resolved[section] = out
     data = resolved["data"]
     data["image_size"], data["shape"] = list(data["image_size"]), list(data["shape"])
@@ -151,6 +161,68 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
         spec = _with_default_type(config.get(section, default), default)
         resolved[section] = registries[section].resolve(spec, section)
     return resolved
+
+
+def resolve_latents(
+    given: Any, model: dict[str, Any], registries: Mapping[str, Registry]
+) -> list[dict[str, Any]]:
+    """Validate ``model.latents``, the stochastic layers ``z1, ..., zL`` of a hierarchical VAE
+    (:class:`~pyrovae.models.hierarchical_vae.HierarchicalVAE`), bottom (next to ``x``) first,
+    and return them complete; set ``model["latent_dim"]`` to their total size (the layers
+    declare the latent space, so a ``latent_dim`` of the base config, e.g.
+    ``configs/mnist.toml`` with ``--set model.latents=...``, is replaced).
+
+    Each entry is a table: ``dim`` (required) and the components of its layer, each defaulting
+    to the ``[model]`` table's own (a table of the same type, or without ``type``, overrides
+    some of its parameters; another type starts from that type's defaults): ``encoder`` and
+    ``guide`` (q(z_l | z_{l-1}), ``z_0 = x``),
+    ``decoder`` (the network from ``z_l`` to the distribution of the layer below: p(x | z1)
+    through ``model.likelihood`` for the first layer, a diagonal Gaussian p(z_{l-1} | z_l)
+    above it) and, for the top layer only, ``prior`` (p(z_L)). Example::
+
+        resolve_config({"model": {"latents": [{"dim": 100}, {"dim": 50}]}})
+    """
+    key = "model.latents"
+    if not isinstance(given, list) or len(given) < 2:
+        raise ConfigError(
+            f"{key} must be a list of 2 or more layer tables, bottom first, e.g. "
+            f"[{{dim = 100}}, {{dim = 50}}], got {show(given)}; for one stochastic layer use "
+            "model.latent_dim"
+        )
+    top = len(given) - 1
+    layers = []
+    for i, entry in enumerate(given):
+        path = f"{key}[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{path} must be a table such as {{dim = 50}}, got {show(entry)}")
+        valid = ["dim", *(k for k in LATENT_COMPONENTS if k != "prior" or i == top)]
+        for k in entry:
+            if k == "prior" and i != top:
+                raise ConfigError(
+                    f"{path}.prior: only the top layer ({key}[{top}]) has a prior; the "
+                    f"distribution of z{i + 1} given z{i + 2} is a diagonal Gaussian whose "
+                    f"network is {key}[{i + 1}].decoder"
+                )
+            if k not in valid:
+                raise ConfigError(f"{path}.{k} is not a known key; valid keys: {', '.join(valid)}")
+        if "dim" not in entry:
+            raise ConfigError(f"{path}.dim is required: the number of dimensions of z{i + 1}")
+        layer: dict[str, Any] = {"dim": check_value(entry["dim"], PositiveInt, f"{path}.dim")}
+        for k in valid[1:]:
+            spec = _with_default_type(entry.get(k, model[k]), model[k])
+            if isinstance(spec, Mapping) and spec["type"] == model[k]["type"]:
+                spec = {**model[k], **spec}  # the [model] table's parameters, some overridden
+            layer[k] = registries[f"model.{k}"].resolve(spec, f"{path}.{k}")
+        layers.append(layer)
+    if layers[top]["prior"]["type"] == "vamp":
+        raise ConfigError(
+            f"{key}[{top}].prior.type = 'vamp' (the top layer's prior: model.prior unless "
+            "the layer names its own) is not available for a hierarchical VAE: a "
+            f"VampPrior is the guide's q(z{top + 1} | u) at pseudo-inputs u, which has no "
+            f"closed-form density above the first layer; choose another prior"
+        )
+    model["latent_dim"] = sum(layer["dim"] for layer in layers)
+    return layers
 
 
 def _with_default_type(spec: Any, default: Mapping[str, Any]) -> Any:

@@ -153,7 +153,8 @@ def _likelihood(spec: Mapping[str, Any], data_dim: int) -> tuple[Footprint, int]
 
 
 def model_footprint(config: Mapping[str, Any]) -> Footprint:
-    """The size of the VAE a resolved ``config`` defines, computed from its numbers alone.
+    """The size of the VAE a resolved ``config`` defines, computed from its numbers alone
+    (with ``model.latents``, the sum over its stochastic layers).
 
     Example::
 
@@ -163,24 +164,32 @@ def model_footprint(config: Mapping[str, Any]) -> Footprint:
 
     shape = data_shape(config["data"])
     m = config["model"]
-    latent_dim, data_dim = m["latent_dim"], shape.data_dim
-    image_shape = shape.image_shape
-    guide, guide_outputs = _guide(m["guide"], latent_dim)
+    data_dim, image_shape = shape.data_dim, shape.image_shape
     likelihood, per_element = _likelihood(m["likelihood"], data_dim)
-    total = guide + likelihood + _prior(m["prior"], latent_dim, data_dim, shape.num_classes)
-    networks = [
-        ("model.encoder", _NETWORKS, data_dim, guide_outputs),
-        ("model.decoder", _DECODERS, latent_dim, per_element * data_dim),
-    ]
-    for key, estimators, n_in, n_out in networks:
-        spec = m[key.split(".")[1]]
-        estimate = estimators.get(spec["type"])
-        if estimate is None:
-            continue  # a network registered elsewhere: not estimated
-        try:
-            total += estimate(spec, n_in, n_out, image_shape)
-        except ConfigError as exc:  # a shape check of the network, as the registry names it
-            raise ConfigError(f"{key}.type = {spec['type']!r}: {exc}") from None
+    if "latents" not in m:
+        layers, paths = [{**m, "dim": m["latent_dim"]}], ["model"]
+    else:
+        layers = m["latents"]
+        paths = [f"model.latents[{i}]" for i in range(len(layers))]
+    top = layers[-1]
+    total = likelihood + _prior(top["prior"], top["dim"], data_dim, shape.num_classes)
+    for i, (layer, path) in enumerate(zip(layers, paths)):
+        guide, guide_outputs = _guide(layer["guide"], layer["dim"])
+        below = data_dim if i == 0 else layers[i - 1]["dim"]
+        outputs = per_element * data_dim if i == 0 else 2 * below
+        total += guide
+        for kind, estimators, n_in, n_out in (
+            ("encoder", _NETWORKS, below, guide_outputs),
+            ("decoder", _DECODERS, layer["dim"], outputs),
+        ):
+            spec = layer[kind]
+            estimate = estimators.get(spec["type"])
+            if estimate is None:
+                continue  # a network registered elsewhere: not estimated
+            try:
+                total += estimate(spec, n_in, n_out, image_shape)
+            except ConfigError as exc:  # a shape check of the network, as the registry names it
+                raise ConfigError(f"{path}.{kind}.type = {spec['type']!r}: {exc}") from None
     return total
 
 

@@ -21,9 +21,17 @@ warm-up, scaling the site in both programs) the term is ``-w * KL``. When they d
 ``-w_p * KL + (w_p - w_q) * log q_s(z_s)``, whose expectation is that of
 ``w_p log p_s - w_q log q_s``.
 
-The guide must be fully reparameterized (every latent site has ``rsample``), and the KL of
-a site must not depend on latent variables the guide samples after it (the mean-field
-condition of :class:`pyro.infer.TraceMeanField_ELBO`); a VAE's single latent site meets both.
+The guide must be fully reparameterized (every latent site has ``rsample``). The KL of a site
+is the expectation of its term given the draws before it only when the model's distribution
+there does not depend on latents the guide samples *after* it (the condition
+:class:`pyro.infer.TraceMeanField_ELBO` assumes). That is decided from the order of the
+sites, without reading the programs: a site takes the closed form only if every latent site
+the model samples before it (all it can depend on) the guide samples before it too; other
+sites take the Monte Carlo term, announced once. A VAE's single latent site takes the closed
+form. In a hierarchy p(z2) p(z1 | z2) p(x | z1) with guide q(z1 | x) q(z2 | z1) (Burda et al.,
+2016), z2 takes ``-KL(q(z2 | z1) || p(z2))`` at the sampled z1, and z1 the Monte Carlo term
+``log p(z1 | z2) - log q(z1 | x)``: ``-KL(q(z1 | x) || p(z1 | z2))`` at the sampled z2 would be
+biased, since z2 is drawn given z1.
 """
 
 from __future__ import annotations
@@ -99,27 +107,50 @@ class AnalyticKL_ELBO(ELBO):
         self._warned: set[tuple[str, str, str]] = set()
 
     # ------------------------------------------------------------------ estimate
-    def _warn_fallback(self, name: str, guide_fn: Any, model_fn: Any) -> None:
-        key = (name, describe_distribution(guide_fn), describe_distribution(model_fn))
+    def _warn_once(self, key: tuple[str, str, str], reason: str) -> None:
+        """Warn that latent site ``key[0]`` takes the Monte Carlo term, once per ``key``."""
         if key in self._warned:
             return
         self._warned.add(key)
         warnings.warn(
-            f"AnalyticKL_ELBO: no closed-form KL divergence for latent site {name!r} between "
-            f"guide {key[1]} and model {key[2]}; using the Monte Carlo term "
-            "log p(z) - log q(z) for this site",
+            f"AnalyticKL_ELBO: {reason}; using the Monte Carlo term log p(z) - log q(z) for "
+            "this site",
             AnalyticKLFallbackWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
-    def _latent_site_elbo(self, name: str, model_site: Any, guide_site: Any) -> torch.Tensor:
-        """This latent site's contribution to the ELBO of one particle (a scalar)."""
+    def _warn_fallback(self, name: str, guide_fn: Any, model_fn: Any) -> None:
+        key = (name, describe_distribution(guide_fn), describe_distribution(model_fn))
+        self._warn_once(
+            key,
+            f"no closed-form KL divergence for latent site {name!r} between guide {key[1]} "
+            f"and model {key[2]}",
+        )
+
+    def _warn_order(self, name: str, later: str) -> None:
+        self._warn_once(
+            (name, "order", later),
+            f"the model's distribution at latent site {name!r} may depend on {later!r}, which "
+            f"the guide samples after {name!r}, so its KL given the earlier draws is not the "
+            "expected term",
+        )
+
+    def _latent_site_elbo(
+        self, name: str, model_site: Any, guide_site: Any, later: str | None = None
+    ) -> torch.Tensor:
+        """This latent site's contribution to the ELBO of one particle (a scalar); ``later``
+        names a latent site the model samples before this one and the guide after it (so the
+        closed form does not apply), or is ``None``."""
         guide_fn, model_fn = guide_site["fn"], model_site["fn"]
+        monte_carlo = model_site["log_prob_sum"] - guide_site["log_prob_sum"]
+        if later is not None:
+            self._warn_order(name, later)
+            return monte_carlo
         try:
             kl = kl_divergence(guide_fn, model_fn)
         except NotImplementedError:
             self._warn_fallback(name, guide_fn, model_fn)
-            return model_site["log_prob_sum"] - guide_site["log_prob_sum"]
+            return monte_carlo
         batch_shape = torch.broadcast_shapes(guide_fn.batch_shape, model_fn.batch_shape)
         kl = torch.as_tensor(kl, dtype=guide_site["value"].dtype, device=guide_site["value"].device)
         kl = kl.expand(batch_shape)
@@ -137,13 +168,20 @@ class AnalyticKL_ELBO(ELBO):
     def _particle_elbo(self, model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
         """The ELBO estimate of one (possibly vectorized) particle, summed over all plates."""
         elbo: Any = 0.0
+        guide_order = [n for n, site in guide_trace.nodes.items() if site["type"] == "sample"]
+        position = {n: i for i, n in enumerate(guide_order)}
+        model_latents: list[str] = []  # the latent sites the model has sampled so far
         for name, model_site in model_trace.nodes.items():
             if model_site["type"] != "sample":
                 continue
             if model_site["is_observed"]:
                 elbo = elbo + model_site["log_prob_sum"]
-            else:
-                elbo = elbo + self._latent_site_elbo(name, model_site, guide_trace.nodes[name])
+                continue
+            later = [n for n in model_latents if position.get(n, -1) > position[name]]
+            elbo = elbo + self._latent_site_elbo(
+                name, model_site, guide_trace.nodes[name], later[0] if later else None
+            )
+            model_latents.append(name)
         for name, guide_site in guide_trace.nodes.items():
             # auxiliary guide variables (absent from the model) enter as -log q
             if guide_site["type"] == "sample" and name not in model_trace.nodes:

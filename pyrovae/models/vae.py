@@ -71,13 +71,16 @@ class VAE(nn.Module):
         self.decoder = decoder
         self.guide_family = guide_family
         self.latent_dim = prior.latent_dim
+        self._set_data_shape_and_name(data_dim, image_shape)
+        prior.attach(self)
+
+    def _set_data_shape_and_name(self, data_dim: int, image_shape: tuple[int, ...] | None) -> None:
         self.data_dim = data_dim
         self.image_shape = tuple(image_shape) if image_shape else (data_dim,)
         #: name of this module in Pyro's param store (unique per instance)
         self.pyro_name = f"vae{next(_instance_ids)}"
         #: whether ``model``/``guide`` call ``pyro.module`` (see :meth:`param_store_registration`)
         self.registers_params = True
-        prior.attach(self)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -102,9 +105,17 @@ class VAE(nn.Module):
 
         The model's size is estimated from the config first
         (:func:`pyrovae.resources.check_model_fits`): one that cannot fit in memory is refused
-        with the numbers before anything is allocated."""
+        with the numbers before anything is allocated.
+
+        A config whose ``model.latents`` declares stochastic layers builds a
+        :class:`~pyrovae.models.hierarchical_vae.HierarchicalVAE` (this is the one place the
+        config chooses the model)."""
         from ..resources import check_model_fits
 
+        if "latents" in config["model"] and cls is VAE:
+            from .hierarchical_vae import HierarchicalVAE
+
+            return HierarchicalVAE.from_resolved_config(config)
         check_model_fits(config)
         shape = data_shape(config["data"])  # recorded by a run, or fixed by the data set
         m = config["model"]
@@ -112,17 +123,7 @@ class VAE(nn.Module):
         likelihood = LIKELIHOODS.build(m["likelihood"], "model.likelihood", data_dim=data_dim)
         likelihood.check_data_config(config["data"]["binarize"])
         guide_family = GUIDES.build(m["guide"], "model.guide", latent_dim=latent_dim)
-        for key in ("encoder", "decoder"):
-            if m[key]["type"] == "conv" and len(shape.image_shape) != 3:
-                raise ConfigError(
-                    f"model.{key}.type = 'conv' needs images (C, H, W), but the data are "
-                    f"vectors of {data_dim} numbers; use model.{key}.type = 'mlp'"
-                )
-        if m["prior"]["type"] == "conditional" and not shape.num_classes:
-            raise ConfigError(
-                "model.prior.type = 'conditional' needs labelled data, but the data have no "
-                "labels (a folder of images is labelled by its class subfolders)"
-            )
+        check_data_shape(m, shape)
         context = {"image_shape": shape.image_shape}
         encoder = ENCODERS.build(
             m["encoder"],
@@ -319,7 +320,12 @@ class VAE(nn.Module):
                 y = torch.full((num,), y, dtype=torch.long, device=device)
         prior = self.prior.distribution(y)
         z = prior.sample(torch.Size([num]) if not prior.batch_shape else torch.Size())
-        return self.decode_mean(z)
+        return self.decode_mean(self._descend(z))
+
+    def _descend(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent the decoder reads, given a prior draw ``z``: ``z`` itself (a hierarchy
+        draws its lower layers here)."""
+        return z
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
@@ -353,6 +359,24 @@ class VAE(nn.Module):
 
     def __repr__(self) -> str:
         return self.describe()
+
+
+def check_data_shape(components: Mapping[str, Any], shape: Any) -> None:
+    """Raise :class:`ConfigError` when resolved components (the ``encoder``, ``decoder`` and
+    ``prior`` specs next to the data) cannot take data of ``shape`` (a
+    :class:`pyrovae.data.DataShape`): conv networks on vectors, a label-conditional prior on
+    unlabelled data."""
+    for key in ("encoder", "decoder"):
+        if components[key]["type"] == "conv" and len(shape.image_shape) != 3:
+            raise ConfigError(
+                f"model.{key}.type = 'conv' needs images (C, H, W), but the data are "
+                f"vectors of {shape.data_dim} numbers; use model.{key}.type = 'mlp'"
+            )
+    if components["prior"]["type"] == "conditional" and not shape.num_classes:
+        raise ConfigError(
+            "model.prior.type = 'conditional' needs labelled data, but the data have no "
+            "labels (a folder of images is labelled by its class subfolders)"
+        )
 
 
 def _describe_network(net: nn.Module) -> str:

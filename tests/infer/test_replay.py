@@ -45,6 +45,13 @@ MODELS: dict[str, dict[str, Any]] = {
     "discretized-logistic": {"likelihood": {"type": "discretized_logistic", "components": 3}},
     "iaf-guide": {"guide": {"type": "iaf", "hidden": [16], "context_dim": 4}},
     "conv": {"encoder": {"type": "conv"}, "decoder": {"type": "conv"}},
+    # two stochastic layers (2 + 2 = LATENT_DIM dimensions), sites z1 and z2
+    "hierarchical": {"latents": [{"dim": 2}, {"dim": 2}]},
+    "hierarchical-iaf-conditional": {
+        "latents": [{"dim": 2, "guide": {"type": "iaf", "hidden": [16], "context_dim": 4}},
+                    {"dim": 2}],
+        "prior": {"type": "conditional"},
+    },
 }
 
 
@@ -243,7 +250,8 @@ def test_records_say_what_each_signature_does():
 
 
 @pytest.mark.parametrize("model,objective", [("default", "trace_elbo"),
-                                             ("conditional-prior", "analytic_kl")])
+                                             ("conditional-prior", "analytic_kl"),
+                                             ("hierarchical", "analytic_kl")])
 def test_trainer_epochs_are_the_same_with_and_without_replay(model, objective):
     """Two epochs of the Trainer (KL warm-up refilling the weight every step, a ragged last
     batch, labels for the conditional prior) train bitwise the same parameters and report
