@@ -266,12 +266,15 @@ def example_bytes(vae: Any) -> int:
     likelihood, and the latents, float32, with room for the intermediate results."""
     from torch import nn
 
+    shape = tuple(getattr(vae, "image_shape", ()))
+    # a conv layer's feature maps are at most the image's height x width (stride >= 1)
+    map_size = shape[-1] * shape[-2] if len(shape) == 3 else 28 * 28
     widths = 0
     for module in vae.modules():
         if isinstance(module, nn.Linear):
             widths += module.out_features
         elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            # spatial sizes are not stored on the module: count a 28x28 map per channel
-            widths += module.out_channels * 28 * 28
+            # spatial sizes are not stored on the module: count an image-sized map per channel
+            widths += module.out_channels * map_size
     data = vae.data_dim * (vae.likelihood.params_per_element + 2)
     return 4 * NUMBER_BYTES * (widths + data + 4 * vae.latent_dim)
