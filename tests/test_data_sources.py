@@ -142,6 +142,41 @@ def test_cifar10_is_read_by_torchvision(tmp_path, monkeypatch):
         pyrovae.load_data(resolved_data(dataset="cifar10"), root=tmp_path / "empty")
 
 
+def write_fake_svhn(root: Path, monkeypatch, n: int = 3) -> Path:
+    """An SVHN in torchvision's on-disk layout (``SVHN/{train,test}_32x32.mat`` written with
+    scipy: images ``(32, 32, 3, N)``, labels 1..10 with 10 for the digit 0); torchvision checks
+    the files' MD5s, which are set to the fake files' own."""
+    import scipy.io
+    import torchvision.datasets
+
+    folder = root / "SVHN"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    splits = {}
+    for split in ("train", "test"):
+        name = f"{split}_32x32.mat"
+        scipy.io.savemat(folder / name, {
+            "X": rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8),
+            "y": np.array([[10], [1], [9]][:n], dtype=np.uint8),
+        })
+        splits[split] = ["", name, hashlib.md5((folder / name).read_bytes()).hexdigest()]
+    monkeypatch.setattr(torchvision.datasets.SVHN, "split_list", splits)
+    return root
+
+
+def test_svhn_is_read_by_torchvision(tmp_path, monkeypatch):
+    import scipy.io
+
+    root = write_fake_svhn(tmp_path, monkeypatch)
+    data = pyrovae.load_data(resolved_data(dataset="svhn", binarize="none"), root=root)
+    assert data.image_shape == (3, 32, 32) and data.num_classes == 10
+    assert data.num_train == 3 and data.test_images.shape == (3, 3072)
+    assert data.test_labels.tolist() == [0, 1, 9]  # SVHN's label 10 is the digit 0
+    raw = scipy.io.loadmat(root / "SVHN" / "test_32x32.mat")["X"]  # (H, W, C, N)
+    expected = torch.from_numpy(raw).permute(3, 2, 0, 1).reshape(3, -1).float() / 255
+    assert torch.equal(data.test_images, expected)  # (C, H, W) order
+
+
 def test_streaming_gives_the_batches_of_the_in_memory_path(tmp_path):
     """Same generator -> same order and same dynamic binarization, so the same numbers; and
     the contract of the ranks: each rank's part of a global batch, binarized in step."""

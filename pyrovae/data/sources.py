@@ -269,7 +269,7 @@ class TorchvisionImages(ImageDataset):
             except ImportError as exc:
                 raise DataError(
                     f"torchvision reads {cls.torchvision_name} with {exc.name}, which is not "
-                    f"installed: pip install {exc.name}"
+                    f"installed: pip install {exc.name} (for SVHN: pip install 'pyrovae[svhn]')"
                 ) from None
             except RuntimeError as exc:  # torchvision's "not found or corrupted"
                 raise DataError(
