@@ -131,17 +131,6 @@ def write_fake_cifar10(root: Path, monkeypatch, n: int = 4) -> Path:
     return root
 
 
-def test_cifar10_is_read_by_torchvision(tmp_path, monkeypatch):
-    root = write_fake_cifar10(tmp_path, monkeypatch)
-    data = pyrovae.load_data(resolved_data(dataset="cifar10", binarize="none"), root=root)
-    assert data.image_shape == (3, 32, 32) and data.num_classes == 10
-    assert data.num_train == 20 and data.test_images.shape == (4, 3072)
-    raw = pickle.loads((root / "cifar-10-batches-py" / "test_batch").read_bytes())["data"]
-    assert torch.equal(data.test_images, torch.from_numpy(raw).float() / 255)  # (C, H, W) order
-    with pytest.raises(pyrovae.DataError, match="downloads are off"):
-        pyrovae.load_data(resolved_data(dataset="cifar10"), root=tmp_path / "empty")
-
-
 def write_fake_svhn(root: Path, monkeypatch, n: int = 3) -> Path:
     """An SVHN in torchvision's on-disk layout (``SVHN/{train,test}_32x32.mat`` written with
     scipy: images ``(32, 32, 3, N)``, labels 1..10 with 10 for the digit 0); torchvision checks
@@ -164,17 +153,36 @@ def write_fake_svhn(root: Path, monkeypatch, n: int = 3) -> Path:
     return root
 
 
-def test_svhn_is_read_by_torchvision(tmp_path, monkeypatch):
+def fake_cifar10_test_split(root: Path) -> tuple[torch.Tensor, list[int]]:
+    """The test images ``(N, 3072)`` in (C, H, W) order and labels of a fake CIFAR-10."""
+    batch = pickle.loads((root / "cifar-10-batches-py" / "test_batch").read_bytes())
+    return torch.from_numpy(batch["data"]).float() / 255, batch["labels"]
+
+
+def fake_svhn_test_split(root: Path) -> tuple[torch.Tensor, list[int]]:
+    """The test images ``(N, 3072)`` in (C, H, W) order and labels of a fake SVHN, whose
+    MATLAB file holds ``(H, W, C, N)`` images and the label 10 for the digit 0."""
     import scipy.io
 
-    root = write_fake_svhn(tmp_path, monkeypatch)
-    data = pyrovae.load_data(resolved_data(dataset="svhn", binarize="none"), root=root)
+    mat = scipy.io.loadmat(root / "SVHN" / "test_32x32.mat")
+    images = torch.from_numpy(mat["X"]).permute(3, 2, 0, 1).reshape(mat["X"].shape[-1], -1)
+    return images.float() / 255, [int(y) % 10 for y in mat["y"].ravel()]
+
+
+@pytest.mark.parametrize("dataset, write, read, num_train", [
+    ("cifar10", write_fake_cifar10, fake_cifar10_test_split, 20),
+    ("svhn", write_fake_svhn, fake_svhn_test_split, 3),
+])
+def test_torchvision_colour_sets_are_read_by_torchvision(tmp_path, monkeypatch, dataset, write,
+                                                         read, num_train):
+    root = write(tmp_path, monkeypatch)
+    data = pyrovae.load_data(resolved_data(dataset=dataset, binarize="none"), root=root)
     assert data.image_shape == (3, 32, 32) and data.num_classes == 10
-    assert data.num_train == 3 and data.test_images.shape == (3, 3072)
-    assert data.test_labels.tolist() == [0, 1, 9]  # SVHN's label 10 is the digit 0
-    raw = scipy.io.loadmat(root / "SVHN" / "test_32x32.mat")["X"]  # (H, W, C, N)
-    expected = torch.from_numpy(raw).permute(3, 2, 0, 1).reshape(3, -1).float() / 255
-    assert torch.equal(data.test_images, expected)  # (C, H, W) order
+    assert data.num_train == num_train
+    images, labels = read(root)
+    assert torch.equal(data.test_images, images) and data.test_labels.tolist() == labels
+    with pytest.raises(pyrovae.DataError, match="downloads are off"):
+        pyrovae.load_data(resolved_data(dataset=dataset), root=tmp_path / "empty")
 
 
 def test_streaming_gives_the_batches_of_the_in_memory_path(tmp_path):
