@@ -206,9 +206,9 @@ def main() -> None:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     with fixed_rng(0, device):
-        classes = m2.sample(10 * num_classes, torch.arange(num_classes, device=device)
-                            .repeat_interleave(10))
-    figure = plot_class_rows(classes.reshape(num_classes, 10, -1), image_shape,
+        classes = m2.sample(10 * shape.num_classes,
+                            torch.arange(shape.num_classes, device=device).repeat_interleave(10))
+    figure = plot_class_rows(classes.reshape(shape.num_classes, 10, -1), shape.image_shape,
                              title="samples E[x|y,z], z ~ p(z), one row per class y")
     path = save_figure(figure, out / "classes.png")
     print(f"wrote {path}")
