@@ -90,7 +90,7 @@ from pyrovae.evaluation.ais import (
 )
 from pyrovae.rng import derived_seed, fixed_rng
 
-from measure import memory_in_child, peak_memory_mib, start_run, timed
+from measure import alternated_times, memory_in_child, peak_memory_mib, start_run
 
 ROOT = Path(__file__).resolve().parents[1]
 #: pyrovae's default block size, (chain, example) pairs
@@ -278,13 +278,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     diffs = [(u - v).abs().max().item() for u, v in zip(a, b)]
     num_apart = int(((a[0] - b[0]).abs() > 1e-3).sum())
-    wall: dict[str, list[float]] = {name: [] for name in methods}
-    cpu: dict[str, list[float]] = {name: [] for name in methods}
-    for _ in range(args.repeats):  # alternate, so background load hits both alike
-        for name, fn in methods.items():
-            seconds, cpu_seconds = timed(fn, device)
-            wall[name].append(seconds)
-            cpu[name].append(cpu_seconds)
+    wall, cpu = alternated_times(methods, args.repeats, device)
     if args.no_memory:
         peaks = dict.fromkeys(methods, math.nan)
     elif device.type == "cpu":

@@ -38,7 +38,7 @@ from pyrovae.data import load_data
 from pyrovae.evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
 from pyrovae.rng import derived_seed, fixed_rng
 
-from measure import memory_in_child, peak_memory_mib, timed
+from measure import alternated_times, memory_in_child, peak_memory_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,13 +111,7 @@ def main() -> None:
         print(json.dumps({name: peak_memory_mib(fn, device) for name, fn in methods.items()}))
         return
     max_diff = (a - b).abs().max().item()
-    wall: dict[str, list[float]] = {name: [] for name in methods}
-    cpu: dict[str, list[float]] = {name: [] for name in methods}
-    for _ in range(args.repeats):  # alternate, so background load hits both alike
-        for name, fn in methods.items():
-            seconds, cpu_seconds = timed(fn, device)
-            wall[name].append(seconds)
-            cpu[name].append(cpu_seconds)
+    wall, cpu = alternated_times(methods, args.repeats, device)
     if device.type == "cpu":
         peaks = memory_in_child(__file__, sys.argv[1:])
     else:

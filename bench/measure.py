@@ -58,6 +58,22 @@ def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu_start
 
 
+def alternated_times(
+    methods: dict[str, Callable[[], Any]], repeats: int, device: torch.device
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall-clock and CPU seconds of ``repeats`` calls of each method, the methods called in
+    turn (so that whatever else slows the machine slows them alike): ``(wall, cpu)``, each
+    ``{name: [seconds per call]}``."""
+    wall: dict[str, list[float]] = {name: [] for name in methods}
+    cpu: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            seconds, cpu_seconds = timed(fn, device)
+            wall[name].append(seconds)
+            cpu[name].append(cpu_seconds)
+    return wall, cpu
+
+
 def peak_memory_mib(fn: Callable[[], Any], device: torch.device) -> float:
     """Peak memory of one call of ``fn`` above what was in use before it, in MiB."""
     if device.type == "cuda":
