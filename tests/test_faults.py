@@ -393,6 +393,27 @@ def test_a_locked_run_refuses_a_second_writer(tmp_path, tiny_toml, trained, caps
     with hold_run_dir(fresh, new=True):
         assert_fails_cleanly(capsys, ["train", "--config", str(tiny_toml), "--out", str(fresh)],
                              "in use by another pyrovae process", root=tmp_path)
+        # a run that is starting has written its metrics file and not yet its config: still a
+        # run in use, not "a folder of other files"
+        files.write_metrics(fresh, [])
+        assert_fails_cleanly(capsys, ["train", "--config", str(tiny_toml), "--out", str(fresh)],
+                             "in use by another pyrovae process", root=tmp_path)
+
+
+def test_a_run_cut_at_its_start_is_started_afresh(tmp_path, tiny_toml, capsys):
+    """A run killed between its two marker files leaves only an empty metrics file: a new
+    ``train`` takes the folder; a metrics file with rows in it is somebody's, and kept."""
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    files.write_metrics(cut, [])
+    assert main(["train", "--config", str(tiny_toml), "--out", str(cut), "--quiet"]) == 0
+    assert (cut / files.CHECKPOINT_FILE).is_file()
+    capsys.readouterr()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    files.write_metrics(kept, [{"epoch": 1}])
+    assert_fails_cleanly(capsys, ["train", "--config", str(tiny_toml), "--out", str(kept)],
+                         "not a pyrovae run", "metrics.jsonl", root=tmp_path)
 
 
 def test_stale_temporaries_are_removed_and_user_files_kept(tmp_path, trained):

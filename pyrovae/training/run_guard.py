@@ -7,9 +7,10 @@ its first epoch, and every later writer of the run (the epochs, ``--resume``) ke
 
 * :func:`check_new_run_dir` says whether a folder can take a new run: it does not exist, is
   empty, or is a run that never finished an epoch (it holds pyrovae's files and no
-  checkpoint; such a run is started afresh). A file, a run with a checkpoint, and a folder
-  holding anything else (say a hand-written ``config.toml``) are refused, and nothing in
-  them changes.
+  checkpoint, or only the empty metrics file a run writes first; such a run is started
+  afresh). A file, a run with a checkpoint, and a folder holding anything else (say a
+  hand-written ``config.toml``) are refused, and nothing in them changes. The folder is
+  looked at under its lock, so a run another process is starting is reported as in use.
 * :func:`hold_run_dir` holds an exclusive lock on the run (``fcntl.flock`` on the folder
   itself, taken without waiting; no lock file) for as long as the run is trained: a second
   ``train`` into the same folder or a ``--resume`` of a run in training fails at once. The
@@ -29,6 +30,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from ..atomic import TEMP_SUFFIX, temp_prefix, write_error
 from ..errors import RunDirectoryError
@@ -57,16 +59,36 @@ def _is_temporary(name: str) -> bool:
 
 def check_new_run_dir(path: Path) -> None:
     """Raise :class:`RunDirectoryError` unless ``path`` can take a new run (see the module
-    docstring); changes nothing."""
+    docstring); changes nothing.
+
+    An existing folder is looked at under its lock (taken for the look, then dropped), so a
+    run that another process is starting, and has half written, is reported as in use
+    rather than as a folder of other files."""
     path = Path(path)
+    if _check_path(path):
+        fd = _lock(path)
+        try:
+            _check_contents(path)
+        finally:
+            os.close(fd)
+
+
+def _check_path(path: Path) -> bool:
+    """Refuse a ``path`` that is not a folder; whether it exists (as a folder)."""
     if not path.exists():
         if path.is_symlink():
             raise RunDirectoryError(f"--out '{path}' is a broken symbolic link; choose a folder")
-        return
+        return False
     if not path.is_dir():
         raise RunDirectoryError(
             f"--out '{path}' is a file, not a folder; choose a new folder for the run"
         )
+    return True
+
+
+def _check_contents(path: Path) -> None:
+    """Refuse the folder ``path`` unless it can take a new run; called holding its lock, so
+    that no pyrovae process writes in it meanwhile."""
     if (path / CHECKPOINT_FILE).exists():
         raise RunDirectoryError(
             f"'{path}' already holds a run; continue it with `pyrovae train --resume "
@@ -76,12 +98,18 @@ def check_new_run_dir(path: Path) -> None:
         entries = sorted(e for e in os.listdir(path) if not _is_temporary(e))
     except OSError as exc:
         raise RunDirectoryError(f"--out '{path}' cannot be read: {exc.strerror}") from None
-    if entries and not is_run_dir(path):
+    if entries and not is_run_dir(path) and not _is_run_cut_at_start(path, entries):
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
         raise RunDirectoryError(
             f"--out '{path}' is a folder that is not a pyrovae run and is not empty (it holds "
             f"{shown}); pyrovae never writes over other files: choose a new or empty folder"
         )
+
+
+def _is_run_cut_at_start(path: Path, entries: list[str]) -> bool:
+    """Whether the folder holds only the empty metrics file that :func:`~pyrovae.train` writes
+    first: a run killed before it wrote its config (overwriting it loses nothing)."""
+    return entries == [METRICS_FILE] and (path / METRICS_FILE).stat().st_size == 0
 
 
 def _lock(path: Path) -> int:
@@ -107,15 +135,22 @@ def _remove_stale_temporaries(path: Path) -> None:
             (path / name).unlink(missing_ok=True)
 
 
+def _refuse_not_a_run(path: Path) -> NoReturn:
+    raise RunDirectoryError(
+        f"'{path}' is not a pyrovae run directory (it lacks {' or '.join(MARKER_FILES)}); "
+        "give a folder made by `pyrovae train --out`"
+    )
+
+
 @contextlib.contextmanager
 def hold_run_dir(path: Path, new: bool) -> Iterator[Path]:
     """Hold the exclusive lock of the run directory ``path`` for the block.
 
-    With ``new=True``, ``path`` (and its parents) is created if needed and checked with
-    :func:`check_new_run_dir` under the lock; if that fails, a folder this call created is
-    removed.
-    Otherwise ``path`` must already be a run directory. Either way the stale temporary files
-    of earlier writes are removed before the block runs.
+    With ``new=True``, ``path`` (and its parents) is created if needed and checked as
+    :func:`check_new_run_dir` does; if that fails, a folder this call created is removed.
+    Otherwise ``path`` must already be a run directory. Either way the folder is looked at
+    under the lock, and the stale temporary files of earlier writes are removed before the
+    block runs.
 
     Raises:
         RunDirectoryError: ``path`` cannot be used, or another process holds it.
@@ -124,7 +159,7 @@ def hold_run_dir(path: Path, new: bool) -> Iterator[Path]:
     path = Path(path)
     created = False
     if new:
-        check_new_run_dir(path)
+        _check_path(path)
         try:
             path.mkdir(parents=True)
             created = True  # by this process: of two racing ones, only one creates it
@@ -132,22 +167,22 @@ def hold_run_dir(path: Path, new: bool) -> Iterator[Path]:
             pass
         except OSError as exc:
             raise write_error(path, exc) from None
-    elif not is_run_dir(path):
-        raise RunDirectoryError(
-            f"'{path}' is not a pyrovae run directory (it lacks {' or '.join(MARKER_FILES)}); "
-            "give a folder made by `pyrovae train --out`"
-        )
+    elif not path.is_dir():
+        _refuse_not_a_run(path)
     # if the lock is taken, the folder is another process's run now (even if this one made
     # it): leave it as it is
     fd = _lock(path)
     try:
+        # the contents are looked at now that no other pyrovae process can write in them
         if new:
             try:
-                check_new_run_dir(path)  # again, now that no other pyrovae process can write
+                _check_contents(path)
             except BaseException:
                 if created:
                     shutil.rmtree(path, ignore_errors=True)
                 raise
+        elif not is_run_dir(path):
+            _refuse_not_a_run(path)
         _remove_stale_temporaries(path)
         yield path
     finally:
