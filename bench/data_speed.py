@@ -26,6 +26,7 @@ import pyro
 import torch
 
 import pyrovae
+
 from measure import timed
 
 DEFAULTS = {"train_limit": 10_000, "test_limit": 1_000, "batch_size": 128, "hidden": 256}

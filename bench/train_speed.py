@@ -313,6 +313,7 @@ def profile_steps(contenders: list[Contender], pool: list, args: argparse.Namesp
     by cumulative time) and the torch operators (torch.profiler, by self time)."""
     import cProfile
     import pstats
+
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -472,7 +473,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return vae
 
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    pool = [batch for _, batch in zip(range(args.pool), data.train_batches(args.batch_size, generator))]
+    batches = data.train_batches(args.batch_size, generator)
+    pool = [batch for _, batch in zip(range(args.pool), batches)]
     contenders: list[Contender] = []
     skipped: list[str] = []
     for objective, params, estimator in OBJECTIVES:

@@ -178,8 +178,8 @@ def main() -> None:
     shape = data_shape(config["data"])
     alpha = args.alpha * data.train_images.shape[0] / copies  # eq. 9, per copy
     num_classes, image_shape = shape.num_classes, shape.image_shape
-    m2 = M2(shape.data_dim, image_shape, num_classes, latent_dim=args.latent_dim, hidden=args.hidden,
-            alpha=alpha).to(device)
+    m2 = M2(shape.data_dim, image_shape, num_classes, latent_dim=args.latent_dim,
+            hidden=args.hidden, alpha=alpha).to(device)
     print(m2.describe())
     print(f"{args.labels} labelled of {data.train_images.shape[0]} training images (each "
           f"repeated {copies}x per epoch, alpha = {alpha:.1f} per copy)")
