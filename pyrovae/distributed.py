@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -112,6 +113,13 @@ def process_group() -> Iterator[None]:
             )
         torch.cuda.set_device(local_rank)
         backend = "cpu:gloo,cuda:nccl"
+    # torch imports this module lazily (torch._dynamo does, when the first optimizer is
+    # built); its functions' defaults hold the default process group of the moment they are
+    # defined. Imported inside the group, they would keep it, and its gloo threads, alive
+    # after destroy_process_group, into the interpreter's shutdown, where a thread freeing a
+    # finished collective aborts the process ("terminate called without an active exception").
+    importlib.import_module("torch.distributed.nn.functional")
+
     store, rank_, size = next(dist.rendezvous("env://", timeout=TIMEOUT))
     _store = store
     dist.init_process_group(

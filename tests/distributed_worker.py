@@ -11,6 +11,8 @@ MODE OUT ...``:
   ``OUT/random2`` and, 1 epoch then resumed, into ``OUT/random_half``; (4) ``pyrovae
   evaluate OUT/run2 --json`` with IS, AIS and BDMC, rank 0's output saved to
   ``OUT/evaluate_{is,ais,bdmc}.json``.
+* ``leaves-no-group``: joins and leaves the process group around the first optimizer this
+  interpreter builds; exits 0 when the group is freed once left.
 * ``bad-data-on-rank-1 CONFIG RUN``: ``pyrovae train`` where rank 1's training images hold a
   NaN (its own error, which the other rank does not meet).
 
@@ -145,10 +147,28 @@ def bad_data_on_rank_1(config: str, run: str) -> int:
     return cli.main(["train", "--config", config, "--out", run, "--quiet"])
 
 
+def leaves_no_group() -> int:
+    """0 when the default process group is freed once :func:`distributed.process_group` is
+    left, though the first optimizer of the process (which imports torch's lazily imported
+    modules) was built inside it."""
+    import gc
+    import weakref
+
+    import torch.distributed
+
+    with distributed.process_group():
+        world = weakref.ref(torch.distributed.group.WORLD)
+        torch.optim.Adam(torch.nn.Linear(2, 2).parameters())
+    gc.collect()
+    return 0 if world() is None else 1
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     register_delta_guide()
     mode, *rest = sys.argv[1:]
     if mode == "all":
         sys.exit(run_all(Path(rest[0]), rest[1], rest[2]))
+    if mode == "leaves-no-group":
+        sys.exit(leaves_no_group())
     sys.exit(bad_data_on_rank_1(*rest))

@@ -215,6 +215,14 @@ def test_an_error_on_one_process_ends_every_process(tmp_path, delta_guide):
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
+def test_leaving_the_process_group_frees_it():
+    """The group, and its gloo threads, are gone once ``process_group()`` is left, even when
+    torch's lazily imported modules were first imported inside it (left alive, the threads
+    met the interpreter's shutdown and aborted about one launch in five)."""
+    done = torchrun("leaves-no-group", nproc=1)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_the_global_batch_must_divide_by_the_number_of_processes():
     distributed.check_global_batch(64, size=2)
     with pytest.raises(ConfigError, match=r"batch_size = 100 .* 3 processes .* 99 or 102"):
