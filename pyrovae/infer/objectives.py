@@ -61,14 +61,16 @@ class Objective:
         kl_warmup_epochs: the weight grows linearly from ~0 to ``beta`` over this many epochs
             (0: no warm-up).
 
-    Subclasses set :attr:`summary` and implement :meth:`elbo`; those that take their own
-    parameters accept ``**kwargs`` and pass them on, so they inherit ``beta`` and
-    ``kl_warmup_epochs`` as config parameters.
+    Subclasses set :attr:`summary` and :attr:`estimator` (or override :meth:`elbo`); those
+    that take their own parameters accept ``**kwargs`` and pass them on, so they inherit
+    ``beta`` and ``kl_warmup_epochs`` as config parameters.
     """
 
     type_name: ClassVar[str]
     #: the bound being maximised, in words (shown by :meth:`describe`)
     summary: ClassVar[str]
+    #: the ELBO class :meth:`elbo` builds, with ``num_particles`` draws (vectorized)
+    estimator: ClassVar[type[ELBO]]
 
     def __init__(
         self,
@@ -83,7 +85,11 @@ class Objective:
 
     def elbo(self) -> ELBO:
         """A fresh ELBO implementing this objective."""
-        raise NotImplementedError
+        return self.estimator(
+            num_particles=self.num_particles,
+            vectorize_particles=self.num_particles > 1,
+            max_plate_nesting=MAX_PLATE_NESTING,
+        )
 
     @property
     def scales_kl(self) -> bool:
@@ -128,13 +134,7 @@ class TraceELBOObjective(Objective):
     Pyro's ``Trace_ELBO`` estimator (same loss and gradients) without host syncs."""
 
     summary = "maximise the ELBO E_q(z|x)[log p(x|z) + log p(z) - log q(z|x)] (Trace_ELBO)"
-
-    def elbo(self) -> ELBO:
-        return Trace_ELBO(
-            num_particles=self.num_particles,
-            vectorize_particles=self.num_particles > 1,
-            max_plate_nesting=MAX_PLATE_NESTING,
-        )
+    estimator = Trace_ELBO
 
 
 @OBJECTIVES.register("analytic_kl")
@@ -146,13 +146,7 @@ class AnalyticKLObjective(Objective):
         "maximise the ELBO E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)), the KL in closed form "
         "where one exists (AnalyticKL_ELBO)"
     )
-
-    def elbo(self) -> ELBO:
-        return AnalyticKL_ELBO(
-            num_particles=self.num_particles,
-            vectorize_particles=self.num_particles > 1,
-            max_plate_nesting=MAX_PLATE_NESTING,
-        )
+    estimator = AnalyticKL_ELBO
 
 
 @OBJECTIVES.register("iwae")
@@ -182,10 +176,4 @@ class TraceEnumELBOObjective(Objective):
         "maximise the ELBO with the discrete latents summed out exactly, "
         "E_q[log p(x, y, z) - log q(y, z|x)] (TraceEnum_ELBO)"
     )
-
-    def elbo(self) -> ELBO:
-        return TraceEnum_ELBO(
-            num_particles=self.num_particles,
-            vectorize_particles=self.num_particles > 1,
-            max_plate_nesting=MAX_PLATE_NESTING,
-        )
+    estimator = TraceEnum_ELBO
