@@ -85,8 +85,9 @@ class DataShape:
 def data_shape(data_config: dict[str, Any]) -> DataShape:
     """The data shape of a resolved ``data`` config section, without reading the data: the
     recorded ``data.shape`` / ``data.num_classes`` (a run's config holds them), else the
-    source's fixed shape (the torchvision sets), else what a cheap look at the files tells
-    (the first image's header and the class subfolders, an array's header).
+    source's fixed shape (the torchvision sets), else what a look at the files tells (a
+    folder: the first image's header and the class subfolders; an array file: the file,
+    opened and checked as loading it does, values and hash included).
 
     Raises:
         ConfigError: the shape is known only from the data (data given in Python).

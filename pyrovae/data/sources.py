@@ -124,8 +124,9 @@ class DataSource:
 
     @classmethod
     def peek(cls, data: dict[str, Any]) -> tuple[tuple[int, ...], int] | None:
-        """``(item_shape, num_classes)`` of the data, read cheaply (a header, the folder's
-        listing), or ``None`` when only loading the data tells."""
+        """``(item_shape, num_classes)`` of the data without loading it into a Trainer (a
+        folder: its listing and first image's header; an array file: opened and checked, which
+        reads it), or ``None`` when only loading the data tells."""
         return None
 
 
