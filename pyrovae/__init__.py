@@ -2,8 +2,10 @@
 
 The package, one idea per module:
 
-* :mod:`pyrovae.models`: the :class:`VAE` and its components (priors, likelihoods, guides,
-  networks), each registered by name;
+* :mod:`pyrovae.models`: :class:`Program`, the contract every model meets (and
+  :func:`as_program`, which adapts a module of your own to it), :func:`build_model`, the one
+  factory, and the :class:`VAE` and :class:`HierarchicalVAE` with their components (priors,
+  likelihoods, guides, networks), each registered by name;
 * :mod:`pyrovae.infer`: the ELBOs (one per file), the objectives registry, the latent-site
   weighting, the shared importance log-weights and the replayed training step;
 * :mod:`pyrovae.evaluation`: log-likelihoods and per-example metrics on held-out data;
@@ -66,6 +68,9 @@ from .models import (
     HierarchicalVAE,
     Likelihood,
     Prior,
+    Program,
+    as_program,
+    build_model,
 )
 from .training import Trainer, load_run, resume, train
 
@@ -98,6 +103,7 @@ __all__ = [
     "Likelihood",
     "Objective",
     "Prior",
+    "Program",
     "PyrovaeError",
     "PyrovaeWarning",
     "RunDirectoryError",
@@ -105,6 +111,8 @@ __all__ = [
     "Trainer",
     "UnreliableEstimateWarning",
     "WriteError",
+    "as_program",
+    "build_model",
     "describe",
     "elbo_per_example",
     "evaluate",

@@ -295,7 +295,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     num_samples = trainer.config["eval"]["num_samples"]
     if num_samples:
         result = evaluate_test_set(
-            trainer.vae,
+            trainer.program,
             trainer.data,
             trainer.config,
             num_samples=num_samples,
@@ -404,14 +404,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .data import load_data
     from .evaluation import evaluate_test_set
     from .evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
-    from .training import EVAL_SEED, load_run
+    from .training import EVAL_SEED
+    from .training.run import load_program
 
     _check_positive(args, "--limit", "--max-batch-elements")
     _check(args, ("--seed", Seed))
-    vae, config, state = load_run(args.run_dir, device=args.device)
+    vae, config, state = load_program(args.run_dir, device=args.device)
     num_samples, num_steps = _estimator_settings(args, config["eval"]["num_samples"])
-    device = next(vae.parameters()).device
-    data = load_data(config["data"], device=device, root=args.data_root)
+    data = load_data(config["data"], device=vae.device, root=args.data_root)
     seed = EVAL_SEED if args.seed is None else args.seed
     max_batch_elements = args.max_batch_elements or DEFAULT_MAX_BATCH_ELEMENTS
     if args.method == "bdmc":
@@ -481,10 +481,9 @@ def _evaluate_bdmc(
 ) -> None:
     from .evaluation.ais import DEFAULT_NUM_STEPS
     from .evaluation.bdmc import DEFAULT_NUM_EXAMPLES, bdmc
-    from .models import program
 
     limit = args.limit or DEFAULT_NUM_EXAMPLES
-    x, y = data.test_images[:limit], program.model_labels(vae, data.test_labels)
+    x, y = data.test_images[:limit], vae.model_labels(data.test_labels)
     result = bdmc(
         vae,
         x,
@@ -524,7 +523,8 @@ def cmd_compare(args: argparse.Namespace) -> None:
     from .data import load_data
     from .evaluation.compare import check_same_test_set, compare
     from .evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
-    from .training import EVAL_SEED, load_run
+    from .training import EVAL_SEED
+    from .training.run import load_program
 
     _check_positive(args, "--limit", "--max-batch-elements", "--num-repeats")
     _check(args, ("--seed", Seed))
@@ -532,13 +532,13 @@ def cmd_compare(args: argparse.Namespace) -> None:
         raise PyrovaeError(f"compare needs at least two run directories; got {len(args.run_dirs)}")
     if len(set(args.run_dirs)) < len(args.run_dirs):
         raise PyrovaeError(f"a run directory is given twice: {args.run_dirs}")
-    runs = {name: load_run(name, device=args.device) for name in args.run_dirs}
+    runs = {name: load_program(name, device=args.device) for name in args.run_dirs}
     configs = {name: config for name, (_, config, _) in runs.items()}
     check_same_test_set(configs)
     reference = configs[args.run_dirs[0]]
     num_samples, num_steps = _estimator_settings(args, reference["eval"]["num_samples"])
     vaes = {name: vae for name, (vae, _, _) in runs.items()}
-    device = next(vaes[args.run_dirs[0]].parameters()).device
+    device = vaes[args.run_dirs[0]].device
     data = load_data(reference["data"], device=device, root=args.data_root)
     x, y = data.test_images, data.test_labels
     if args.limit:
@@ -583,17 +583,14 @@ def _format_pareto_k(pareto_k_max: float | None, num_above: int, num_examples: i
 def cmd_sample(args: argparse.Namespace) -> None:
     import torch
 
-    from .data import data_shape
-    from .models import program
-    from .training import load_run
+    from .training.run import load_program
     from .viz.plots import plot_samples, save_figure
 
     _check(args, ("--num", SampleCount), ("--seed", Seed))
-    vae, config, _ = load_run(args.run_dir, device=args.device)
+    vae, _, _ = load_program(args.run_dir, device=args.device)
     torch.manual_seed(args.seed)
-    shape = data_shape(config["data"])
-    samples = program.sample(vae, args.num, y=args.label, dim=shape.data_dim)
-    image_shape = program.image_shape(vae, shape.image_shape)
+    samples = vae.sample(args.num, y=args.label)
+    image_shape = vae.example_shape()
     if args.label is None:
         figure = plot_samples(samples, image_shape)
     else:
@@ -605,23 +602,24 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from .data import data_shape, load_data
-    from .training import load_run
+    from .data import load_data
+    from .training.run import load_program
     from .training.run_dir import read_metrics
     from .viz import NEEDS_DATA, figures
     from .viz.plots import require_2d_latent, save_figure
 
     _check(args, ("--seed", Seed))
-    vae, config, _ = load_run(args.run_dir, device=args.device)
+    vae, config, _ = load_program(args.run_dir, device=args.device)
     figures.check_kind(args.kind, vae)  # refuse before loading any data
     if args.kind in ("latent", "manifold"):
-        require_2d_latent(vae.latent_dim, f"{args.kind} figure")
+        space = vae.latent_space(f"the {args.kind!r} figure")
+        require_2d_latent(space.latent_dim, f"{args.kind} figure")
     metrics = read_metrics(Path(args.run_dir)) if args.kind == "curves" else []
     if args.kind == "curves" and not metrics:
         raise PyrovaeError(f"'{args.run_dir}' has no metrics yet: no epoch has finished")
     data = None
     if args.kind in NEEDS_DATA:
-        data = load_data(config["data"], device=next(vae.parameters()).device, root=args.data_root)
+        data = load_data(config["data"], device=vae.device, root=args.data_root)
     out = Path(args.out) if args.out else Path(args.run_dir) / f"{args.kind}.png"
     path = save_figure(
         figures.draw(
@@ -630,7 +628,6 @@ def cmd_plot(args: argparse.Namespace) -> None:
             data=data,
             metrics=metrics,
             seed=args.seed,
-            image_shape=data_shape(config["data"]).image_shape,
         ),
         out,
     )

@@ -178,7 +178,9 @@ def resolve_latents(
     ``guide`` (q(z_l | z_{l-1}), ``z_0 = x``),
     ``decoder`` (the network from ``z_l`` to the distribution of the layer below: p(x | z1)
     through ``model.likelihood`` for the first layer, a diagonal Gaussian p(z_{l-1} | z_l)
-    above it) and, for the top layer only, ``prior`` (p(z_L)). Example::
+    above it) and, for the top layer only, ``prior`` (p(z_L)). What a hierarchy can be built
+    from (no VampPrior on top, no network of images above the first layer) is the model
+    factory's to say (:func:`pyrovae.models.factory.check_model_config`). Example::
 
         resolve_config({"model": {"latents": [{"dim": 100}, {"dim": 50}]}})
     """
@@ -214,13 +216,6 @@ def resolve_latents(
                 spec = {**model[k], **spec}  # the [model] table's parameters, some overridden
             layer[k] = registries[f"model.{k}"].resolve(spec, f"{path}.{k}")
         layers.append(layer)
-    if layers[top]["prior"]["type"] == "vamp":
-        raise ConfigError(
-            f"{key}[{top}].prior.type = 'vamp' (the top layer's prior: model.prior unless "
-            "the layer names its own) is not available for a hierarchical VAE: a "
-            f"VampPrior is the guide's q(z{top + 1} | u) at pseudo-inputs u, which has no "
-            f"closed-form density above the first layer; choose another prior"
-        )
     model["latent_dim"] = sum(layer["dim"] for layer in layers)
     return layers
 

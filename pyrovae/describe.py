@@ -8,7 +8,7 @@ from typing import Any
 
 from .config import resolve_config
 from .infer.objectives import OBJECTIVES
-from .models.program import build_model, describe_program
+from .models.factory import build_model
 
 __all__ = ["describe"]
 
@@ -17,21 +17,21 @@ def describe(config: Mapping[str, Any]) -> str:
     """The run ``config`` defines (validated and completed first), one factor per line, each
     followed by the config keys that choose it.
 
-    A config with ``model.program`` describes the module its factory builds
-    (:func:`~pyrovae.models.program.describe_program`).
+    A config with ``model.program`` describes the module its factory builds (its own
+    ``describe()``, or :meth:`pyrovae.models.program.Program.describe`).
 
     Example::
 
         print(pyrovae.describe({"model": {"latent_dim": 8}}))
     """
     config = resolve_config(config)
-    vae = build_model(config)
+    model = build_model(config)
     objective = OBJECTIVES.build(config["objective"], "objective")
     data = config["data"]
     return "\n".join(
         [
             f"data: {data['dataset']}, data.binarize = {data['binarize']!r}",
-            describe_program(vae),
+            model.describe(),
             f"  objective: {objective.describe()}",
             f"      [objective = {objective.type_name}]",
         ]

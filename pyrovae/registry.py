@@ -254,6 +254,11 @@ class Registry(Generic[T]):
             if pname not in self.context
         }
 
+    def takes(self, name: str, argument: str) -> bool:
+        """Whether component ``name``'s constructor takes ``argument`` (a config parameter or
+        a context argument, e.g. ``"image_shape"`` for a network of images)."""
+        return argument in _init_parameters(self.get(name))
+
     def resolve(self, spec: Any, key: str) -> dict[str, Any]:
         """Validate ``spec`` (a mapping with ``type`` and parameters, or a bare name) and return
         it with every parameter present: defaults filled in, values type-checked."""

@@ -260,21 +260,23 @@ def check_batch_fits(elements: int, bytes_per_element: int, flag: str) -> None:
         )
 
 
-def example_bytes(vae: Any) -> int:
+def example_bytes(program: Any) -> int:
     """An over-estimate of the memory one (sample, example) pair takes in a vectorized pass
-    of ``vae``'s guide and model: every layer's output, the data-sized tensors of the
-    likelihood, and the latents, float32, with room for the intermediate results."""
+    of a program's guide and model: every layer's output, the data-sized tensors of the
+    likelihood, float32, with room for the intermediate results."""
     from torch import nn
 
-    shape = tuple(getattr(vae, "image_shape", ()))
+    shape = tuple(program.image_shape or ())
     # a conv layer's feature maps are at most the image's height x width (stride >= 1)
     map_size = shape[-1] * shape[-2] if len(shape) == 3 else 28 * 28
     widths = 0
-    for module in vae.modules():
+    for module in program.modules():
         if isinstance(module, nn.Linear):
             widths += module.out_features
         elif isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             # spatial sizes are not stored on the module: count an image-sized map per channel
             widths += module.out_channels * map_size
-    data = vae.data_dim * (vae.likelihood.params_per_element + 2)
-    return 4 * NUMBER_BYTES * (widths + data + 4 * vae.latent_dim)
+    likelihood = program.likelihood_component()
+    per_element = 1 if likelihood is None else likelihood.params_per_element
+    data = (program.data_dim or 0) * (per_element + 2)
+    return 4 * NUMBER_BYTES * (widths + data)

@@ -74,12 +74,16 @@ def tiny_toml(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def clean_pyro_state():
-    """Every test starts with an empty param store, a fixed seed and validation on."""
+    """Every test starts with an empty param store, a fixed seed and validation on, and leaves
+    torch's number of CPU threads as it found it (a benchmark's ``--threads 1`` run in-process
+    would otherwise change the roundings of every later test's reference run)."""
+    threads = torch.get_num_threads()
     pyro.clear_param_store()
     pyro.set_rng_seed(0)
     pyro.enable_validation(True)
     yield
     pyro.clear_param_store()
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

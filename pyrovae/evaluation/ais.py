@@ -53,11 +53,12 @@ import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
 from pyro.ops.integrator import potential_grad, velocity_verlet
-from pyro.poutine.util import site_is_subsample
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..infer.log_weights import MAX_PLATE_NESTING, trace_log_weights
+from ..models.program import Program, as_program, latent_sites
 from ..registry import PositiveFloat, PositiveInt, check_value
 from ..rng import derived_seed, fixed_rng
 from .importance import DEFAULT_MAX_BATCH_ELEMENTS
@@ -238,12 +239,10 @@ class AnnealingTarget:
 
 
 def _latent_sites(trace: Any, program: str) -> list[str]:
+    """The latent sites of ``trace`` (:func:`~pyrovae.models.program.latent_sites`), each
+    checked to be continuous on all of R^d, as HMC needs."""
     sites = []
-    for name, site in trace.nodes.items():
-        if site["type"] != "sample" or site["is_observed"] or site["infer"].get("_do_not_score"):
-            continue
-        if site_is_subsample(site):
-            continue
+    for name, site in latent_sites(trace).items():
         support = site["fn"].support
         # Independent and mixture constraints wrap the support of one coordinate
         while hasattr(support, "base_constraint"):
@@ -391,19 +390,6 @@ def _identity_kinetic_grad(r: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return r  # kinetic energy r^T r / 2 (identity mass matrix)
 
 
-@contextlib.contextmanager
-def quiet_programs(module: Any) -> Iterator[None]:
-    """Run a module's programs without Pyro validation and, for pyrovae's VAE, without
-    registering its parameters in Pyro's param store on every call (AIS calls the model
-    thousands of times)."""
-    registration = getattr(module, "param_store_registration", None)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(pyro.validation_enabled(False))
-        if registration is not None:
-            stack.enter_context(registration(False))
-        yield
-
-
 def check_settings(
     num_chains: int,
     num_steps: int,
@@ -438,12 +424,11 @@ def blocks(num_examples: int, num_chains: int, max_batch_elements: int) -> list[
 
 
 @contextlib.contextmanager
-def annealing_run(module: Any, total_steps: int, desc: str, progress: bool) -> Iterator[Any]:
+def annealing_run(module: Program, total_steps: int, desc: str, progress: bool) -> Iterator[Any]:
     """The setting of a run of :func:`anneal` passes over ``module``: eval mode (restored
-    after), :func:`quiet_programs`, and a progress bar of ``total_steps`` (on stderr, shown
-    when ``progress``), which the block yields to count steps with."""
-    was_training = module.training
-    module.eval()
+    after), quiet programs (:meth:`~pyrovae.models.program.Program.evaluating`), and a
+    progress bar of ``total_steps`` (on stderr, shown when ``progress``), which the block
+    yields to count steps with."""
     bar = tqdm(
         total=total_steps,
         desc=desc,
@@ -453,11 +438,10 @@ def annealing_run(module: Any, total_steps: int, desc: str, progress: bool) -> I
         dynamic_ncols=True,
     )
     try:
-        with quiet_programs(module):
+        with module.evaluating():
             yield bar
     finally:
         bar.close()
-        module.train(was_training)
 
 
 def initial_step_sizes(num_examples: int, value: float, like: torch.Tensor) -> torch.Tensor:
@@ -467,7 +451,7 @@ def initial_step_sizes(num_examples: int, value: float, like: torch.Tensor) -> t
 
 @torch.no_grad()
 def ais_log_likelihood(
-    vae: Any,
+    vae: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor | None = None,
     num_chains: int = DEFAULT_NUM_CHAINS,
@@ -506,6 +490,7 @@ def ais_log_likelihood(
     Returns:
         ``(N,)`` estimates and :class:`AISDiagnostics`.
     """
+    vae = as_program(vae)
     check_settings(
         num_chains, num_steps, num_leapfrog_steps, initial_step_size, max_batch_elements, init
     )

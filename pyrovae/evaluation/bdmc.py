@@ -26,10 +26,10 @@ from typing import Any
 
 import pyro.poutine as poutine
 import torch
-from pyro.poutine.util import site_is_subsample
+from torch import nn
 
 from .. import distributed
-from ..models import program
+from ..models.program import Program, as_program, latent_sites
 from ..rng import derived_seed, fixed_rng
 from .ais import (
     DEFAULT_NUM_CHAINS,
@@ -44,7 +44,6 @@ from .ais import (
     blocks,
     check_settings,
     initial_step_sizes,
-    quiet_programs,
     sigmoid_schedule,
 )
 from .importance import DEFAULT_MAX_BATCH_ELEMENTS
@@ -106,7 +105,7 @@ class BDMCResult:
 
 @torch.no_grad()
 def simulate(
-    module: Any, x: torch.Tensor, y: torch.Tensor | None = None
+    module: Program, x: torch.Tensor, y: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Draw ``(z, x) ~ p(z) p(x|z)`` from a module's ``model``, one per row of ``x``.
 
@@ -118,19 +117,16 @@ def simulate(
         the simulated data ``(N, data_dim)`` (site ``"x"``) and the latent values
         ``{site: (N, *event)}`` that produced them.
     """
-    with quiet_programs(module):
+    with module.quiet():
         trace = poutine.trace(poutine.uncondition(module.model)).get_trace(x, y)
-    latents = {
-        name: site["value"].detach()
-        for name, site in trace.nodes.items()
-        if site["type"] == "sample" and name != "x" and not site_is_subsample(site)
-    }
-    return trace.nodes["x"]["value"].detach(), latents
+    latents = {name: site["value"].detach() for name, site in latent_sites(trace).items()}
+    simulated: Any = trace.nodes["x"]["value"]
+    return simulated.detach(), latents
 
 
 @torch.no_grad()
 def bdmc(
-    vae: Any,
+    vae: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor | None = None,
     num_chains: int = DEFAULT_NUM_CHAINS,
@@ -160,7 +156,8 @@ def bdmc(
         result = bdmc(vae, x[:100], num_steps=200)
         print(result.lower.mean(), result.upper.mean(), result.gap.mean())
     """
-    program.check_data(vae, x, y, name="the template x")
+    vae = as_program(vae)
+    vae.check_data(x, y, name="the template x")
     check_settings(
         num_chains, num_steps, num_leapfrog_steps, initial_step_size, max_batch_elements, init
     )

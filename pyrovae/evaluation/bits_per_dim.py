@@ -20,53 +20,53 @@ data, so it reports no bits per dimension for them (``None``, with the reason).
 from __future__ import annotations
 
 import math
-from typing import Any, overload
+from typing import overload
 
 import torch
+from torch import nn
 
 from ..errors import ConfigError
+from ..models.program import Program, as_program
 
 __all__ = ["bits_per_dim", "bits_per_dim_note", "defines_bits_per_dim"]
 
 
-def _levels(vae: Any) -> int | None:
-    return getattr(getattr(vae, "likelihood", None), "levels_per_element", None)
+def _levels(model: Program) -> int | None:
+    likelihood = model.likelihood_component()
+    return None if likelihood is None else likelihood.levels_per_element
 
 
-def defines_bits_per_dim(vae: Any) -> bool:
-    """Whether ``vae``'s likelihood is a mass on discrete levels
+def defines_bits_per_dim(model: nn.Module) -> bool:
+    """Whether ``model``'s likelihood is a mass on discrete levels
     (:attr:`~pyrovae.models.likelihoods.Likelihood.levels_per_element`), so that its
     log-likelihoods have bits per dimension."""
-    return _levels(vae) is not None
+    return _levels(as_program(model)) is not None
 
 
-def bits_per_dim_note(vae: Any) -> str:
-    """What :func:`bits_per_dim` means for ``vae``'s likelihood, or why it is not defined.
+def bits_per_dim_note(model: nn.Module) -> str:
+    """What :func:`bits_per_dim` means for ``model``'s likelihood, or why it is not defined.
 
     Example::
 
         bits_per_dim_note(vae)   # 'a mass on the 256 levels of each of the 784 elements ...'
     """
-    likelihood = getattr(vae, "likelihood", None)
-    name = getattr(likelihood, "type_name", type(likelihood).__name__)
-    levels = _levels(vae)
+    program = as_program(model)
+    likelihood = program.likelihood_component()
+    if likelihood is None:
+        return "not defined: the model declares no likelihood"
+    levels, name = likelihood.levels_per_element, likelihood.type_name
     if levels == 2:
         return (
             f"a mass on binary pixels: bits per binary pixel (-log p(x) / (D ln 2), D = "
-            f"{vae.data_dim}), not comparable with bits per dimension of 8-bit data"
+            f"{program.data_dim}), not comparable with bits per dimension of 8-bit data"
         )
     if levels is not None:
         return (
-            f"a mass on the {levels} levels of each of the D = {vae.data_dim} elements: "
+            f"a mass on the {levels} levels of each of the D = {program.data_dim} elements: "
             "-log p(x) / (D ln 2)"
         )
-    if likelihood is None:
-        return "not defined: the model declares no likelihood"
-    if getattr(likelihood, "allow_grey_levels", False):
-        return (
-            f"not defined: {name!r} with allow_grey_levels = true scores the binary "
-            "cross-entropy, not a normalised likelihood"
-        )
+    if likelihood.unnormalised:
+        return f"not defined: {name!r} with {likelihood.unnormalised}, not a normalised likelihood"
     return (
         f"not defined: {name!r} is a density, not a mass on discrete levels; a density in nats "
         "converts to bits per dimension only on dequantized data (x + uniform noise / 256: "
@@ -76,10 +76,10 @@ def bits_per_dim_note(vae: Any) -> str:
 
 
 @overload
-def bits_per_dim(vae: Any, log_likelihood: torch.Tensor) -> torch.Tensor: ...
+def bits_per_dim(vae: nn.Module, log_likelihood: torch.Tensor) -> torch.Tensor: ...
 @overload
-def bits_per_dim(vae: Any, log_likelihood: float) -> float: ...
-def bits_per_dim(vae: Any, log_likelihood: torch.Tensor | float) -> torch.Tensor | float:
+def bits_per_dim(vae: nn.Module, log_likelihood: float) -> float: ...
+def bits_per_dim(vae: nn.Module, log_likelihood: torch.Tensor | float) -> torch.Tensor | float:
     """``-log p(x) / (D ln 2)`` of log-likelihoods in nats per example (a number, or a
     tensor of one per example; ``D = vae.data_dim``), for a VAE whose likelihood is a mass
     on discrete levels; raises :class:`~pyrovae.errors.ConfigError` with the reason
@@ -90,6 +90,7 @@ def bits_per_dim(vae: Any, log_likelihood: torch.Tensor | float) -> torch.Tensor
         ll = pyrovae.log_likelihood(vae, x, num_samples=100)
         bpd = bits_per_dim(vae, ll)   # (N,) bits per dimension
     """
-    if not defines_bits_per_dim(vae):
-        raise ConfigError(f"bits per dimension are {bits_per_dim_note(vae)}")
-    return -log_likelihood / (vae.data_dim * math.log(2))
+    program = as_program(vae)
+    if _levels(program) is None or program.data_dim is None:
+        raise ConfigError(f"bits per dimension are {bits_per_dim_note(program)}")
+    return -log_likelihood / (program.data_dim * math.log(2))

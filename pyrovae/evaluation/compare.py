@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from ..models import program
+from ..models.program import as_program
 from .ais import DEFAULT_NUM_STEPS
 from .importance import DEFAULT_MAX_BATCH_ELEMENTS
 from .log_likelihood import Method, default_num_samples, log_likelihood
@@ -151,11 +151,11 @@ def compare(
         raise ConfigError(f"compare needs at least two models; got {len(models)}")
     repeats: dict[str, torch.Tensor] = {}
     for name, module in models.items():
-        labels = program.model_labels(module, y)
+        program = as_program(module, what=f"model {name!r}")
         ll, diagnostics = log_likelihood(
-            module,
+            program,
             x,
-            labels,
+            program.model_labels(y),
             num_samples,
             method=method,
             num_steps=num_steps,

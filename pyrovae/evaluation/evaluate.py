@@ -16,12 +16,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from .. import distributed
 from ..data import ImageData, StreamingImageData
 from ..errors import UnreliableEstimateWarning
-from ..models import program
-from ..models.vae import VAE
+from ..models.program import Program, as_program
 from .ais import AISDiagnostics
 from .bits_per_dim import bits_per_dim, bits_per_dim_note, defines_bits_per_dim
 from .importance import DEFAULT_MAX_BATCH_ELEMENTS
@@ -90,7 +90,7 @@ def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
 
 
 def evaluate(
-    vae: VAE,
+    vae: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor | None = None,
     *,
@@ -118,20 +118,17 @@ def evaluate(
     """
     if num_samples is None:
         num_samples = default_num_samples(method)
-    was_training = vae.training
-    vae.eval()
-    try:
+    program = as_program(vae)
+    with program.evaluating():
         if distributed.world_size() == 1:
-            elbo = elbo_per_example(vae, x, y, batch_size=elbo_batch_size, seed=seed)
+            elbo = elbo_per_example(program, x, y, batch_size=elbo_batch_size, seed=seed)
         else:  # one draw per example (cheap next to log p(x)): rank 0's, shared
             elbo = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
             if distributed.is_main():
-                elbo = elbo_per_example(vae, x, y, batch_size=elbo_batch_size, seed=seed)
+                elbo = elbo_per_example(program, x, y, batch_size=elbo_batch_size, seed=seed)
             distributed.broadcast_tensor(elbo)
-    finally:
-        vae.train(was_training)
     ll, diagnostics = log_likelihood(
-        vae,
+        program,
         x,
         y,
         num_samples,
@@ -145,11 +142,11 @@ def evaluate(
     elbo_mean, elbo_se = mean_and_se(elbo)
     ll_mean, ll_se = mean_and_se(ll)
     bpd_mean, bpd_se = None, None
-    if defines_bits_per_dim(vae):
+    if defines_bits_per_dim(program):
         # a linear map of the nats: the standard error scales by its factor (converting the
         # summaries, not the float32 per-example values, keeps them exactly in proportion)
-        bpd_mean = bits_per_dim(vae, ll_mean)
-        bpd_se = None if ll_se is None else abs(bits_per_dim(vae, ll_se))
+        bpd_mean = bits_per_dim(program, ll_mean)
+        bpd_se = None if ll_se is None else abs(bits_per_dim(program, ll_se))
     summary: dict[str, Any] = {
         "elbo": elbo_mean,
         "elbo_se": elbo_se,
@@ -161,7 +158,7 @@ def evaluate(
         "seed": seed,
         "bits_per_dim": bpd_mean,
         "bits_per_dim_se": bpd_se,
-        "bits_per_dim_note": bits_per_dim_note(vae),
+        "bits_per_dim_note": bits_per_dim_note(program),
     }
     if isinstance(diagnostics, AISDiagnostics):
         return Evaluation(
@@ -184,7 +181,7 @@ def evaluate(
 
 
 def evaluate_test_set(
-    vae: VAE,
+    vae: Program,
     data: ImageData | StreamingImageData,
     config: dict[str, Any],
     *,
@@ -199,7 +196,7 @@ def evaluate_test_set(
     """:func:`evaluate` on the test split of ``data`` (its first ``limit`` examples; 0: all),
     as the JSON-ready mapping printed by ``pyrovae evaluate`` (nats per example; the keys of
     :class:`Evaluation`), plus the data set and the test set's binarization."""
-    x, y = data.test_images, program.model_labels(vae, data.test_labels)
+    x, y = data.test_images, vae.model_labels(data.test_labels)
     if limit:
         x, y = x[:limit], None if y is None else y[:limit]
     result = evaluate(

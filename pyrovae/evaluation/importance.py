@@ -33,12 +33,12 @@ import math
 import sys
 from dataclasses import dataclass
 
-import pyro
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..infer.log_weights import log_weights
-from ..models.vae import VAE
+from ..models.program import as_program
 from ..registry import PositiveInt, check_value
 from ..rng import derived_seed, fixed_rng
 from .psis import RunningTail
@@ -125,7 +125,7 @@ class ImportanceDiagnostics:
 
 @torch.no_grad()
 def importance_log_likelihood(
-    vae: VAE,
+    vae: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor | None = None,
     num_samples: int = DEFAULT_NUM_SAMPLES,
@@ -163,6 +163,7 @@ def importance_log_likelihood(
     Returns:
         ``(N,)`` estimates log p^(x_i) and the diagnostics (``None`` unless asked for).
     """
+    vae = as_program(vae)
     for name, value in (
         ("num_samples", num_samples),
         ("max_batch_elements", max_batch_elements),
@@ -176,8 +177,6 @@ def importance_log_likelihood(
     estimates = torch.empty(num_repeats, num_examples, dtype=x.dtype, device=x.device)
     ess = torch.empty(num_examples, dtype=x.dtype, device=x.device)
     pareto_k = torch.empty_like(ess)
-    was_training = vae.training
-    vae.eval()
     bar = tqdm(
         total=num_repeats * num_examples,
         desc=f"log p(x), K={num_samples}",
@@ -187,7 +186,7 @@ def importance_log_likelihood(
         dynamic_ncols=True,
     )
     try:
-        with pyro.validation_enabled(False):
+        with vae.evaluating():
             for repeat in range(num_repeats):
                 for start in range(0, num_examples, example_chunk):
                     stop = min(start + example_chunk, num_examples)
@@ -213,7 +212,6 @@ def importance_log_likelihood(
                     bar.update(stop - start)
     finally:
         bar.close()
-        vae.train(was_training)
     if not return_diagnostics:
         return estimates[0], None
     diagnostics = ImportanceDiagnostics(

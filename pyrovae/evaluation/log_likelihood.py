@@ -27,11 +27,11 @@ import dataclasses
 from typing import Any, Literal, overload
 
 import torch
+from torch import nn
 
 from .. import distributed
 from ..errors import ConfigError
-from ..models import program
-from ..models.vae import VAE
+from ..models.program import as_program
 from ..registry import PositiveInt, Seed, check_value
 from ..resources import check_batch_fits, example_bytes
 from . import ais, importance
@@ -60,7 +60,7 @@ def default_num_samples(method: str) -> int:
 
 @overload
 def log_likelihood(
-    vae: VAE,
+    vae: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor | None = ...,
     num_samples: int | None = ...,
@@ -77,7 +77,7 @@ def log_likelihood(
 
 @overload
 def log_likelihood(
-    vae: VAE,
+    vae: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor | None = ...,
     num_samples: int | None = ...,
@@ -93,7 +93,7 @@ def log_likelihood(
 
 
 def log_likelihood(
-    vae: VAE,
+    vae: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor | None = None,
     num_samples: int | None = None,
@@ -109,8 +109,9 @@ def log_likelihood(
     """An estimate of log p(x_i) for each example, in nats.
 
     Args:
-        vae: the model (a module with Pyro programs ``model(x, y)`` and ``guide(x, y)``);
-            evaluated in eval mode (its mode is restored afterwards).
+        vae: the model (a :class:`~pyrovae.models.program.Program`, or a module of one's own
+            with Pyro programs ``model(x, y)`` and ``guide(x, y)``); evaluated in eval mode
+            (its mode is restored afterwards).
         x: data ``(N, data_dim)`` on the VAE's device; ``y``: labels ``(N,)`` for
             label-conditional priors, else ``None``.
         num_samples: IS: K, draws z ~ q(z|x) per example (default 5000); AIS: S,
@@ -153,12 +154,11 @@ def log_likelihood(
     check_value(num_samples, PositiveInt, "num_samples")
     check_value(max_batch_elements, PositiveInt, "max_batch_elements")
     check_value(seed, Seed, "seed")
-    # the data, checked once per call
-    program.check_data(vae, x, y)
-    if isinstance(vae, VAE):
-        # the memory of one pass (estimated for pyrovae's VAE only)
-        pairs = min(max_batch_elements, num_samples * x.shape[0])
-        check_batch_fits(pairs, example_bytes(vae), "max_batch_elements")
+    program = as_program(vae)
+    program.check_data(x, y)  # the data, checked once per call
+    # the memory of one pass
+    pairs = min(max_batch_elements, num_samples * x.shape[0])
+    check_batch_fits(pairs, example_bytes(program), "max_batch_elements")
     # this process's share of whole seeded blocks (all of them in a one-process run)
     num_examples = x.shape[0]
     if method == "is":
@@ -177,7 +177,7 @@ def log_likelihood(
                 "method = 'ais'"
             )
         estimates, diagnostics = importance_log_likelihood(
-            vae,
+            program,
             x,
             y,
             num_samples,
@@ -190,7 +190,7 @@ def log_likelihood(
         )
     else:
         estimates, diagnostics = ais_log_likelihood(
-            vae,
+            program,
             x,
             y,
             num_chains=num_samples,

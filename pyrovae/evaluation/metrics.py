@@ -3,14 +3,13 @@ two terms (rate and distortion), and the KL divergence of each latent dimension.
 
 from __future__ import annotations
 
-import pyro
 import torch
+from torch import nn
 
 from ..data import batches
 from ..errors import ConfigError
 from ..infer.log_weights import log_weights, trace_log_weights, trace_pair
-from ..models import program
-from ..models.vae import VAE
+from ..models.program import as_program
 from ..registry import PositiveInt, Seed, check_value
 from ..rng import fixed_rng
 
@@ -19,7 +18,7 @@ __all__ = ["elbo_per_example", "kl_per_dimension", "rate_and_distortion"]
 
 @torch.no_grad()
 def elbo_per_example(
-    vae: VAE,
+    vae: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor | None = None,
     batch_size: int = 1000,
@@ -31,12 +30,13 @@ def elbo_per_example(
     draws so the same model always gets the same number. ``vae`` is any program module
     (:mod:`pyrovae.models.program`): the log-weights sum all its latent sites, and guide
     sites marked for enumeration enter by their exact expectation under q."""
-    program.check_data(vae, x, y)
+    program = as_program(vae)
+    program.check_data(x, y)
     check_value(batch_size, PositiveInt, "batch_size")
     check_value(seed, Seed, "seed")
-    with fixed_rng(seed, x.device), pyro.validation_enabled(False):
+    with fixed_rng(seed, x.device), program.quiet():
         out = [
-            log_weights(vae.model, vae.guide, xb, yb, enumerated="expect")
+            log_weights(program.model, program.guide, xb, yb, enumerated="expect")
             for xb, yb in batches(x, y, batch_size)
         ]
     return torch.cat(out)
@@ -44,7 +44,7 @@ def elbo_per_example(
 
 @torch.no_grad()
 def rate_and_distortion(
-    vae: VAE,
+    vae: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor | None = None,
     batch_size: int = 1000,
@@ -57,14 +57,15 @@ def rate_and_distortion(
     ``rate + distortion`` is minus :func:`elbo_per_example` with the same ``seed``. Read from
     Pyro traces of the VAE's programs (latent sites for the rate, observed ones for the
     distortion), so any prior and guide are covered."""
-    program.check_data(vae, x, y)
+    program = as_program(vae)
+    program.check_data(x, y)
     check_value(batch_size, PositiveInt, "batch_size")
     check_value(seed, Seed, "seed")
     rates: list[torch.Tensor] = []
     distortions: list[torch.Tensor] = []
-    with fixed_rng(seed, x.device), pyro.validation_enabled(False):
+    with fixed_rng(seed, x.device), program.quiet():
         for xb, yb in batches(x, y, batch_size):
-            model_trace, guide_trace = trace_pair(vae.model, vae.guide, xb, yb)
+            model_trace, guide_trace = trace_pair(program.model, program.guide, xb, yb)
             for terms, observed in ((rates, False), (distortions, True)):
                 log_w = trace_log_weights(
                     model_trace, guide_trace, observed=observed, enumerated="expect"
@@ -84,7 +85,7 @@ def _normal_factors(d: torch.distributions.Distribution) -> torch.distributions.
 
 @torch.no_grad()
 def kl_per_dimension(
-    vae: VAE, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000
+    vae: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000
 ) -> torch.Tensor:
     """KL(q(z_d|x) || p(z_d)) of each latent dimension d, averaged over the examples ``x``:
     ``(latent_dim,)`` in nats per example, in closed form. Dimensions whose KL is near 0
@@ -94,26 +95,30 @@ def kl_per_dimension(
     ``y`` (labels ``(N,)``) is passed to a class-conditional prior.
 
     Raises:
-        ConfigError: the prior or the guide is not a product of one Normal per dimension
-            (priors ``standard_normal``, ``normal``, ``conditional``; guide ``diag_normal``).
+        ConfigError: the model has no single latent space
+            (:meth:`~pyrovae.models.program.Program.latent_space`), or its prior or guide is not
+            a product of one Normal per dimension (priors ``standard_normal``, ``normal``,
+            ``conditional``; guide ``diag_normal``).
     """
-    vae.check_data(x, y)
+    program = as_program(vae)
+    space = program.latent_space("the KL per latent dimension")
+    program.check_data(x, y)
     check_value(batch_size, PositiveInt, "batch_size")
-    if vae.prior.uses_labels and y is None:
+    if space.prior.uses_labels and y is None:
         raise ConfigError(
-            f"the KL per latent dimension of a {vae.prior.type_name!r} prior is taken against "
-            "p(z|y): pass the labels y"
+            f"the KL per latent dimension of a {space.prior.type_name!r} prior is taken "
+            "against p(z|y): pass the labels y"
         )
-    total = torch.zeros(vae.latent_dim, device=x.device)
+    total = torch.zeros(space.latent_dim, device=x.device)
     for xb, yb in batches(x, y, batch_size):
-        q = _normal_factors(vae.posterior(xb))
-        p = _normal_factors(vae.prior.distribution(vae.model_labels(yb)))
+        q = _normal_factors(space.posterior(xb))
+        p = _normal_factors(space.prior.distribution(program.model_labels(yb)))
         if q is None or p is None:
             raise ConfigError(
                 "the KL per latent dimension needs a prior and a guide that are products of "
                 "one Normal per dimension (model.prior = 'standard_normal', 'normal' or "
                 "'conditional'; model.guide = 'diag_normal'), but this VAE has model.prior = "
-                f"{vae.prior.type_name!r} and model.guide = {vae.guide_family.type_name!r}; "
+                f"{space.prior.type_name!r} and model.guide = {space.guide_family.type_name!r}; "
                 "for other models use the total KL, the rate of rate_and_distortion"
             )
         total += torch.distributions.kl_divergence(q, p).sum(0)

@@ -89,6 +89,7 @@ class AnalyticKL_ELBO(ELBO):
     """
 
     requires_reparameterized: ClassVar[bool] = True
+    closed_form_kl: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -28,6 +28,8 @@ from pyro.infer.util import is_validation_enabled
 from pyro.poutine import Trace
 from pyro.util import check_if_enumerated, warn_if_nan
 
+from ..models.program import latent_sites
+
 __all__ = ["ELBO", "check_reparameterized", "describe_distribution", "warn_if_nan_when_validating"]
 
 
@@ -57,11 +59,9 @@ def describe_distribution(fn: Any) -> str:
 
 
 def check_reparameterized(guide_trace: Trace, estimator: str) -> None:
-    """Raise ``NotImplementedError`` naming the first guide sample site without ``rsample``;
+    """Raise ``NotImplementedError`` naming the first latent guide site without ``rsample``;
     ``estimator`` names the ELBO in the message."""
-    for name, site in guide_trace.nodes.items():
-        if site["type"] != "sample" or site["is_observed"]:
-            continue
+    for name, site in latent_sites(guide_trace).items():
         fn: Any = site["fn"]
         if not fn.has_rsample:
             raise NotImplementedError(
@@ -84,6 +84,12 @@ class ELBO(pyro.infer.ELBO):
 
     #: whether every latent guide site must have ``rsample`` (checked on every trace)
     requires_reparameterized: ClassVar[bool] = False
+    #: whether guide sites marked for parallel enumeration are summed out (else refused)
+    sums_out_enumerated: ClassVar[bool] = False
+    #: whether latent sites take their KL in closed form given the latents sampled before
+    #: them (for a program of one's own, the guide must then sample the latent sites in the
+    #: model's order: :meth:`pyrovae.infer.Objective.check_program`)
+    closed_form_kl: ClassVar[bool] = False
 
     def _get_trace(
         self, model: Callable, guide: Callable, args: tuple, kwargs: dict

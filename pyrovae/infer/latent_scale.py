@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from pyro.poutine.scale_messenger import ScaleMessenger
-from pyro.poutine.util import site_is_subsample
+
+from ..models.program import is_latent
 
 if TYPE_CHECKING:
     from pyro.poutine.runtime import Message
@@ -31,15 +32,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class LatentScaleMessenger(ScaleMessenger):
     """:class:`pyro.poutine.scale_messenger.ScaleMessenger` restricted to latent sites: the
-    log-density of every sample site that is not observed (and is not a plate's subsample
-    site) is multiplied by ``scale``; observed sites are left as they are.
+    log-density of every latent site (:func:`~pyrovae.models.program.is_latent`) is
+    multiplied by ``scale``; observed sites are left as they are.
 
     Args:
         scale: a positive number or 0-d tensor (checked as ``poutine.scale`` checks it).
     """
 
     def _process_message(self, msg: Message) -> None:
-        if msg["type"] == "sample" and not msg["is_observed"] and not site_is_subsample(msg):
+        if is_latent(msg):
             super()._process_message(msg)
 
 

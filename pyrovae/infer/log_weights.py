@@ -40,7 +40,7 @@ def trace_pair(
     guide: Callable,
     *args: Any,
     num_particles: int | None = None,
-    enumerate: bool = True,
+    enumerate_sites: bool = True,
     **kwargs: Any,
 ) -> tuple[Trace, Trace]:
     """``(model_trace, guide_trace)``: the guide's trace and the model's, replayed on the
@@ -49,14 +49,14 @@ def trace_pair(
     ``num_particles``: ``None`` for one draw per example; an integer ``K`` for ``K`` draws in
     one vectorized pass, a ``"particles"`` plate left of the programs' plates (whose nesting
     is :data:`MAX_PLATE_NESTING`), so every site gains a leading dimension of size ``K``.
-    ``enumerate``: guide sites marked for parallel enumeration take all their values at once,
+    ``enumerate_sites``: guide sites marked for parallel enumeration take all their values at once,
     in dimensions left of those (see the module docstring)."""
     plates = MAX_PLATE_NESTING
     if num_particles is not None:
         particles = pyro.plate("particles", num_particles, dim=-1 - MAX_PLATE_NESTING)
         model, guide = particles(model), particles(guide)
         plates += 1
-    if enumerate:
+    if enumerate_sites:
         guide = poutine.enum(guide, first_available_dim=-1 - plates)
     guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
     model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)

@@ -29,11 +29,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
+import torch
+
+from ..errors import ConfigError
+from ..models.program import Program, latent_sites
 from ..registry import PositiveInt, Range, Registry
+from ..rng import preserved_rng
 from .analytic_kl_elbo import AnalyticKL_ELBO
 from .elbo import ELBO
 from .iwae_elbo import IWAE_ELBO
-from .log_weights import MAX_PLATE_NESTING
+from .log_weights import MAX_PLATE_NESTING, trace_pair
 from .trace_elbo import Trace_ELBO
 from .trace_enum_elbo import TraceEnum_ELBO
 
@@ -108,6 +113,62 @@ class Objective:
         progress = (epoch + (step + 1) / steps_per_epoch) / self.kl_warmup_epochs
         return self.beta * min(1.0, progress)
 
+    def check_program(
+        self, program: Program, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> None:
+        """Raise :class:`~pyrovae.errors.ConfigError` when this objective cannot train
+        ``program``, from one run of its guide and model on the examples ``x`` (labels ``y``),
+        leaving the random stream untouched (the trainer asks this of every model whose
+        :attr:`~pyrovae.models.program.Program.trains_with_any_objective` is false).
+
+        Discrete guide sites marked for enumeration need an ELBO that sums them out
+        (``"trace_enum_elbo"``); the reparameterized ELBOs (``"analytic_kl"``, ``"iwae"``)
+        need every latent guide site to have ``rsample``, and ``"analytic_kl"`` a guide that
+        samples the latent sites in the model's order (Pyro's mean-field condition of
+        ``TraceMeanField_ELBO``); every latent site of the model must be sampled by the
+        guide."""
+        with preserved_rng(x.device), program.quiet(), torch.no_grad():
+            model_trace, guide_trace = trace_pair(
+                program.model, program.guide, x, program.model_labels(y), enumerate_sites=True
+            )
+        elbo = self.elbo()
+        name = self.type_name
+        guide_sites = latent_sites(guide_trace)
+        enumerated = [n for n, s in guide_sites.items() if s["infer"].get("enumerate")]
+        if enumerated and not elbo.sums_out_enumerated:
+            raise ConfigError(
+                f"the program enumerates its guide sites {enumerated}, which objective.type = "
+                f"{name!r} cannot sum out; use objective.type = 'trace_enum_elbo' (Pyro's "
+                "TraceEnum_ELBO)"
+            )
+        if elbo.requires_reparameterized:
+            for site_name, site in guide_sites.items():
+                if not site["fn"].has_rsample:
+                    raise ConfigError(
+                        f"objective.type = {name!r} needs a reparameterized guide, but the "
+                        f"program's guide site {site_name!r} samples "
+                        f"{type(site['fn']).__name__}, which has no rsample; use "
+                        "objective.type = 'trace_elbo' (score-function gradients) or enumerate "
+                        "the site with 'trace_enum_elbo'"
+                    )
+        model_sites = latent_sites(model_trace)
+        if elbo.closed_form_kl and [n for n in guide_sites if n in model_sites] != [
+            n for n in model_sites if n in guide_sites
+        ]:
+            raise ConfigError(
+                f"objective.type = {name!r} takes each site's KL given the latents sampled "
+                f"before it, which needs the guide to sample the latent sites in the model's "
+                f"order ({list(model_sites)}), but it samples {list(guide_sites)}; use "
+                "objective.type = 'trace_elbo' or 'iwae'"
+            )
+        unguided = sorted(set(model_sites) - set(guide_sites))
+        if unguided:
+            raise ConfigError(
+                f"the program's model samples the latent sites {unguided}, which its guide "
+                "does not: every latent site of the model must be sampled (or enumerated) by "
+                "the guide"
+            )
+
     def describe(self) -> str:
         """The objective in words, for :func:`pyrovae.describe`."""
         particles = f"{self.num_particles} particle{'s' * (self.num_particles > 1)}"
@@ -158,6 +219,8 @@ class IWAEObjective(Objective):
         "maximise the importance-weighted bound E[log (1/K) sum_k p(x, z_k) / q(z_k|x)], "
         "z_k ~ q(z|x) (IWAE_ELBO, Burda et al. 2016)"
     )
+
+    estimator = IWAE_ELBO
 
     def __init__(self, *, num_particles: PositiveInt = 5, **kwargs: Any) -> None:
         super().__init__(num_particles=num_particles, **kwargs)

@@ -40,7 +40,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from ..models.program import no_param_store_registration
+from ..models.program import Program, as_program
 from ..rng import preserved_rng
 from .latent_scale import scale_latents
 
@@ -58,11 +58,10 @@ class _NegativeELBO(nn.Module):
     given, so that :func:`torch.func.functional_call` can swap in the parameters being
     recorded; ``kl_scale`` is an input of the recorded graph, read afresh at every replay."""
 
-    def __init__(self, vae: nn.Module, elbo: ELBO) -> None:
+    def __init__(self, vae: Program, elbo: ELBO) -> None:
         super().__init__()
-        # the VAE's programs and Pyro's ELBO interface, duck-typed (any Pyro ELBO works)
-        self.vae: Any = vae
-        self.elbo: Any = elbo
+        self.vae = vae
+        self.elbo: Any = elbo  # Pyro's ELBO interface: any Pyro ELBO works
 
     def forward(
         self, x: torch.Tensor, y: torch.Tensor | None, kl_scale: torch.Tensor | None
@@ -70,7 +69,7 @@ class _NegativeELBO(nn.Module):
         model, guide = self.vae.model, self.vae.guide
         if kl_scale is not None:
             model, guide = scale_latents(model, kl_scale), scale_latents(guide, kl_scale)
-        with no_param_store_registration(self.vae):
+        with self.vae.param_store_registration(False):
             return self.elbo.differentiable_loss(model, guide, x, y)
 
 
@@ -94,7 +93,8 @@ class ELBOGradient:
 
     Args:
         elbo: the Pyro ELBO (e.g. :class:`~pyro.infer.Trace_ELBO`).
-        vae: the :class:`~pyrovae.VAE` whose ``model`` and ``guide`` it scores. Its
+        vae: the model whose ``model`` and ``guide`` it scores (a
+            :class:`~pyrovae.models.program.Program`, or a module of one's own, adapted). Its
             parameters and buffers are collected here, once, as an optimizer collects them.
         replay: record the computation once per input signature and replay it (see the module
             docstring); ``False`` runs the Pyro programs at every call.
@@ -106,7 +106,7 @@ class ELBOGradient:
     """
 
     def __init__(self, elbo: ELBO, vae: nn.Module, replay: bool = True) -> None:
-        self.loss = _NegativeELBO(vae, elbo)
+        self.loss = _NegativeELBO(as_program(vae), elbo)
         self.replay = replay
         named = list(self.loss.named_parameters())
         #: the parameters that get gradients, and the other tensors the programs read

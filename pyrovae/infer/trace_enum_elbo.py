@@ -10,6 +10,8 @@ variable is trained (Kingma et al., 2014). The estimator is Pyro's, unchanged.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pyro.infer
 
 from .elbo import ELBO
@@ -25,3 +27,5 @@ class TraceEnum_ELBO(pyro.infer.TraceEnum_ELBO, ELBO):
         svi = SVI(module.model, module.guide, optim, loss=pyrovae.infer.TraceEnum_ELBO(
             max_plate_nesting=1))
     """
+
+    sums_out_enumerated: ClassVar[bool] = True

@@ -91,6 +91,9 @@ class Likelihood(nn.Module):
     #: a finite set (2: binary pixels; 256: 8-bit levels), so that its log-likelihood converts
     #: to bits per dimension; ``None`` for densities (see :func:`pyrovae.evaluation.bits_per_dim`)
     levels_per_element: int | None = None
+    #: why ``log_prob`` is not a normalised likelihood of the data it accepts, when it is not
+    #: (``""``: it is); said where bits per dimension are asked for
+    unnormalised: str = ""
 
     @classmethod
     def numbers_per_element(cls, spec: Mapping[str, Any]) -> int:
@@ -176,6 +179,8 @@ class BernoulliLikelihood(Likelihood):
         self.allow_grey_levels = allow_grey_levels
         # on grey levels the cross-entropy is not a normalised mass
         self.levels_per_element = None if allow_grey_levels else 2
+        if allow_grey_levels:
+            self.unnormalised = "allow_grey_levels = true scores the binary cross-entropy"
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
         base = dist.Bernoulli(

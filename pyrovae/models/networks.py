@@ -27,20 +27,42 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 Activation = Literal["relu", "softplus", "tanh", "elu", "gelu", "leaky_relu"]
 
+
+class Network(nn.Module):
+    """Base class of encoders and decoders: a module mapping ``(*batch, in_features)`` to
+    ``(*batch, out_features)``, with a description for :meth:`pyrovae.VAE.describe`."""
+
+    type_name: ClassVar[str]
+
+    def describe(self) -> str:
+        """The network in words (default: its registered name)."""
+        return self.type_name
+
+
+def describe_network(net: nn.Module) -> str:
+    """``net.describe()`` for a :class:`Network`; the class name of any other module (a VAE
+    may be built from plain ``nn.Module`` networks)."""
+    return net.describe() if isinstance(net, Network) else type(net).__name__
+
+
+def network_name(net: nn.Module) -> str:
+    """The registered name of a :class:`Network` (its config ``type``); the class name of any
+    other module."""
+    return net.type_name if isinstance(net, Network) else type(net).__name__
+
+
 _CONTEXT = ("in_features", "out_features", "image_shape")
-ENCODERS: Registry[nn.Module] = Registry("encoder", context=_CONTEXT)
-DECODERS: Registry[nn.Module] = Registry("decoder", context=_CONTEXT)
+ENCODERS: Registry[Network] = Registry("encoder", context=_CONTEXT)
+DECODERS: Registry[Network] = Registry("decoder", context=_CONTEXT)
 
 
 @ENCODERS.register("mlp")
 @DECODERS.register("mlp")
-class MLP(nn.Module):
+class MLP(Network):
     """Fully connected network ``in_features -> hidden... -> out_features``.
 
     ``hidden = []`` gives a single linear map (e.g. a linear decoder, as in probabilistic PCA).
     """
-
-    type_name: ClassVar[str]
 
     def __init__(
         self,
@@ -109,7 +131,7 @@ def _fold_batch(inputs: torch.Tensor, trailing: int) -> tuple[torch.Tensor, torc
 
 
 @ENCODERS.register("conv")
-class ConvEncoder(nn.Module):
+class ConvEncoder(Network):
     """Convolutional encoder for images of any shape ``(C, H, W)``: ``len(channels)``
     stride-2 4x4 convolutions (each halves height and width, rounding down), then a linear
     map to ``out_features``.
@@ -119,8 +141,6 @@ class ConvEncoder(nn.Module):
     Input ``(*batch, C*H*W)`` (an image flattened in ``(C, H, W)`` order), output
     ``(*batch, out_features)``.
     """
-
-    type_name: ClassVar[str]
 
     def __init__(
         self,
@@ -153,7 +173,7 @@ class ConvEncoder(nn.Module):
 
 
 @DECODERS.register("conv")
-class ConvDecoder(nn.Module):
+class ConvDecoder(Network):
     """Transposed-convolution decoder for images, the mirror of :class:`ConvEncoder`: a linear
     map to the smallest feature map, then ``len(channels)`` stride-2 4x4 transposed
     convolutions (each doubles height and width, plus one where the encoder's side was odd,
@@ -164,8 +184,6 @@ class ConvDecoder(nn.Module):
     -> 32x14x14 -> (k*1)x28x28; for 3x15x20: in_features -> 64x3x5 -> 32x7x10 -> (k*3)x15x20.
     Output ``(*batch, k*C*H*W)`` ordered as ``(k, C, H, W)``, as the likelihoods expect.
     """
-
-    type_name: ClassVar[str]
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 (:mod:`~pyrovae.training.run_dir`) and its guard, one writer at a time and never over other
 files (:mod:`~pyrovae.training.run_guard`)."""
 
-from .run import load_run, resume, select_device, train
+from .run import load_program, load_run, resume, select_device, train
 from .trainer import EVAL_SEED, Trainer
 
-__all__ = ["EVAL_SEED", "Trainer", "load_run", "resume", "select_device", "train"]
+__all__ = ["EVAL_SEED", "Trainer", "load_program", "load_run", "resume", "select_device", "train"]

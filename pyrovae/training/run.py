@@ -21,15 +21,15 @@ from .. import distributed
 from ..config import resolve_config
 from ..data import load_data
 from ..errors import CheckpointError, ConfigError
-from ..models.program import build_model
-from ..models.vae import VAE
+from ..models.factory import build_model, model_kind
+from ..models.program import Program
 from ..registry import PositiveInt, check_value
 from ..resources import check_batch_fits, check_model_fits, example_bytes
 from . import run_dir as files
 from .run_guard import check_new_run_dir, hold_run_dir
 from .trainer import Trainer
 
-__all__ = ["load_run", "resume", "select_device", "train"]
+__all__ = ["load_program", "load_run", "resume", "select_device", "train"]
 
 
 def select_device(name: str) -> torch.device:
@@ -63,7 +63,7 @@ def _trainer(
         config["data"], device=device, root=data_root, train_data=data[0], test_data=data[1]
     )
     config["data"].update(loaded.record())  # the run's model is rebuilt from this record
-    builtin = model is None and not config["model"]["program"]
+    builtin = model is None and model_kind(config["model"]) != "program"
     if builtin:
         check_model_fits(config, training=True)  # before a single parameter is allocated
     pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
@@ -75,7 +75,7 @@ def _trainer(
         check_batch_fits(
             particles * batch, example_bytes(vae), "objective.num_particles x train.batch_size ="
         )
-    return Trainer(vae, loaded, config, device, run_dir=run_dir, progress=progress)
+    return Trainer(vae.module, loaded, config, device, run_dir=run_dir, progress=progress)
 
 
 def train(
@@ -211,25 +211,35 @@ def _run_model(run_dir: Path, state: dict[str, Any], model: Any) -> Any:
 
 def load_run(
     run_dir: str | Path, device: str = "auto", model: Any = None
-) -> tuple[VAE, dict[str, Any], dict[str, Any]]:
-    """The trained VAE of a run directory (in eval mode, on ``device``), its config and
-    checkpoint state; for a program run, its module (rebuilt from ``model.program``, or
-    ``model`` with the checkpoint's weights loaded into it).
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The trained model of a run directory (in eval mode, on ``device``), its config and
+    checkpoint state: a built-in :class:`~pyrovae.VAE` (or hierarchical VAE) rebuilt from the
+    config; for a program run, its module (rebuilt from ``model.program``, or ``model`` with
+    the checkpoint's weights loaded into it).
 
     Example::
 
         vae, config, state = pyrovae.load_run("runs/first", device="cpu")
     """
+    program, config, state = load_program(run_dir, device, model)
+    return program.module, config, state
+
+
+def load_program(
+    run_dir: str | Path, device: str = "auto", model: Any = None
+) -> tuple[Program, dict[str, Any], dict[str, Any]]:
+    """:func:`load_run`, the model as the contract sees it
+    (:class:`~pyrovae.models.program.Program`): what the commands work with."""
     run_dir = Path(run_dir)
     config = files.read_config(run_dir)
     dev = select_device(device)
     state = files.load_checkpoint(run_dir, map_location=dev)
-    vae = build_model(config, _run_model(run_dir, state, model)).to(dev)
+    program = build_model(config, _run_model(run_dir, state, model)).to(dev)
     try:
-        vae.load_state_dict(state["model"])
+        program.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as exc:
         raise CheckpointError(
             f"checkpoint in '{run_dir}' does not match its config.toml ({str(exc).splitlines()[0]})"
         ) from None
-    vae.eval()
-    return vae, config, state
+    program.eval()
+    return program, config, state

@@ -43,6 +43,7 @@ from typing import Any, NoReturn
 
 import pyro
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from .. import distributed
@@ -51,8 +52,7 @@ from ..errors import CheckpointError, ConfigError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
 from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
-from ..models import program
-from ..models.vae import VAE
+from ..models.program import Program, as_program
 from ..rng import derived_seed, fixed_rng
 from . import run_dir as files
 
@@ -74,17 +74,19 @@ class Trainer:
     """Trains ``vae`` on ``data`` as the resolved ``config`` says, writing to ``run_dir``.
 
     Attributes:
-        vae: the model (on ``device``): a :class:`~pyrovae.VAE` or any program module
-            (:mod:`pyrovae.models.program`).
+        vae: the model (on ``device``): a :class:`~pyrovae.models.program.Program` such as
+            :class:`~pyrovae.VAE`, or a module of one's own (adapted once, as
+            :attr:`program`).
         data: train/test tensors on ``device``, or the training set streamed to it.
         config: the resolved run config.
         device: where the model and data are.
         run_dir: where the checkpoint, metrics and pictures go (``None``: nowhere).
         progress: show tqdm progress bars.
         objective: the objective of the config's ``[objective]`` section (built here).
+        program: ``vae`` as the contract sees it (:func:`~pyrovae.models.program.as_program`).
     """
 
-    vae: VAE
+    vae: nn.Module
     data: ImageData | StreamingImageData
     config: dict[str, Any]
     device: torch.device
@@ -95,18 +97,18 @@ class Trainer:
         train = self.config["train"]
         self.objective: Objective = OBJECTIVES.build(self.config["objective"], "objective")
         self.elbo = self.objective.elbo()
-        program.check_program(self.vae)
-        if not any(p.requires_grad for p in self.vae.parameters()):
+        self.program: Program = as_program(self.vae, self.data.image_shape)
+        if not any(p.requires_grad for p in self.program.parameters()):
             raise ConfigError(
                 f"the model ({type(self.vae).__name__}) has no parameters to train: a program's "
                 "learned state is its nn.Module parameters (nn.Parameter, submodules)"
             )
         #: the loss and its gradient per batch: recorded once, then replayed (unless
         #: train.replay_steps = false or Pyro validation is on)
-        self.elbo_gradient = ELBOGradient(self.elbo, self.vae, replay=train["replay_steps"])
+        self.elbo_gradient = ELBOGradient(self.elbo, self.program, replay=train["replay_steps"])
         # one fused Adam kernel over all parameters, on CPU as on CUDA (faster than foreach:
         # see docs/performance.md)
-        self.optimizer = torch.optim.Adam(self.vae.parameters(), lr=train["lr"], fused=True)
+        self.optimizer = torch.optim.Adam(self.program.parameters(), lr=train["lr"], fused=True)
         #: weight of the latent sites (beta x KL warm-up), refilled in place every step so
         #: the loop never syncs with the device; None when it is always 1
         self.kl_scale = torch.ones((), device=self.device) if self.objective.scales_kl else None
@@ -123,7 +125,7 @@ class Trainer:
             self.gradient_all_reduce = distributed.GradientAllReduce(
                 list(self.elbo_gradient.params.values())
             )
-            for tensor in self.vae.state_dict().values():  # every process starts from rank 0's
+            for tensor in self.program.state_dict().values():  # every process starts from rank 0's
                 distributed.broadcast_tensor(tensor)
         self.epoch = 0
         self.metrics: list[dict[str, Any]] = []
@@ -131,32 +133,26 @@ class Trainer:
         # images are probabilities, binarized per batch)
         data = self.data
         #: elements per example (the divergence test's scale)
-        self.data_dim: int = program.data_dim(self.vae) or data.data_dim
+        self.data_dim: int = self.program.data_dim or data.data_dim
         train_x, train_y = data.train_preview
-        program.check_data(
-            self.vae,
+        self.program.check_data(
             train_x,
-            program.model_labels(self.vae, train_y),
+            self.program.model_labels(train_y),
             name="the training images",
             grey_levels=data.binarize == "dynamic",
         )
-        program.check_data(
-            self.vae,
-            data.test_images,
-            program.model_labels(self.vae, data.test_labels),
-            name="the test images",
+        self.program.check_data(
+            data.test_images, self.program.model_labels(data.test_labels), name="the test images"
         )
-        if not isinstance(self.vae, VAE):
-            program.check_objective(
-                self.vae, self.objective.type_name, data.test_images[:2], data.test_labels[:2]
-            )
+        if not self.program.trains_with_any_objective:
+            self.objective.check_program(self.program, data.test_images[:2], data.test_labels[:2])
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         state = {
             "epoch": self.epoch,
             "config": self.config,
-            "model": self.vae.state_dict(),
+            "model": self.program.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "data_rng": self.data_generator.get_state(),
@@ -164,15 +160,15 @@ class Trainer:
         }
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        if not isinstance(self.vae, VAE) and not self.config["model"]["program"]:
+        if not self.program.rebuilt_from_config and not self.config["model"]["program"]:
             # a module given in Python: the run directory cannot rebuild it (see load_run)
-            cls = type(self.vae)
+            cls = type(self.program.module)
             state["program"] = f"{cls.__module__}.{cls.__qualname__}"
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         try:
-            self.vae.load_state_dict(state["model"])
+            self.program.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self._check_optimizer_state()
             self.epoch = int(state["epoch"])
@@ -212,7 +208,7 @@ class Trainer:
         with it off, the recorded graph is replayed (see :class:`~pyrovae.infer.ELBOGradient`).
         The optimizer updates ``vae.parameters()`` directly; nothing is registered in Pyro's
         param store."""
-        labels = program.model_labels(self.vae, y)
+        labels = self.program.model_labels(y)
         if self.gradient_all_reduce is None:
             loss = self.elbo_gradient(x, labels, self.kl_scale)
         else:
@@ -232,7 +228,7 @@ class Trainer:
         """One pass over the training set; returns the mean training ELBO (nats/example), or
         the bound with the KL weighted by beta and warm-up when the objective asks for it."""
         batch_size = self.config["train"]["batch_size"]
-        self.vae.train()
+        self.program.train()
         total = torch.zeros((), device=self.device)
         seen = 0
         num_batches = self.data.num_train_batches(batch_size)
@@ -274,7 +270,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{batch_loss.item() / size:.2f}")
         # one read of the epoch's numbers: the loss sum, the first batch's loss, and whether
         # every parameter is finite
-        finite = torch.stack([p.detach().isfinite().all() for p in self.vae.parameters()]).all()
+        finite = torch.stack([p.detach().isfinite().all() for p in self.program.parameters()]).all()
         loss_sum, first_loss, params_finite = torch.stack(
             [total, first.to(total.dtype), finite.to(total.dtype)]
         ).tolist()
@@ -306,13 +302,13 @@ class Trainer:
     def test_elbo(self) -> float:
         """Mean test-set ELBO (nats per example), with fixed draws (computed by rank 0 and
         shared with the other processes of a run of several)."""
-        self.vae.eval()
+        self.program.eval()
         mean = torch.zeros((), dtype=self.data.test_images.dtype, device=self.device)
         if distributed.is_main():
             elbo = elbo_per_example(
-                self.vae,
+                self.program,
                 self.data.test_images,
-                program.model_labels(self.vae, self.data.test_labels),
+                self.program.model_labels(self.data.test_labels),
                 batch_size=self.config["train"]["eval_batch_size"],
                 seed=EVAL_SEED,
             )
@@ -370,11 +366,11 @@ class Trainer:
         """Samples from the model and reconstructions of the first test images, as a PNG."""
         from ..viz.plots import plot_samples_and_reconstructions, save_figure
 
-        self.vae.eval()
+        self.program.eval()
         x = self.data.test_images[:32]
         with fixed_rng(EVAL_SEED, self.device):
-            samples = program.sample(self.vae, 64, dim=self.data_dim)
-            recon = program.reconstruct(self.vae, x)
+            samples = self.program.sample(64)
+            recon = self.program.reconstruct(x)
         last = self.metrics[-1] if self.metrics else None
         title = (
             (
@@ -385,6 +381,6 @@ class Trainer:
             else self.data.name
         )
         figure = plot_samples_and_reconstructions(
-            samples, x, recon, program.image_shape(self.vae, self.data.image_shape), title=title
+            samples, x, recon, self.program.example_shape(), title=title
         )
         return save_figure(figure, path)

@@ -3,7 +3,7 @@
 :class:`matplotlib.figure.Figure` objects; :func:`save_figure` writes a PNG.
 
 matplotlib is imported when ``plots``, ``figures`` or ``save_figure`` is first used, not by
-``import pyrovae`` (nor by this package's figure-kind constants, which the CLI reads).
+``import pyrovae`` (nor by the figure kinds of :mod:`~pyrovae.viz.kinds`, which the CLI reads).
 """
 
 from __future__ import annotations
@@ -11,21 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["FIGURE_KINDS", "NEEDS_DATA", "figures", "plots", "save_figure"]
+from .kinds import FIGURE_KINDS, NEEDS_DATA
 
-#: the figure kinds :func:`pyrovae.viz.figures.draw` knows (``pyrovae plot --kind``)
-FIGURE_KINDS = (
-    "samples",
-    "reconstructions",
-    "curves",
-    "latent",
-    "manifold",
-    "interpolation",
-    "classes",
-    "kl_per_dimension",
-)
-#: the kinds drawn from the test set (``draw(..., data=...)``)
-NEEDS_DATA = ("reconstructions", "latent", "interpolation", "kl_per_dimension")
+__all__ = ["FIGURE_KINDS", "NEEDS_DATA", "figures", "plots", "save_figure"]
 
 
 def __getattr__(name: str) -> Any:

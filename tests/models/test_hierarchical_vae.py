@@ -55,7 +55,6 @@ def test_layers_inherit_the_model_tables_and_override_some_parameters():
     ([{"dim": 0}, {"dim": 2}], r"model.latents\[0\].dim"),
     ([{"dim": 5, "size": 2}, {"dim": 2}], r"model.latents\[0\].size is not a known key"),
     ([{"dim": 5, "prior": "normal"}, {"dim": 2}], r"model.latents\[0\].prior: only the top"),
-    ([{"dim": 5}, {"dim": 2, "prior": "vamp"}], r"model.latents\[1\].prior.type = 'vamp'"),
     ([{"dim": 5}, {"dim": 2, "encoder": {"hidden": ["a"]}}],
      r"model.latents\[1\].encoder.hidden"),
     ([{"dim": 5}, {"dim": 2, "guide": "nope"}], r"model.latents\[1\].guide.type = 'nope'"),
@@ -66,6 +65,17 @@ def test_bad_layers_are_refused_naming_the_key(latents, match):
     del config["model"]["latent_dim"]
     with pytest.raises(ConfigError, match=match):
         resolve_config(config)
+
+
+def test_a_vamp_prior_on_top_is_refused_by_the_model_factory():
+    config = tiny_hierarchy()
+    config["model"]["latents"][1]["prior"] = "vamp"
+    config = resolve_config(config)  # a valid config: the factory says what cannot be built
+    with pytest.raises(ConfigError, match=r"model.latents\[1\].prior.type = 'vamp' .* is not "
+                                          r"available for a hierarchical VAE"):
+        pyrovae.build_model(config)
+    with pytest.raises(ConfigError, match=r"'vamp'"):
+        pyrovae.describe(config)
 
 
 def test_the_layers_replace_a_latent_dim_of_the_base_config():

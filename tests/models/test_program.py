@@ -17,12 +17,13 @@ from program_fixtures import (
     Wrapped,
     relative_weight_variance,
 )
+from pyro.poutine.util import is_validation_enabled
 
 import pyrovae
 from pyrovae import VAE, ConfigError, DataError, resolve_config
 from pyrovae.errors import CheckpointError
 from pyrovae.evaluation.bdmc import bdmc
-from pyrovae.models import program
+from pyrovae.models import factory, program
 from pyrovae.training.run_dir import read_metrics
 
 PROGRAM = "program_fixtures:wrapped_vae"
@@ -34,45 +35,119 @@ def test_a_program_is_an_nn_module_with_model_and_guide():
     with pytest.raises(ConfigError, match=r"no method guide\(x, y=None\).*docs/programs.md"):
         program.check_program(type("OnlyModel", (torch.nn.Module,), {"model": lambda s, x: x})())
     with pytest.raises(ConfigError, match=r"it is a str, not a torch.nn.Module"):
-        program.check_program("vae")
+        program.as_program("vae")
 
 
 def test_factories_are_named_package_module_attribute():
-    assert program.load_factory(PROGRAM).__name__ == "wrapped_vae"
+    assert factory.load_factory(PROGRAM).__name__ == "wrapped_vae"
     with pytest.raises(ConfigError, match=r"is not of the form 'package.module:attribute'"):
-        program.load_factory("program_fixtures.wrapped_vae")
+        factory.load_factory("program_fixtures.wrapped_vae")
     with pytest.raises(ConfigError, match=r"importing 'no_such_module' failed \(ModuleNotFound"
                                           r"Error.*PYTHONPATH"):
-        program.load_factory("no_such_module:build")
+        factory.load_factory("no_such_module:build")
     with pytest.raises(ConfigError, match=r"has no attribute 'nope'"):
-        program.load_factory("program_fixtures:nope")
+        factory.load_factory("program_fixtures:nope")
     with pytest.raises(ConfigError, match=r"is a int, not a callable"):
-        program.load_factory("program_fixtures:GaussianChain.D")
+        factory.load_factory("program_fixtures:GaussianChain.D")
     config = resolve_config({"model": {"program": "program_fixtures:not_a_program"}})
     with pytest.raises(ConfigError, match=r"Linear, not|no method model"):
-        program.build_model(config)
+        pyrovae.build_model(config)
 
 
-def test_fallbacks_check_data_and_draw_from_the_programs():
-    chain = GaussianChain()
-    x = chain.sample_data(4)
-    program.check_data(chain, x)
+def test_the_defaults_check_data_and_draw_from_the_programs():
+    chain = program.as_program(GaussianChain())
+    x = chain.module.sample_data(4)
+    chain.check_data(x)
     with pytest.raises(DataError, match=r"shape \(N, 5\)"):
-        program.check_data(chain, x[:, :3])
+        chain.check_data(x[:, :3])
     with pytest.raises(DataError, match=r"dtype torch.float32"):
-        program.check_data(chain, x.float())
+        chain.check_data(x.float())
     with pytest.raises(DataError, match=r"NaN or infinite"):
-        program.check_data(chain, x.index_fill(0, torch.tensor([1]), math.nan))
+        chain.check_data(x.index_fill(0, torch.tensor([1]), math.nan))
     with pytest.raises(DataError, match=r"integer tensor"):
-        program.check_data(chain, x, torch.zeros(4))
-    assert program.model_labels(chain, torch.arange(4)).tolist() == [0, 1, 2, 3]
+        chain.check_data(x, torch.zeros(4))
+    assert chain.model_labels(torch.arange(4)).tolist() == [0, 1, 2, 3]
     # the mean of site "x": from the prior, and replayed on the guide's draws
-    assert program.sample(chain, 3).shape == (3, 5)
-    assert program.reconstruct(chain, x).shape == (4, 5)
-    text = program.describe_program(chain)
+    assert chain.sample(3).shape == (3, 5)
+    assert chain.reconstruct(x).shape == (4, 5)
+    assert chain.device == torch.device("cpu") and chain.dtype == torch.float64
+    text = chain.describe()
     assert "GaussianChain" in text and "latent 'z1'" in text and "latent 'z2'" in text
-    assert "latent 'c'" in program.describe_program(GaussianMixture())
-    assert "(enumerated)" in program.describe_program(GaussianMixture())
+    mixture = program.as_program(GaussianMixture())
+    assert "latent 'c'" in mixture.describe() and "(enumerated)" in mixture.describe()
+
+
+def test_a_module_is_adapted_once_and_keeps_its_own_state_dict_and_members():
+    vae = VAE.from_config({"model": {"latent_dim": 2}})
+    assert program.as_program(vae) is vae  # a Program already
+    wrapped = Wrapped(vae)
+    adapted = program.as_program(wrapped, (1, 28, 28))
+    assert program.as_program(adapted) is adapted and adapted.module is wrapped
+    assert list(adapted.state_dict()) == list(wrapped.state_dict())  # checkpoints: its keys
+    assert adapted.data_dim == 784 and adapted.example_shape() == (1, 28, 28)
+    assert adapted.figure_kinds == ("samples", "reconstructions", "curves")
+    assert not adapted.trains_with_any_objective and not adapted.rebuilt_from_config
+    with pytest.raises(ConfigError, match=r"the 'latent' figure reads the latent space of "
+                                          r"pyrovae's VAE.*class Wrapped has the figures"):
+        adapted.latent_space("the 'latent' figure")
+    with pytest.raises(ConfigError, match="the classes figure draws samples of each class, but "
+                                          "Wrapped is not label-conditional"):
+        adapted.classes("the classes figure")
+    assert adapted.likelihood_component() is None
+
+    class Own(torch.nn.Module):  # optional members of its own are used, once read
+        def __init__(self):
+            super().__init__()
+            self.inner = Wrapped(vae)
+
+        def model(self, x, y=None):
+            return self.inner.model(x, y)
+
+        def guide(self, x, y=None):
+            return self.inner.guide(x, y)
+
+        def describe(self):
+            return "my own words"
+
+        def sample(self, num):
+            return torch.zeros(num, 784)
+
+    own = program.as_program(Own())
+    assert own.describe() == "my own words" and own.sample(3).shape == (3, 784)
+
+
+def test_a_program_subclass_gets_every_default():
+    class Direct(program.Program):
+        """A Program written against the contract itself."""
+
+        data_dim = 3
+
+        def __init__(self):
+            super().__init__()
+            self.loc = torch.nn.Linear(3, 2)
+
+        def model(self, x, y=None):
+            with pyro.plate("data", x.shape[0]):
+                z = pyro.sample("z", pyro.distributions.Normal(0.0, 1.0).expand([2]).to_event(1))
+                pyro.sample("x", pyro.distributions.Normal(z @ torch.ones(2, 3), 1.0)
+                            .to_event(1), obs=x)
+
+        def guide(self, x, y=None):
+            with pyro.plate("data", x.shape[0]):
+                pyro.sample("z", pyro.distributions.Normal(self.loc(x), 1.0).to_event(1))
+
+    direct = Direct()
+    assert program.as_program(direct) is direct and direct.module is direct
+    x = torch.randn(5, 3)
+    assert direct.sample(4).shape == (4, 3) and direct.reconstruct(x).shape == (5, 3)
+    assert direct.example_shape() == (3,)
+    assert "latent 'z': q = Independent, event shape (2,)" in direct.describe()
+    assert pyrovae.log_likelihood(direct, x, num_samples=4).shape == (5,)
+    with direct.evaluating():
+        assert not direct.training and not is_validation_enabled()
+    assert direct.training and is_validation_enabled()  # both restored
+    with pytest.raises(TypeError, match="abstract"):
+        program.Program()  # model and guide are required
 
 
 # ---------------------------------------------------------------------- several latent sites

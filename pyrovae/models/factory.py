@@ -1,0 +1,290 @@
+"""Which model a config builds: the one model factory.
+
+A resolved config builds one of three models, and this module is the only place that chooses:
+
+* ``model.program = "package.module:factory"``: the module your factory returns for the config
+  (:func:`load_factory`), adapted to the contract
+  (:func:`~pyrovae.models.program.as_program`);
+* ``model.latents = [...]``: a :class:`~pyrovae.HierarchicalVAE`;
+* otherwise: a :class:`~pyrovae.VAE`.
+
+Every rule about what can be built stands here too (:func:`check_model_config`): the data's
+shape against the networks and the prior, what is refused above the first stochastic layer,
+and the model's size against the memory there is. The built-in models register themselves with
+:func:`built_in`, so this module needs none of their code to choose between them.
+
+Example::
+
+    model = build_model(resolve_config({"model": {"latent_dim": 8}}))   # a VAE
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from torch import nn
+
+from ..data import DataShape, data_shape
+from ..errors import ConfigError
+from .guides import GUIDES
+from .likelihoods import LIKELIHOODS
+from .networks import DECODERS, ENCODERS
+from .priors import PRIORS
+from .program import Program, as_program
+
+__all__ = [
+    "build_builtin",
+    "build_model",
+    "built_in",
+    "check_model_config",
+    "load_factory",
+    "model_kind",
+]
+
+P = TypeVar("P", bound=type[Program])
+
+#: the built-in models by kind (:func:`model_kind`), registered by :func:`built_in`
+_BUILT_IN: dict[str, type[Program]] = {}
+
+
+def built_in(kind: str) -> Callable[[P], P]:
+    """Class decorator: the built-in model of ``kind`` (``"vae"``, ``"hierarchical_vae"``)."""
+
+    def register(cls: P) -> P:
+        _BUILT_IN[kind] = cls
+        return cls
+
+    return register
+
+
+def model_kind(model_config: Mapping[str, Any]) -> str:
+    """What a resolved ``model`` section builds: ``"program"``, ``"hierarchical_vae"`` or
+    ``"vae"`` (see the module docstring)."""
+    if model_config.get("program"):
+        return "program"
+    return "hierarchical_vae" if "latents" in model_config else "vae"
+
+
+def build_model(config: Mapping[str, Any], model: object = None) -> Program:
+    """The model a resolved ``config`` trains, as a :class:`~pyrovae.models.program.Program`:
+    ``model`` when given (a module of one's own, adapted), else the module the factory of
+    ``model.program`` returns, else the built-in model (:func:`build_builtin`).
+
+    Raises:
+        ConfigError: ``model`` or the factory's module is not a program; the factory cannot
+            be loaded or fails; the built-in model breaks a rule (:func:`check_model_config`)
+            or does not fit in memory.
+    """
+    if model is not None:
+        return as_program(model, _known_image_shape(config), what=f"model = {type(model).__name__}")
+    spec = config["model"].get("program", "")
+    if not spec:
+        return build_builtin(config)
+    module = load_factory(spec)(dict(config))
+    return as_program(
+        module,
+        _known_image_shape(config),
+        what=f"the module model.program = {spec!r} returned",
+    )
+
+
+def _known_image_shape(config: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """The data's example shape where the config records it (a run's config), else ``None``."""
+    shape = config["data"].get("shape")
+    return tuple(shape) if shape else None
+
+
+def build_builtin(config: Mapping[str, Any], cls: type[Program] | None = None) -> Program:
+    """The built-in model a resolved ``config`` declares: a :class:`~pyrovae.VAE`, or a
+    :class:`~pyrovae.HierarchicalVAE` for ``model.latents``; ``cls``, a subclass of that
+    model, builds itself instead (``Mine.from_config(config)``).
+
+    Its rules are checked (:func:`check_model_config`) and its size estimated
+    (:func:`pyrovae.resources.check_model_fits`) before a single parameter is allocated."""
+    from ..resources import check_model_fits
+
+    shape = data_shape(config["data"])  # recorded by a run, or fixed by the data set
+    kind = model_kind({**config["model"], "program": ""})
+    target = _BUILT_IN[kind]
+    if cls is not None and issubclass(cls, target):
+        target = cls
+    check_model_config(config, shape)
+    check_model_fits(config)
+    builder = _build_hierarchy if kind == "hierarchical_vae" else _build_vae
+    return builder(target, config, shape)
+
+
+# ---------------------------------------------------------------------- the rules
+def check_model_config(config: Mapping[str, Any], shape: DataShape) -> None:
+    """Raise :class:`ConfigError` when the resolved ``config`` declares a built-in model that
+    cannot be built for data of ``shape``: a network of images (``conv``) on vectors, or
+    above the first stochastic layer (the layers above map between latent vectors); a
+    label-conditional prior on unlabelled data; a VampPrior above the first layer (the guide
+    at pseudo-inputs has no closed-form density there)."""
+    m = config["model"]
+    layers = m.get("latents")
+    first = layers[0] if layers else m
+    for key in ("encoder", "decoder"):
+        if first[key]["type"] == "conv" and len(shape.image_shape) != 3:
+            raise ConfigError(
+                f"model.{key}.type = 'conv' needs images (C, H, W), but the data are "
+                f"vectors of {shape.data_dim} numbers; use model.{key}.type = 'mlp'"
+            )
+    prior = layers[-1]["prior"] if layers else m["prior"]
+    if prior["type"] == "conditional" and not shape.num_classes:
+        raise ConfigError(
+            "model.prior.type = 'conditional' needs labelled data, but the data have no "
+            "labels (a folder of images is labelled by its class subfolders)"
+        )
+    if not layers:
+        return
+    top = len(layers) - 1
+    if prior["type"] == "vamp":
+        raise ConfigError(
+            f"model.latents[{top}].prior.type = 'vamp' (the top layer's prior: model.prior "
+            "unless the layer names its own) is not available for a hierarchical VAE: a "
+            f"VampPrior is the guide's q(z{top + 1} | u) at pseudo-inputs u, which has no "
+            "closed-form density above the first layer; choose another prior"
+        )
+    for i, layer in enumerate(layers[1:], 1):
+        for registry, kind in ((ENCODERS, "encoder"), (DECODERS, "decoder")):
+            if registry.takes(layer[kind]["type"], "image_shape"):
+                raise ConfigError(
+                    f"model.latents[{i}].{kind}.type = {layer[kind]['type']!r} is a network of "
+                    f"images, but layer {i + 1} maps between latent vectors; use 'mlp'"
+                )
+
+
+# ---------------------------------------------------------------------- the built-in models
+def _build_vae(cls: type[Program], config: Mapping[str, Any], shape: DataShape) -> Program:
+    m = config["model"]
+    latent_dim, data_dim = m["latent_dim"], shape.data_dim
+    likelihood = LIKELIHOODS.build(m["likelihood"], "model.likelihood", data_dim=data_dim)
+    likelihood.check_data_config(config["data"]["binarize"])
+    guide_family = GUIDES.build(m["guide"], "model.guide", latent_dim=latent_dim)
+    context = {"image_shape": shape.image_shape}
+    encoder = ENCODERS.build(
+        m["encoder"],
+        "model.encoder",
+        in_features=data_dim,
+        out_features=guide_family.num_params,
+        **context,
+    )
+    decoder = DECODERS.build(
+        m["decoder"],
+        "model.decoder",
+        in_features=latent_dim,
+        out_features=likelihood.params_per_element * data_dim,
+        **context,
+    )
+    prior = PRIORS.build(
+        m["prior"],
+        "model.prior",
+        latent_dim=latent_dim,
+        data_dim=data_dim,
+        num_classes=shape.num_classes,
+    )
+    return cls(prior, likelihood, encoder, decoder, guide_family, data_dim, shape.image_shape)
+
+
+def _build_hierarchy(cls: type[Program], config: Mapping[str, Any], shape: DataShape) -> Program:
+    m, data_dim = config["model"], shape.data_dim
+    layers = m["latents"]
+    likelihood = LIKELIHOODS.build(m["likelihood"], "model.likelihood", data_dim=data_dim)
+    likelihood.check_data_config(config["data"]["binarize"])
+    encoders: list[nn.Module] = []
+    families, decoders = [], []
+    for i, layer in enumerate(layers):
+        path, dim = f"model.latents[{i}]", layer["dim"]
+        family = GUIDES.build(layer["guide"], f"{path}.guide", latent_dim=dim)
+        below = data_dim if i == 0 else layers[i - 1]["dim"]
+        outputs = likelihood.params_per_element * data_dim if i == 0 else 2 * below
+        context = {"image_shape": shape.image_shape}
+        encoders.append(
+            ENCODERS.build(
+                layer["encoder"],
+                f"{path}.encoder",
+                in_features=below,
+                out_features=family.num_params,
+                **context,
+            )
+        )
+        decoders.append(
+            DECODERS.build(
+                layer["decoder"],
+                f"{path}.decoder",
+                in_features=dim,
+                out_features=outputs,
+                **context,
+            )
+        )
+        families.append(family)
+    top = len(layers) - 1
+    prior = PRIORS.build(
+        layers[top]["prior"],
+        f"model.latents[{top}].prior",
+        latent_dim=layers[top]["dim"],
+        data_dim=data_dim,
+        num_classes=shape.num_classes,
+    )
+    return cls(prior, likelihood, encoders, families, decoders, data_dim, shape.image_shape)
+
+
+# ---------------------------------------------------------------------- programs of one's own
+_SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+def load_factory(spec: str) -> Callable[[dict[str, Any]], Any]:
+    """The callable named by ``spec`` = ``"package.module:attribute"`` (imported; the current
+    folder is searched first, as ``python -m`` does). Importing runs that module's code.
+
+    Raises:
+        ConfigError: ``spec`` is malformed, the module cannot be imported, it has no such
+            attribute, or the attribute is not callable.
+    """
+    if not isinstance(spec, str) or not _SPEC.match(spec):
+        raise ConfigError(
+            f"model.program = {spec!r} is not of the form 'package.module:attribute' (e.g. "
+            "'my_models:build', a function called with the resolved config that returns the "
+            "module)"
+        )
+    module_name, attribute = spec.split(":")
+    target: Any = _import(spec, module_name)
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ConfigError(
+                f"model.program = {spec!r}: module {module_name!r} has no attribute "
+                f"{attribute!r}; name the function that builds the module from the config"
+            )
+        target = getattr(target, part)
+    if not callable(target):
+        raise ConfigError(
+            f"model.program = {spec!r} is a {type(target).__name__}, not a callable: name a "
+            "function (or class) called with the resolved config that returns the module"
+        )
+    return target
+
+
+def _import(spec: str, module_name: str) -> Any:
+    """Import ``module_name`` with the current folder searched first."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ConfigError(
+            f"model.program = {spec!r}: importing {module_name!r} failed "
+            f"({type(exc).__name__}: {message}); make the module importable (install it, run "
+            "from the folder that holds it, or add that folder to PYTHONPATH)"
+        ) from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
