@@ -1,6 +1,7 @@
 """Run configuration: one nested mapping, loaded from TOML or given in Python.
 
-Sections and their keys (defaults in :data:`SCHEMA` and :data:`COMPONENT_DEFAULTS`)::
+Sections and their keys, each with its type, range and default, are declared once, as the
+typed dictionaries below; :class:`Config` is the resolved config pyrovae works with::
 
     [data]       dataset, binarize, binarization_seed, train_limit, test_limit, path,
                  test_path, test_fraction, split_seed, image_size, channels, in_memory,
@@ -16,107 +17,188 @@ Sections and their keys (defaults in :data:`SCHEMA` and :data:`COMPONENT_DEFAULT
     [eval]       num_samples (K of the importance-sampled test log-likelihood reported after
                  training; 0 skips it)
 
-:func:`resolve_config` validates a mapping and fills in every default; the result is what is
-saved in a run directory. Unknown sections, keys and names raise :class:`ConfigError` naming
-the key and listing the valid choices.
+:func:`resolve_config` validates a mapping and fills in every default; the result, a plain
+``dict`` typed as :class:`Config` (so that ``mypy`` rejects a misspelled key inside pyrovae),
+is what is saved in a run directory. Unknown sections, keys and names raise
+:class:`ConfigError` naming the key and listing the valid choices. A component's parameters
+are its class's keyword-only constructor (:mod:`pyrovae.registry`); the registries are found
+by their kind (:meth:`~pyrovae.registry.Registry.of_kind`), so this module imports none of
+the components.
 """
 
 from __future__ import annotations
 
 import copy
 import tomllib
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
 from .errors import ConfigError
 from .registry import PositiveFloat, PositiveInt, Range, Registry, Seed, check_value, show
 
+__all__ = [
+    "ComponentSpec",
+    "Config",
+    "DataConfig",
+    "DataRecord",
+    "EvalConfig",
+    "LayerConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "dumps_toml",
+    "load_config",
+    "parse_override",
+    "parse_toml",
+    "read_config_file",
+    "resolve_config",
+    "resolve_latents",
+    "section_defaults",
+]
+
+
+@dataclass(frozen=True)
+class Default:
+    """The default of a plain config key, declared in its annotation:
+    ``Annotated[int, Range(min=1), Default(10)]``."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class Component:
+    """A component key, declared in its annotation: the kind of its registry
+    (:meth:`Registry.of_kind`) and the ``type`` it defaults to."""
+
+    kind: str
+    default: str
+
+
+#: a component's resolved table: ``type`` and every parameter of that type
+ComponentSpec = dict[str, Any]
 Device = Literal["auto", "cpu", "cuda"]
 #: a data-set size limit: 0 means the whole split
 Limit = Annotated[int, Range(min=0, note="0 means all")]
 
-#: plain (non-component) keys of each section: name -> (type with its range, default)
-SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
-    "data": {
-        "dataset": (str, "mnist"),
-        "binarize": (Literal["dynamic", "static", "none"], "dynamic"),
-        "binarization_seed": (Seed, 0),
-        "train_limit": (Limit, 0),
-        "test_limit": (Limit, 0),
-        # people's own data (see pyrovae.data.sources): a folder of images or an array file
-        "path": (str, ""),
-        "test_path": (str, ""),
-        "test_fraction": (Annotated[float, Range(gt=0, lt=1)], 0.1),
-        "split_seed": (Seed, 0),
-        "image_size": (tuple[PositiveInt, ...], []),
-        "channels": (Literal[0, 1, 3], 0),  # 1 grey, 3 colour, 0 as the first image
-        # held on the device (fast) or streamed by a DataLoader; "auto": streamed when it
-        # does not fit pyrovae.resources.data_memory_budget
-        "in_memory": (bool | Literal["auto"], "auto"),
-        "workers": (Annotated[int, Range(min=0, note="0 reads in the main process")], 2),
-        # recorded by training: the data's shape and classes, and the hash of its files
-        "shape": (tuple[PositiveInt, ...], []),
-        "num_classes": (Annotated[int, Range(min=0, note="0: unlabelled")], 0),
-        "sha256": (str, ""),
-    },
-    # program: "package.module:factory" of a user's Pyro program module ("": pyrovae's VAE)
-    "model": {"latent_dim": (PositiveInt, 50), "program": (str, "")},
-    "train": {
-        "epochs": (PositiveInt, 10),
-        "batch_size": (PositiveInt, 128),
-        "lr": (PositiveFloat, 1e-3),
-        "seed": (Seed, 0),
-        "device": (Device, "auto"),
-        "eval_batch_size": (PositiveInt, 1000),
-        "replay_steps": (bool, True),
-    },
-    "eval": {"num_samples": (Annotated[int, Range(min=0, note="0 skips the evaluation")], 100)},
-}
 
-#: component keys: (section, key) -> default component spec
-COMPONENT_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
-    ("model", "prior"): {"type": "standard_normal"},
-    ("model", "likelihood"): {"type": "bernoulli"},
-    ("model", "encoder"): {"type": "mlp"},
-    ("model", "decoder"): {"type": "mlp"},
-    ("model", "guide"): {"type": "diag_normal"},
-}
+class DataConfig(TypedDict):
+    """``[data]``: where the examples come from and how they are prepared."""
 
-#: keys a section may hold that are absent from the resolved config unless given
-OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {"model": ("latents",)}
-
-#: the keys of one entry of ``model.latents``, and which component registry each names
-LATENT_COMPONENTS = ("encoder", "decoder", "guide", "prior")
-
-#: sections that are a single component (``type`` plus parameters)
-COMPONENT_SECTIONS: dict[str, dict[str, Any]] = {"objective": {"type": "trace_elbo"}}
+    dataset: Annotated[str, Default("mnist")]
+    binarize: Annotated[Literal["dynamic", "static", "none"], Default("dynamic")]
+    binarization_seed: Annotated[Seed, Default(0)]
+    train_limit: Annotated[Limit, Default(0)]
+    test_limit: Annotated[Limit, Default(0)]
+    # people's own data (see pyrovae.data.sources): a folder of images or an array file
+    path: Annotated[str, Default("")]
+    test_path: Annotated[str, Default("")]
+    test_fraction: Annotated[float, Range(gt=0, lt=1), Default(0.1)]
+    split_seed: Annotated[Seed, Default(0)]
+    image_size: Annotated[list[PositiveInt], Default([])]
+    channels: Annotated[Literal[0, 1, 3], Default(0)]  # 1 grey, 3 colour, 0 as the first image
+    # held on the device (fast) or streamed by a DataLoader; "auto": streamed when it does
+    # not fit the data budget of pyrovae's memory helper
+    in_memory: Annotated[bool | Literal["auto"], Default("auto")]
+    workers: Annotated[int, Range(min=0, note="0 reads in the main process"), Default(2)]
+    # recorded by training: the data's shape and classes, and the hash of its files
+    shape: Annotated[list[PositiveInt], Default([])]
+    num_classes: Annotated[int, Range(min=0, note="0: unlabelled"), Default(0)]
+    sha256: Annotated[str, Default("")]
 
 
-def _registries() -> dict[str, Registry]:
-    from .data import DATASETS
-    from .infer.objectives import OBJECTIVES
-    from .models.guides import GUIDES
-    from .models.likelihoods import LIKELIHOODS
-    from .models.networks import DECODERS, ENCODERS
-    from .models.priors import PRIORS
+class LayerConfig(TypedDict):
+    """One entry of ``model.latents``: a stochastic layer and its components."""
 
+    dim: int
+    encoder: ComponentSpec
+    decoder: ComponentSpec
+    guide: ComponentSpec
+    prior: NotRequired[ComponentSpec]  # the top layer's only
+
+
+class ModelConfig(TypedDict):
+    """``[model]``: the latent space, the components, or a program of one's own."""
+
+    latent_dim: Annotated[PositiveInt, Default(50)]
+    # "package.module:factory" of a user's Pyro program module ("": pyrovae's VAE)
+    program: Annotated[str, Default("")]
+    prior: Annotated[ComponentSpec, Component("prior", "standard_normal")]
+    likelihood: Annotated[ComponentSpec, Component("likelihood", "bernoulli")]
+    encoder: Annotated[ComponentSpec, Component("encoder", "mlp")]
+    decoder: Annotated[ComponentSpec, Component("decoder", "mlp")]
+    guide: Annotated[ComponentSpec, Component("guide", "diag_normal")]
+    latents: NotRequired[list[LayerConfig]]
+
+
+class TrainConfig(TypedDict):
+    """``[train]``: the optimisation."""
+
+    epochs: Annotated[PositiveInt, Default(10)]
+    batch_size: Annotated[PositiveInt, Default(128)]
+    lr: Annotated[PositiveFloat, Default(1e-3)]
+    seed: Annotated[Seed, Default(0)]
+    device: Annotated[Device, Default("auto")]
+    eval_batch_size: Annotated[PositiveInt, Default(1000)]
+    replay_steps: Annotated[bool, Default(True)]
+
+
+class EvalConfig(TypedDict):
+    """``[eval]``: the estimate reported after training."""
+
+    num_samples: Annotated[int, Range(min=0, note="0 skips the evaluation"), Default(100)]
+
+
+class DataRecord(TypedDict):
+    """What a run records of its data in ``[data]`` (:meth:`pyrovae.ImageData.record`), so
+    that its run directory rebuilds the model without the data and finds the data again."""
+
+    dataset: str
+    path: str
+    sha256: str
+    shape: list[int]
+    num_classes: int
+
+
+class Config(TypedDict):
+    """A resolved run config: every section, every key, every default filled in."""
+
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    eval: EvalConfig
+    objective: Annotated[ComponentSpec, Component("objective", "trace_elbo")]
+
+
+def _keys(table: type) -> dict[str, Any]:
+    """The annotated keys of a typed dictionary, in declaration order."""
+    return typing.get_type_hints(table, include_extras=True)
+
+
+def _meta(annotation: Any, kind: type) -> Any:
+    """The metadata of type ``kind`` in an ``Annotated`` annotation, or ``None``."""
+    if typing.get_origin(annotation) is not Annotated:
+        return None
+    return next((m for m in annotation.__metadata__ if isinstance(m, kind)), None)
+
+
+def _sections() -> dict[str, Any]:
+    return _keys(Config)
+
+
+def section_defaults(section: str) -> dict[str, Any]:
+    """The default of every plain key of a section, e.g. ``section_defaults("data")``."""
+    table = _sections()[section]
     return {
-        "model.prior": PRIORS,
-        "model.likelihood": LIKELIHOODS,
-        "model.encoder": ENCODERS,
-        "model.decoder": DECODERS,
-        "model.guide": GUIDES,
-        "objective": OBJECTIVES,
-        "data.dataset": DATASETS,
+        key: copy.deepcopy(default.value)
+        for key, annotation in _keys(table).items()
+        if (default := _meta(annotation, Default)) is not None
     }
 
 
-def _sections() -> list[str]:
-    return sorted(set(SCHEMA) | set(COMPONENT_SECTIONS))
-
-
-def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_config(config: Mapping[str, Any]) -> Config:
     """Validate ``config`` and return a new, complete config with every default filled in.
 
     Raises:
@@ -125,47 +207,58 @@ def resolve_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(config, Mapping):
         raise ConfigError(f"a config must be a mapping of sections, got {type(config).__name__}")
-    registries = _registries()
+    sections = _sections()
     for section in config:
-        if section not in _sections():
+        if section not in sections:
             raise ConfigError(
-                f"unknown config section {section!r}; valid sections: {', '.join(_sections())}"
+                f"unknown config section {section!r}; valid sections: {', '.join(sorted(sections))}"
             )
     resolved: dict[str, Any] = {}
-    for section, keys in SCHEMA.items():
-        given = config.get(section, {})
-        if not isinstance(given, Mapping):
-            raise ConfigError(f"config section [{section}] must be a table, got {show(given)}")
-        components = {k: v for (s, k), v in COMPONENT_DEFAULTS.items() if s == section}
-        valid = sorted(set(keys) | set(components) | set(OPTIONAL_KEYS.get(section, ())))
-        for key in given:
-            if key not in valid:
-                raise ConfigError(
-                    f"{section}.{key} is not a known key; valid keys in [{section}]: "
-                    + ", ".join(valid)
-                )
-        out: dict[str, Any] = {}
-        for key, (annotation, default) in keys.items():
-            out[key] = check_value(given.get(key, default), annotation, f"{section}.{key}")
-        for key, default in components.items():
-            path = f"{section}.{key}"
-            spec = _with_default_type(given.get(key, default), default)
-            out[key] = registries[path].resolve(spec, path)
-        if section == "model" and "latents" in given:
-            out["latents"] = resolve_latents(given["latents"], out, registries)
-        resolved[section] = out
+    for section, annotation in sections.items():
+        component = _meta(annotation, Component)
+        if component is not None:
+            resolved[section] = _resolve_component(config.get(section), component, section)
+        else:
+            resolved[section] = _resolve_section(section, annotation, config.get(section, {}))
     data = resolved["data"]
-    data["image_size"], data["shape"] = list(data["image_size"]), list(data["shape"])
-    registries["data.dataset"].get(data["dataset"], key="data.dataset").check_config(data)
-    for section, default in COMPONENT_SECTIONS.items():
-        spec = _with_default_type(config.get(section, default), default)
-        resolved[section] = registries[section].resolve(spec, section)
-    return resolved
+    Registry.of_kind("dataset").get(data["dataset"], key="data.dataset").check_config(data)
+    return cast(Config, resolved)
 
 
-def resolve_latents(
-    given: Any, model: dict[str, Any], registries: Mapping[str, Registry]
-) -> list[dict[str, Any]]:
+def _resolve_section(section: str, table: type, given: Any) -> dict[str, Any]:
+    """One section's keys checked and completed (its plain keys, then its components)."""
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"config section [{section}] must be a table, got {show(given)}")
+    keys = _keys(table)
+    valid = sorted(keys)
+    for key in given:
+        if key not in valid:
+            raise ConfigError(
+                f"{section}.{key} is not a known key; valid keys in [{section}]: "
+                + ", ".join(valid)
+            )
+    out: dict[str, Any] = {}
+    for key, annotation in keys.items():
+        default = _meta(annotation, Default)
+        if default is not None:
+            value = check_value(given.get(key, default.value), annotation, f"{section}.{key}")
+            out[key] = list(value) if isinstance(value, tuple) else value
+    for key, annotation in keys.items():
+        component = _meta(annotation, Component)
+        if component is not None:
+            out[key] = _resolve_component(given.get(key), component, f"{section}.{key}")
+    if section == "model" and "latents" in given:
+        out["latents"] = resolve_latents(given["latents"], out)
+    return out
+
+
+def _resolve_component(given: Any, component: Component, path: str) -> ComponentSpec:
+    default = {"type": component.default}
+    spec = _with_default_type(default if given is None else given, default)
+    return Registry.of_kind(component.kind).resolve(spec, path)
+
+
+def resolve_latents(given: Any, model: dict[str, Any]) -> list[dict[str, Any]]:
     """Validate ``model.latents``, the stochastic layers ``z1, ..., zL`` of a hierarchical VAE
     (:class:`~pyrovae.models.hierarchical_vae.HierarchicalVAE`), bottom (next to ``x``) first,
     and return them complete; set ``model["latent_dim"]`` to their total size (the layers
@@ -191,33 +284,39 @@ def resolve_latents(
             f"[{{dim = 100}}, {{dim = 50}}], got {show(given)}; for one stochastic layer use "
             "model.latent_dim"
         )
-    top = len(given) - 1
-    layers = []
-    for i, entry in enumerate(given):
-        path = f"{key}[{i}]"
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{path} must be a table such as {{dim = 50}}, got {show(entry)}")
-        valid = ["dim", *(k for k in LATENT_COMPONENTS if k != "prior" or i == top)]
-        for k in entry:
-            if k == "prior" and i != top:
-                raise ConfigError(
-                    f"{path}.prior: only the top layer ({key}[{top}]) has a prior; the "
-                    f"distribution of z{i + 1} given z{i + 2} is a diagonal Gaussian whose "
-                    f"network is {key}[{i + 1}].decoder"
-                )
-            if k not in valid:
-                raise ConfigError(f"{path}.{k} is not a known key; valid keys: {', '.join(valid)}")
-        if "dim" not in entry:
-            raise ConfigError(f"{path}.dim is required: the number of dimensions of z{i + 1}")
-        layer: dict[str, Any] = {"dim": check_value(entry["dim"], PositiveInt, f"{path}.dim")}
-        for k in valid[1:]:
-            spec = _with_default_type(entry.get(k, model[k]), model[k])
-            if isinstance(spec, Mapping) and spec["type"] == model[k]["type"]:
-                spec = {**model[k], **spec}  # the [model] table's parameters, some overridden
-            layer[k] = registries[f"model.{k}"].resolve(spec, f"{path}.{k}")
-        layers.append(layer)
+    layers = [_resolve_layer(i, entry, len(given) - 1, model) for i, entry in enumerate(given)]
     model["latent_dim"] = sum(layer["dim"] for layer in layers)
     return layers
+
+
+#: the component keys of one entry of ``model.latents`` (``prior``: the top layer's only)
+LAYER_COMPONENTS = ("encoder", "decoder", "guide", "prior")
+
+
+def _resolve_layer(i: int, entry: Any, top: int, model: dict[str, Any]) -> dict[str, Any]:
+    """Entry ``i`` of ``model.latents`` checked, its components completed from ``[model]``."""
+    key, path = "model.latents", f"model.latents[{i}]"
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{path} must be a table such as {{dim = 50}}, got {show(entry)}")
+    valid = ["dim", *(k for k in LAYER_COMPONENTS if k != "prior" or i == top)]
+    for k in entry:
+        if k == "prior" and i != top:
+            raise ConfigError(
+                f"{path}.prior: only the top layer ({key}[{top}]) has a prior; the "
+                f"distribution of z{i + 1} given z{i + 2} is a diagonal Gaussian whose "
+                f"network is {key}[{i + 1}].decoder"
+            )
+        if k not in valid:
+            raise ConfigError(f"{path}.{k} is not a known key; valid keys: {', '.join(valid)}")
+    if "dim" not in entry:
+        raise ConfigError(f"{path}.dim is required: the number of dimensions of z{i + 1}")
+    layer: dict[str, Any] = {"dim": check_value(entry["dim"], PositiveInt, f"{path}.dim")}
+    for k in valid[1:]:
+        spec = _with_default_type(entry.get(k, model[k]), model[k])
+        if isinstance(spec, Mapping) and spec["type"] == model[k]["type"]:
+            spec = {**model[k], **spec}  # the [model] table's parameters, some overridden
+        layer[k] = Registry.of_kind(k).resolve(spec, f"{path}.{k}")
+    return layer
 
 
 def _with_default_type(spec: Any, default: Mapping[str, Any]) -> Any:
@@ -280,7 +379,7 @@ def parse_toml(raw: bytes | str, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} nests tables or arrays too deeply to be a config") from None
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
+def load_config(path: str | Path) -> Config:
     """Read a TOML config file and return it resolved (see :func:`resolve_config`)."""
     return resolve_config(read_config_file(path))
 
@@ -309,7 +408,7 @@ def apply_overrides(config: Mapping[str, Any], overrides: list[str]) -> dict[str
     ``model.prior=vamp``) are applied first and reset that component to the new type's
     defaults, so ``--set model.prior.components=10 --set model.prior.type=vamp`` means a
     VampPrior with 10 components whatever the order."""
-    component_keys = {key for _, key in COMPONENT_DEFAULTS} | set(COMPONENT_SECTIONS)
+    component_keys = _component_keys()
     parsed = [(text, *parse_override(text)) for text in overrides]
     chooses_type = [
         keys[-1] == "type" or (keys[-1] in component_keys and isinstance(value, str))
@@ -334,6 +433,16 @@ def apply_overrides(config: Mapping[str, Any], overrides: list[str]) -> dict[str
             node.clear()  # a new component type starts from its own defaults
         node[keys[-1]] = value
     return out
+
+
+def _component_keys() -> set[str]:
+    """The keys that name a component (``model.prior``..., ``objective``)."""
+    tables = [_sections(), *(_keys(t) for t in _sections().values() if _is_table(t))]
+    return {key for table in tables for key, a in table.items() if _meta(a, Component)}
+
+
+def _is_table(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, dict)
 
 
 def dumps_toml(config: Mapping[str, Any]) -> str:

@@ -31,7 +31,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from .errors import ConfigError
 
@@ -210,10 +210,22 @@ class Registry(Generic[T]):
             config parameters.
     """
 
+    #: the first registry of each kind: the one configs use (they find it here, without
+    #: importing the modules that define the components)
+    _by_kind: ClassVar[dict[str, Registry[Any]]] = {}
+
     def __init__(self, kind: str, context: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.context = frozenset(context)
         self._classes: dict[str, type[T]] = {}
+        Registry._by_kind.setdefault(kind, self)
+
+    @classmethod
+    def of_kind(cls, kind: str) -> Registry[Any]:
+        """The (first) registry of ``kind``: ``"prior"``, ``"likelihood"``, ``"encoder"``,
+        ``"decoder"``, ``"guide"``, ``"objective"`` or ``"dataset"`` for pyrovae's own,
+        each created where its components are defined (``import pyrovae`` creates them)."""
+        return cls._by_kind[kind]
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         """Class decorator registering ``cls`` under ``name``; sets ``cls.type_name``."""
@@ -226,6 +238,14 @@ class Registry(Generic[T]):
             return cls
 
         return decorator
+
+    def unregister(self, name: str) -> type[T]:
+        """Remove and return the class registered as ``name`` (a plugin withdrawing a
+        component, a test cleaning up after itself); :class:`ConfigError` listing the choices
+        if there is none."""
+        cls = self.get(name)
+        del self._classes[name]
+        return cls
 
     def names(self) -> list[str]:
         """The registered names, sorted."""

@@ -4,13 +4,15 @@ the CLI's one-line errors: test_cli.py)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import pyrovae
 from pyrovae import LIKELIHOODS, PRIORS, VAE, resolve_config
-from pyrovae.config import apply_overrides, dumps_toml, load_config
+from pyrovae.config import apply_overrides, dumps_toml, load_config, section_defaults
 from pyrovae.errors import ConfigError
 
 from conftest import ROOT, TINY_CONFIG, tiny_config
@@ -130,3 +132,30 @@ def test_eval_section_is_validated():
     assert resolve_config(tiny_config(eval={"num_samples": 0}))["eval"] == {"num_samples": 0}
     with pytest.raises(ConfigError, match=r"eval\.num_samples = -1 must be >= 0 \(0 skips"):
         resolve_config(tiny_config(eval={"num_samples": -1}))
+
+
+def test_the_resolved_config_is_typed_so_mypy_rejects_a_misspelled_key(tmp_path):
+    """Inside pyrovae the resolved config is a :class:`pyrovae.config.Config`: mypy (with the
+    project's settings, and its cache when CI has just run it) finds a misspelled key."""
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(
+        "from pyrovae.config import Config\n\n\n"
+        "def learning_rate(config: Config) -> float:\n"
+        "    return config['train']['lrr']\n\n\n"
+        "def epochs(config: Config) -> int:\n"
+        "    return config['train']['epochs']\n"
+    )
+    mypy = Path(sys.executable).with_name("mypy")
+    proc = subprocess.run([str(mypy), "--config-file", str(ROOT / "pyproject.toml"),
+                           str(snippet)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and 'TypedDict "TrainConfig" has no key "lrr"' in errors[0], errors
+
+
+def test_every_key_has_one_declaration_with_its_default():
+    """The typed sections are the schema: resolving an empty config gives their defaults."""
+    resolved = resolve_config({})
+    for section in ("data", "train", "eval"):
+        assert resolved[section] == section_defaults(section)
+    assert section_defaults("model") == {"latent_dim": 50, "program": ""}

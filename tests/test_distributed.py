@@ -71,7 +71,7 @@ def delta_config(epochs: int = 2) -> dict[str, Any]:
 def delta_guide():
     register_delta_guide()
     yield
-    GUIDES._classes.pop("delta")  # leave the registry as the other tests know it
+    GUIDES.unregister("delta")  # leave the registry as the other tests know it
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import pytest
 
+import pyrovae
 from pyrovae.errors import ConfigError
 from pyrovae.registry import (
     NonNegativeFloat,
@@ -154,3 +155,27 @@ def test_registry_checks_parameters_and_prefixes_constructor_errors_with_the_key
         registry.resolve({"type": "box", "size": 3}, "w")
     with pytest.raises(ValueError, match="widget 'box' is already registered"):
         registry.register("box")(Box)
+
+
+def test_a_component_can_be_unregistered_and_registered_again():
+    registry: Registry[object] = Registry("gadget")
+
+    @registry.register("knob")
+    class Knob:
+        def __init__(self, *, turns: PositiveInt = 1) -> None:
+            self.turns = turns
+
+    assert registry.unregister("knob") is Knob and "knob" not in registry
+    with pytest.raises(ConfigError, match=r"'knob' is not a known gadget"):
+        registry.unregister("knob")
+    registry.register("knob")(Knob)  # the name is free again
+    assert registry.build("knob", "g").turns == 1
+
+
+def test_configs_find_the_registries_by_kind():
+    """pyrovae.config imports no component: it asks for each registry by its kind."""
+    assert Registry.of_kind("prior") is pyrovae.PRIORS
+    assert Registry.of_kind("objective") is pyrovae.OBJECTIVES
+    assert Registry.of_kind("dataset") is pyrovae.DATASETS
+    Registry("prior")  # another registry of a kind does not replace the first
+    assert Registry.of_kind("prior") is pyrovae.PRIORS

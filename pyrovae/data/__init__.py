@@ -18,11 +18,13 @@ model is built for, known from the config without the data.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ..config import section_defaults
 from ..errors import ConfigError, DataError
 from ..resources import data_memory_budget
 from .examples import Examples
@@ -33,7 +35,7 @@ from .sources import (
     DATASETS,
     OFFLINE_ENV,
     DataSource,
-    ImageDataset,
+    PublishedSource,
     Splits,
     default_data_root,
     examples_sha256,
@@ -51,7 +53,7 @@ __all__ = [
     "DataShape",
     "DataSource",
     "ImageData",
-    "ImageDataset",
+    "PublishedSource",
     "StreamingImageData",
     "batches",
     "binarize_once",
@@ -82,7 +84,7 @@ class DataShape:
         return dim
 
 
-def data_shape(data_config: dict[str, Any]) -> DataShape:
+def data_shape(data_config: Mapping[str, Any]) -> DataShape:
     """The data shape of a resolved ``data`` config section, without reading the data: the
     recorded ``data.shape`` / ``data.num_classes`` (a run's config holds them), else the
     source's fixed shape (the torchvision sets), else what a look at the files tells (a
@@ -112,12 +114,10 @@ def data_shape(data_config: dict[str, Any]) -> DataShape:
     return DataShape(tuple(source.image_shape), source.num_classes)
 
 
-def _with_defaults(data_config: dict[str, Any]) -> dict[str, Any]:
+def _with_defaults(data_config: Mapping[str, Any]) -> dict[str, Any]:
     """``data_config`` with the defaults of the keys it lacks (a section written by hand with
     the keys of the MNIST family only still loads)."""
-    from ..config import SCHEMA
-
-    return {**{key: default for key, (_, default) in SCHEMA["data"].items()}, **data_config}
+    return {**section_defaults("data"), **data_config}
 
 
 def _python_splits(data_config: dict[str, Any], train_data: Any, test_data: Any) -> Splits:
@@ -159,7 +159,7 @@ def _check_record(data_config: dict[str, Any], train: Examples, splits: Splits, 
 
 
 def load_data(
-    data_config: dict[str, Any],
+    data_config: Mapping[str, Any],
     device: torch.device | str = "cpu",
     root: str | os.PathLike | None = None,
     *,

@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 import torch
 
+from ..config import DataRecord
+
 __all__ = [
     "Binarization",
     "ImageData",
@@ -105,10 +107,16 @@ class TrainTestData:
     def num_train(self) -> int:
         raise NotImplementedError
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> DataRecord:
         """The ``data`` config keys that record where the data came from and its shape, so
         that a run directory can rebuild its model without the data and find it again."""
-        return {**self.source, "shape": list(self.image_shape), "num_classes": self.num_classes}
+        return {
+            "dataset": self.source["dataset"],
+            "path": self.source["path"],
+            "sha256": self.source["sha256"],
+            "shape": list(self.image_shape),
+            "num_classes": self.num_classes,
+        }
 
     def train_batches(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -183,7 +184,7 @@ def evaluate(
 def evaluate_test_set(
     vae: Program,
     data: ImageData | StreamingImageData,
-    config: dict[str, Any],
+    config: Mapping[str, Any],
     *,
     num_samples: int | None,
     seed: int,

@@ -18,7 +18,7 @@ import pyro
 import torch
 
 from .. import distributed
-from ..config import resolve_config
+from ..config import Config, resolve_config
 from ..data import load_data
 from ..errors import CheckpointError, ConfigError
 from ..models.factory import build_model, model_kind
@@ -44,7 +44,7 @@ def select_device(name: str) -> torch.device:
 
 
 def _trainer(
-    config: dict[str, Any],
+    config: Config,
     data_root: str | Path | None,
     progress: bool,
     run_dir: Path | None,
@@ -211,7 +211,7 @@ def _run_model(run_dir: Path, state: dict[str, Any], model: Any) -> Any:
 
 def load_run(
     run_dir: str | Path, device: str = "auto", model: Any = None
-) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+) -> tuple[Any, Config, dict[str, Any]]:
     """The trained model of a run directory (in eval mode, on ``device``), its config and
     checkpoint state: a built-in :class:`~pyrovae.VAE` (or hierarchical VAE) rebuilt from the
     config; for a program run, its module (rebuilt from ``model.program``, or ``model`` with
@@ -227,7 +227,7 @@ def load_run(
 
 def load_program(
     run_dir: str | Path, device: str = "auto", model: Any = None
-) -> tuple[Program, dict[str, Any], dict[str, Any]]:
+) -> tuple[Program, Config, dict[str, Any]]:
     """:func:`load_run`, the model as the contract sees it
     (:class:`~pyrovae.models.program.Program`): what the commands work with."""
     run_dir = Path(run_dir)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..atomic import atomic_write_bytes
-from ..config import dumps_toml, load_config
+from ..config import Config, dumps_toml, load_config
 from ..errors import CheckpointError, ConfigError
 from ..resources import available_memory
 
@@ -150,12 +150,12 @@ def check_state(state: Mapping[str, Any], path: Path) -> None:
             )
 
 
-def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+def write_config(run_dir: Path, config: Config) -> None:
     text = dumps_toml(config).encode()
     atomic_write_bytes(Path(run_dir) / CONFIG_FILE, lambda f: f.write(text))
 
 
-def read_config(run_dir: Path) -> dict[str, Any]:
+def read_config(run_dir: Path) -> Config:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"no {CONFIG_FILE} in '{run_dir}': not a pyrovae run directory")

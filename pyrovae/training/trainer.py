@@ -47,6 +47,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import distributed
+from ..config import Config
 from ..data import ImageData, StreamingImageData
 from ..errors import CheckpointError, ConfigError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
@@ -88,7 +89,7 @@ class Trainer:
 
     vae: nn.Module
     data: ImageData | StreamingImageData
-    config: dict[str, Any]
+    config: Config
     device: torch.device
     run_dir: Path | None = None
     progress: bool = True
