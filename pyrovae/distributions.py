@@ -32,8 +32,9 @@ from typing import ClassVar
 import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
-from torch.distributions.utils import _standard_normal
 from torch.nn import functional as F
+
+from .compat import standard_normal
 
 __all__ = [
     "DiscretizedLogisticMixture",
@@ -69,7 +70,7 @@ class ReparameterizedNormal(dist.Normal):
 
     def rsample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> torch.Tensor:
         shape = self._extended_shape(sample_shape)
-        eps = _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
+        eps = standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
         value = self.loc + eps * self.scale
         self._draw = (value, eps)
         return value

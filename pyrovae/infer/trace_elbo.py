@@ -18,10 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from pyro.infer.trace_elbo import _compute_log_r
 from pyro.infer.util import is_identically_zero
 from pyro.poutine import Trace
 
+from ..compat import compute_log_r, is_alias_of
 from .elbo import ELBO, warn_if_nan_when_validating
 
 __all__ = ["Trace_ELBO"]
@@ -62,7 +62,7 @@ class Trace_ELBO(ELBO):
                 extra_surrogate.append(-entropy_term.sum())
             if not is_identically_zero(score_function_term):
                 if log_r is None:
-                    log_r = _compute_log_r(model_trace, guide_trace)
+                    log_r = compute_log_r(model_trace, guide_trace)
                 weight = log_r.sum_to(site["cond_indep_stack"])
                 extra_surrogate.append((weight * score_function_term).sum())
         elbo = _sum(terms)
@@ -99,7 +99,7 @@ def _same_view(a: Any, b: Any) -> bool:
     return bool(
         isinstance(a, torch.Tensor)
         and isinstance(b, torch.Tensor)
-        and torch._C._is_alias_of(a, b)  # type: ignore[attr-defined]
+        and is_alias_of(a, b)
         and a.storage_offset() == b.storage_offset()
         and a.dtype == b.dtype
         and a.shape == b.shape
