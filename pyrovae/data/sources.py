@@ -33,7 +33,7 @@ from .idx import read_idx
 __all__ = [
     "DATASETS",
     "DataSource",
-    "ImageDataset",
+    "PublishedSource",
     "Splits",
     "default_data_root",
     "offline",
@@ -133,8 +133,10 @@ class DataSource:
 DATASETS: Registry[DataSource] = Registry("dataset")
 
 
-class ImageDataset(DataSource):
-    """A torchvision data set of the MNIST family, read from its IDX files."""
+class PublishedSource(DataSource):
+    """A published data set of fixed shape, under the data root in torchvision's layout and
+    downloaded by torchvision: here the MNIST family, read from its IDX files (a data source,
+    not a ``torch.utils.data.Dataset``)."""
 
     torchvision_name: ClassVar[str]
     image_shape: ClassVar[tuple[int, ...]] = (1, 28, 28)
@@ -221,21 +223,21 @@ class ImageDataset(DataSource):
 
 
 @DATASETS.register("mnist")
-class MNIST(ImageDataset):
+class MNIST(PublishedSource):
     torchvision_name = "MNIST"
 
 
 @DATASETS.register("fashion_mnist")
-class FashionMNIST(ImageDataset):
+class FashionMNIST(PublishedSource):
     torchvision_name = "FashionMNIST"
 
 
 @DATASETS.register("kmnist")
-class KMNIST(ImageDataset):
+class KMNIST(PublishedSource):
     torchvision_name = "KMNIST"
 
 
-class TorchvisionImages(ImageDataset):
+class TorchvisionImages(PublishedSource):
     """A colour data set read by its torchvision dataset class (``tv_dataset(split)``), whose
     ``data`` array holds uint8 images and ``targets``/``labels`` their classes."""
 

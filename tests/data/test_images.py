@@ -1,9 +1,9 @@
-"""Data: MNIST loads offline with limits and binarization as configured, batches slice
-examples in order, and a missing data set names the fix."""
+"""Data held on the device (pyrovae.data.images): MNIST loads offline with limits and
+binarization as configured, training batches are fresh binary draws of shuffled examples, and
+``batches`` slices examples in order."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 import pyrovae
@@ -55,8 +55,3 @@ def test_batches_slice_in_order_with_or_without_labels():
     assert [b.flatten().tolist() for b, _ in got] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert [c.tolist() for _, c in got] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert [c for _, c in batches(x, None, 4)] == [None, None, None]
-
-
-def test_missing_dataset_offline_names_the_fix(tmp_path):
-    with pytest.raises(pyrovae.DataError, match="--data-root"):
-        pyrovae.load_data(data_config(), root=tmp_path)
