@@ -70,14 +70,15 @@ def effective_max_batch_elements(
     requested: int,
 ) -> int:
     """The bound on (sample, example) pairs per vectorized pass that an evaluation of ``x``
-    uses, given the ``requested`` bound and ``per_example`` samples (or chains) per example.
+    ``(N, data_dim)`` (labels ``y``) by ``program`` uses, given the ``requested`` bound and
+    ``per_example`` samples (or chains) per example.
 
-    The one place where an evaluation decides how much it may hold at once, called once per
-    run before the blocks are laid out. For now it refuses (:class:`~pyrovae.errors.ConfigError`
+    The one place where an evaluation decides how much it may hold at once: the driver calls
+    it once per run, before the blocks are laid out, and sizes the blocks (and IS's sample
+    chunks) from what it returns. For now it refuses (:class:`~pyrovae.errors.ConfigError`
     naming ``max_batch_elements``) a request whose one pass would not fit in the memory there
     is (:func:`pyrovae.resources.check_batch_fits`) and returns the request unchanged.
     """
-    del y  # the labels take no memory worth counting
     pairs = min(requested, per_example * x.shape[0])
     check_batch_fits(pairs, example_bytes(program), "max_batch_elements")
     return requested

@@ -15,10 +15,11 @@
 
 Both are seeded (the caller's random stream is left untouched), chunked so that memory does
 not grow with the number of examples, and read the densities from Pyro traces of the model's
-own ``model`` and ``guide``. Each block of examples draws from its own seed, so in a run of
-several processes (``torchrun``; :mod:`pyrovae.distributed`) each process estimates a
-contiguous share of the blocks and the per-example estimates and diagnostics are gathered on
-every process: the same numbers as one process computes.
+own ``model`` and ``guide``; one driver runs both
+(:class:`~pyrovae.evaluation.estimator.BlockEstimator`). Each block of examples draws from
+its own seed, so in a run of several processes (``torchrun``; :mod:`pyrovae.distributed`)
+each process estimates a contiguous share of the blocks and the per-example estimates and
+diagnostics are gathered on every process: the same numbers as one process computes.
 """
 
 from __future__ import annotations
