@@ -11,17 +11,23 @@
   per latent dimension;
 * :mod:`~pyrovae.evaluation.bits_per_dim`: log-likelihoods of masses on 8-bit (or binary)
   data in bits per dimension;
-* :mod:`~pyrovae.evaluation.evaluate`: all of it summarized with standard errors.
+* :mod:`~pyrovae.evaluation.evaluate`: all of it summarized with standard errors
+  (:mod:`~pyrovae.evaluation.standard_error`: the one mean-and-standard-error).
+
+IS, AIS and BDMC are :class:`~pyrovae.evaluation.estimator.BlockEstimator` subclasses: the
+driver in :mod:`~pyrovae.evaluation.estimator` owns the blocks, their seeds, the repeats, the
+processes' shares, the progress bar and eval mode; each estimator only its per-block work.
 """
 
 from .ais import AISDiagnostics
 from .bdmc import BDMCResult, bdmc
 from .bits_per_dim import bits_per_dim, bits_per_dim_note
 from .compare import Comparison, compare
-from .evaluate import Evaluation, evaluate, evaluate_test_set, mean_and_se
+from .evaluate import Evaluation, evaluate, evaluate_test_set
 from .importance import ImportanceDiagnostics, RunningLogMeanExp
 from .log_likelihood import METHODS, log_likelihood
 from .metrics import elbo_per_example, kl_per_dimension, rate_and_distortion
+from .standard_error import mean_and_se
 
 __all__ = [
     "METHODS",

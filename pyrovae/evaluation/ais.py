@@ -33,19 +33,20 @@ sharing a step size no single chain steers it much, and the weights' mean stays 
 Monte Carlo error in the tests. :mod:`pyrovae.evaluation.bdmc` runs its reverse chains with
 the forward pass's step sizes, fixed.
 
-Examples are processed in blocks of at most ``max_batch_elements`` (chain, example) pairs, so
-memory does not grow with the number of examples; each block draws from its own seed
-(:func:`pyrovae.rng.derived_seed` of ``seed``, the repeat and the block's first example), so
-results do not depend on which other blocks are computed, or where.
+The settings of a run are one :class:`AISSettings`, checked once. Examples are processed in
+blocks of at most ``max_batch_elements`` (chain, example) pairs, so memory does not grow with
+the number of examples; each block draws from its own seed (:func:`pyrovae.rng.derived_seed`
+of ``seed``, the repeat and the block's first example), so results do not depend on which
+other blocks are computed, or where (:class:`AnnealedImportanceSampling` is a
+:class:`~pyrovae.evaluation.estimator.BlockEstimator`, whose driver owns the blocks).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import pyro
@@ -54,27 +55,24 @@ import pyro.poutine as poutine
 import torch
 from pyro.ops.integrator import potential_grad, velocity_verlet
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..infer.log_weights import MAX_PLATE_NESTING, trace_log_weights
 from ..models.program import Program, as_program, latent_sites
 from ..registry import PositiveFloat, PositiveInt, check_value
-from ..rng import derived_seed, fixed_rng
-from .importance import DEFAULT_MAX_BATCH_ELEMENTS
+from .estimator import DEFAULT_MAX_BATCH_ELEMENTS, Block, BlockEstimator, Results
 
 __all__ = [
     "AISDiagnostics",
+    "AISSettings",
     "AnnealResult",
+    "AnnealedImportanceSampling",
     "AnnealingTarget",
     "DEFAULT_NUM_CHAINS",
     "DEFAULT_NUM_STEPS",
     "ais_log_likelihood",
     "anneal",
-    "annealing_run",
     "block_size",
-    "blocks",
-    "check_settings",
     "initial_step_sizes",
     "sigmoid_schedule",
 ]
@@ -150,6 +148,69 @@ class AISDiagnostics:
     def repeat_std(self) -> torch.Tensor | None:
         """``(N,)`` standard deviation across the repeated estimates (nats), or ``None``."""
         return None if self.repeats is None else self.repeats.std(dim=0)
+
+
+@dataclass(frozen=True)
+class AISSettings:
+    """The settings of an AIS run, shared by :func:`ais_log_likelihood` and
+    :func:`pyrovae.evaluation.bdmc.bdmc`; checked once, when made.
+
+    Attributes:
+        num_chains: S, independent chains per example (``num_samples`` in
+            :func:`pyrovae.log_likelihood` and on the command line, and so in its errors).
+        num_steps: T, annealing steps; cost is ``T * (L + 1)`` gradient evaluations per chain.
+        num_leapfrog_steps: L, leapfrog steps per HMC transition.
+        max_batch_elements: most (chain, example) pairs in one block; bounds memory.
+        initial_step_size: the leapfrog step size every example starts from.
+        init: ``"guide"`` (start from q(z|x)) or ``"prior"`` (from p(z)).
+
+    Raises:
+        ConfigError: a setting out of its range, in one line naming it (e.g.
+            ``num_steps = 0 must be at least 1``).
+    """
+
+    num_chains: PositiveInt = field(default=DEFAULT_NUM_CHAINS, metadata={"key": "num_samples"})
+    num_steps: PositiveInt = DEFAULT_NUM_STEPS
+    num_leapfrog_steps: PositiveInt = DEFAULT_NUM_LEAPFROG_STEPS
+    max_batch_elements: PositiveInt = DEFAULT_MAX_BATCH_ELEMENTS
+    initial_step_size: PositiveFloat = INITIAL_STEP_SIZE
+    init: Init = "guide"
+
+    def __post_init__(self) -> None:
+        types = typing.get_type_hints(AISSettings, include_extras=True)
+        for setting in fields(self):
+            if setting.name != "init":
+                key = setting.metadata.get("key", setting.name)
+                value = check_value(getattr(self, setting.name), types[setting.name], key)
+                object.__setattr__(self, setting.name, value)
+        if self.init not in ("guide", "prior"):
+            raise ConfigError(f"init must be 'guide' or 'prior'; got {self.init!r}")
+
+    def schedule(self, like: torch.Tensor) -> torch.Tensor:
+        """``(T + 1,)`` the inverse temperatures (:func:`sigmoid_schedule`), in ``like``'s
+        dtype and on its device."""
+        return sigmoid_schedule(self.num_steps, dtype=like.dtype).to(like.device)
+
+    def start_step_sizes(self, like: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` the step size each of the ``n`` examples of ``like`` ``(n, ...)`` starts
+        from."""
+        return initial_step_sizes(like.shape[0], self.initial_step_size, like)
+
+    def forward(
+        self, program: Program, x: torch.Tensor, y: torch.Tensor | None, on_step: Callable[[], Any]
+    ) -> tuple[AnnealingTarget, AnnealResult]:
+        """A forward pass of :func:`anneal` from ``q0`` over a block of examples ``x``
+        ``(n, data_dim)`` (labels ``y``), and the target it annealed to."""
+        target = AnnealingTarget(program.model, program.guide, x, y, self.num_chains, self.init)
+        result = anneal(
+            target,
+            target.initial(),
+            self.schedule(x),
+            self.start_step_sizes(x),
+            num_leapfrog_steps=self.num_leapfrog_steps,
+            on_step=on_step,
+        )
+        return target, result
 
 
 class AnnealingTarget:
@@ -390,58 +451,10 @@ def _identity_kinetic_grad(r: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return r  # kinetic energy r^T r / 2 (identity mass matrix)
 
 
-def check_settings(
-    num_chains: int,
-    num_steps: int,
-    num_leapfrog_steps: int,
-    initial_step_size: float,
-    max_batch_elements: int,
-    init: str,
-) -> None:
-    """Raise :class:`ConfigError` naming the first AIS setting out of its range."""
-    for name, value in (
-        ("num_samples", num_chains),
-        ("num_steps", num_steps),
-        ("num_leapfrog_steps", num_leapfrog_steps),
-        ("max_batch_elements", max_batch_elements),
-    ):
-        check_value(value, PositiveInt, name)
-    check_value(initial_step_size, PositiveFloat, "initial_step_size")
-    if init not in ("guide", "prior"):
-        raise ConfigError(f"init must be 'guide' or 'prior'; got {init!r}")
-
-
 def block_size(num_chains: int, max_batch_elements: int) -> int:
     """The number of examples annealed together (and seeded together): at most
     ``max_batch_elements`` (chain, example) pairs, and at least one example."""
     return max(1, max_batch_elements // num_chains)
-
-
-def blocks(num_examples: int, num_chains: int, max_batch_elements: int) -> list[tuple[int, int]]:
-    """``(start, stop)`` of the blocks of examples annealed together (:func:`block_size`)."""
-    size = block_size(num_chains, max_batch_elements)
-    return [(start, min(start + size, num_examples)) for start in range(0, num_examples, size)]
-
-
-@contextlib.contextmanager
-def annealing_run(module: Program, total_steps: int, desc: str, progress: bool) -> Iterator[Any]:
-    """The setting of a run of :func:`anneal` passes over ``module``: eval mode (restored
-    after), quiet programs (:meth:`~pyrovae.models.program.Program.evaluating`), and a
-    progress bar of ``total_steps`` (on stderr, shown when ``progress``), which the block
-    yields to count steps with."""
-    bar = tqdm(
-        total=total_steps,
-        desc=desc,
-        unit="step",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-    )
-    try:
-        with module.evaluating():
-            yield bar
-    finally:
-        bar.close()
 
 
 def initial_step_sizes(num_examples: int, value: float, like: torch.Tensor) -> torch.Tensor:
@@ -449,7 +462,81 @@ def initial_step_sizes(num_examples: int, value: float, like: torch.Tensor) -> t
     return torch.full((num_examples,), value, dtype=like.dtype).to(like.device)
 
 
-@torch.no_grad()
+class AnnealedImportanceSampling(BlockEstimator[tuple[torch.Tensor, AISDiagnostics]]):
+    """AIS (see the module docstring) as a
+    :class:`~pyrovae.evaluation.estimator.BlockEstimator`: the per-block work of
+    :func:`ais_log_likelihood`.
+
+    A block of :func:`block_size` examples runs one forward pass of its S chains from the seed
+    ``derived_seed(seed, "ais", repeat, index of its first example)``; progress counts
+    annealing steps. Arguments as in :func:`ais_log_likelihood`.
+    """
+
+    seed_name = "ais"
+    progress_unit = "step"
+
+    def __init__(
+        self,
+        program: Program,
+        settings: AISSettings,
+        *,
+        seed: int = 0,
+        num_repeats: int = 1,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(
+            program,
+            settings.num_chains,
+            settings.max_batch_elements,
+            seed=seed,
+            num_repeats=num_repeats,
+            progress=progress,
+        )
+        self.settings = settings
+
+    def block_size(self, max_batch_elements: int) -> int:
+        return block_size(self.settings.num_chains, max_batch_elements)
+
+    def progress_units(self, num_examples: int) -> int:
+        return self.settings.num_steps
+
+    def progress_description(self) -> str:
+        return f"log p(x), AIS S={self.settings.num_chains} T={self.settings.num_steps}"
+
+    def result_shapes(self, x: torch.Tensor, repeat: int) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {"log_likelihood": ()}
+        if repeat == 0:
+            shapes |= {"log_weights": (self.settings.num_chains,), "acceptance_rate": ()}
+            shapes["step_size"] = ()
+        return shapes
+
+    def estimate_block(self, block: Block) -> Results:
+        """The AIS estimate of the block's examples; in the first repeat also the chains'
+        log-weights, acceptance rates and final step sizes."""
+        _, result = self.settings.forward(self.program, block.x, block.y, block.advance)
+        results = {"log_likelihood": result.log_mean_weight}
+        if block.repeat == 0:
+            results["log_weights"] = result.log_weights
+            results["acceptance_rate"] = result.acceptance_rate
+            results["step_size"] = result.final_step_size
+        return results
+
+    def collect(self, results: list[Results]) -> tuple[torch.Tensor, AISDiagnostics]:
+        estimates = torch.stack([r["log_likelihood"] for r in results])
+        first, settings = results[0], self.settings
+        diagnostics = AISDiagnostics(
+            num_chains=settings.num_chains,
+            num_steps=settings.num_steps,
+            num_leapfrog_steps=settings.num_leapfrog_steps,
+            init=settings.init,
+            log_weights=first["log_weights"],
+            acceptance_rate=first["acceptance_rate"],
+            step_size=first["step_size"],
+            repeats=estimates if self.num_repeats > 1 else None,
+        )
+        return estimates[0], diagnostics
+
+
 def ais_log_likelihood(
     vae: nn.Module,
     x: torch.Tensor,
@@ -468,18 +555,17 @@ def ais_log_likelihood(
 ) -> tuple[torch.Tensor, AISDiagnostics]:
     """AIS estimate of log p(x_i) for each example, in nats, and its diagnostics.
 
-    :func:`pyrovae.log_likelihood` with ``method="ais"`` calls this; see the module docstring
-    for the algorithm.
+    :func:`pyrovae.log_likelihood` with ``method="ais"`` runs the same estimator
+    (:class:`AnnealedImportanceSampling`); see the module docstring for the algorithm.
 
     Args:
         vae: a module with Pyro programs ``model(x, y)`` and ``guide(x, y)``.
         x: ``(N, data_dim)`` data on the module's device; ``y``: ``(N,)`` labels or ``None``.
-        num_chains: S, independent chains per example.
-        num_steps: T, annealing steps; cost is ``T * (L + 1)`` gradient evaluations per chain.
-        num_leapfrog_steps: L, leapfrog steps per HMC transition.
-        init: ``"guide"`` (start from q(z|x)) or ``"prior"`` (from p(z)).
-        initial_step_size: the leapfrog step size every example starts from.
-        max_batch_elements: most (chain, example) pairs in one block; bounds memory.
+        num_chains, num_steps, num_leapfrog_steps, init, initial_step_size,
+        max_batch_elements: the :class:`AISSettings` (S chains per example, T annealing
+            steps, L leapfrog steps per transition, the start ``"guide"`` or ``"prior"``,
+            the step size every example starts from, the most (chain, example) pairs in one
+            block).
         seed: seeds the draws, per block (the outer RNG state is left untouched).
         num_repeats: R > 1 also computes R - 1 further independent estimates (diagnostics).
         progress: show a progress bar (on stderr).
@@ -490,49 +576,16 @@ def ais_log_likelihood(
     Returns:
         ``(N,)`` estimates and :class:`AISDiagnostics`.
     """
-    vae = as_program(vae)
-    check_settings(
-        num_chains, num_steps, num_leapfrog_steps, initial_step_size, max_batch_elements, init
-    )
-    check_value(num_repeats, PositiveInt, "num_repeats")
-    num_examples = x.shape[0]
-    layout = blocks(num_examples, num_chains, max_batch_elements)
-    schedule = sigmoid_schedule(num_steps, dtype=x.dtype).to(x.device)
-    estimates = torch.empty(num_repeats, num_examples, dtype=x.dtype, device=x.device)
-    log_weights = torch.empty(num_chains, num_examples, dtype=x.dtype, device=x.device)
-    acceptance = torch.empty(num_examples, dtype=x.dtype, device=x.device)
-    final_step = torch.empty(num_examples, dtype=x.dtype, device=x.device)
-    total = num_repeats * len(layout) * num_steps
-    desc = f"log p(x), AIS S={num_chains} T={num_steps}"
-    with annealing_run(vae, total, desc, progress) as bar:
-        for repeat in range(num_repeats):
-            for start, stop in layout:
-                xb = x[start:stop]
-                yb = None if y is None else y[start:stop]
-                block_seed = derived_seed(seed, "ais", repeat, first_index + start)
-                with fixed_rng(block_seed, x.device):
-                    target = AnnealingTarget(vae.model, vae.guide, xb, yb, num_chains, init)
-                    result = anneal(
-                        target,
-                        target.initial(),
-                        schedule,
-                        initial_step_sizes(stop - start, initial_step_size, x),
-                        num_leapfrog_steps=num_leapfrog_steps,
-                        on_step=bar.update,
-                    )
-                estimates[repeat, start:stop] = result.log_mean_weight
-                if repeat == 0:
-                    log_weights[:, start:stop] = result.log_weights
-                    acceptance[start:stop] = result.acceptance_rate
-                    final_step[start:stop] = result.final_step_size
-    diagnostics = AISDiagnostics(
+    program = as_program(vae)
+    settings = AISSettings(
         num_chains=num_chains,
         num_steps=num_steps,
         num_leapfrog_steps=num_leapfrog_steps,
+        max_batch_elements=max_batch_elements,
+        initial_step_size=initial_step_size,
         init=init,
-        log_weights=log_weights,
-        acceptance_rate=acceptance,
-        step_size=final_step,
-        repeats=estimates if num_repeats > 1 else None,
     )
-    return estimates[0], diagnostics
+    estimator = AnnealedImportanceSampling(
+        program, settings, seed=seed, num_repeats=num_repeats, progress=progress
+    )
+    return estimator(x, y, first_index=first_index)

@@ -28,27 +28,28 @@ import pyro.poutine as poutine
 import torch
 from torch import nn
 
-from .. import distributed
 from ..models.program import Program, as_program, latent_sites
-from ..rng import derived_seed, fixed_rng
+from ..rng import derived_seed
 from .ais import (
     DEFAULT_NUM_CHAINS,
     DEFAULT_NUM_LEAPFROG_STEPS,
     DEFAULT_NUM_STEPS,
     INITIAL_STEP_SIZE,
-    AnnealingTarget,
+    AISSettings,
     Init,
     anneal,
-    annealing_run,
     block_size,
-    blocks,
-    check_settings,
-    initial_step_sizes,
-    sigmoid_schedule,
 )
-from .importance import DEFAULT_MAX_BATCH_ELEMENTS
+from .estimator import DEFAULT_MAX_BATCH_ELEMENTS, Block, BlockEstimator, Results
+from .standard_error import mean_and_se
 
-__all__ = ["DEFAULT_NUM_EXAMPLES", "BDMCResult", "bdmc", "simulate"]
+__all__ = [
+    "DEFAULT_NUM_EXAMPLES",
+    "BDMCResult",
+    "BidirectionalMonteCarlo",
+    "bdmc",
+    "simulate",
+]
 
 #: default number of simulated examples of ``pyrovae evaluate --method bdmc``
 DEFAULT_NUM_EXAMPLES = 100
@@ -94,9 +95,7 @@ class BDMCResult:
             "num_examples": self.x.shape[0],
         }
         for key, values in (("lower", self.lower), ("upper", self.upper), ("gap", self.gap)):
-            summary[f"bdmc_{key}"] = values.mean().item()
-            n = values.shape[0]
-            summary[f"bdmc_{key}_se"] = values.std().item() / n**0.5 if n > 1 else None
+            summary[f"bdmc_{key}"], summary[f"bdmc_{key}_se"] = mean_and_se(values, float64=True)
         summary["bdmc_gap_max"] = self.gap.max().item()
         summary["acceptance_rate"] = self.forward_acceptance.mean().item()
         summary["reverse_acceptance_rate"] = self.reverse_acceptance.mean().item()
@@ -124,7 +123,92 @@ def simulate(
     return simulated.detach(), latents
 
 
-@torch.no_grad()
+class BidirectionalMonteCarlo(BlockEstimator[BDMCResult]):
+    """BDMC (see the module docstring) as a
+    :class:`~pyrovae.evaluation.estimator.BlockEstimator`: the per-block work of :func:`bdmc`.
+
+    A block of :func:`~pyrovae.evaluation.ais.block_size` template examples simulates its data
+    and runs a forward and a reverse pass, from the seed ``derived_seed(seed, "bdmc", index
+    of its first example)`` (one repeat); progress counts annealing steps, two passes' worth
+    per block. Arguments as in :func:`bdmc`.
+    """
+
+    seed_name = "bdmc"
+    progress_unit = "step"
+
+    def __init__(
+        self, program: Program, settings: AISSettings, *, seed: int = 0, progress: bool = False
+    ) -> None:
+        super().__init__(
+            program, settings.num_chains, settings.max_batch_elements, seed=seed, progress=progress
+        )
+        self.settings = settings
+
+    def block_seed(self, repeat: int, first: int) -> int:
+        """``derived_seed(seed, "bdmc", first)``: BDMC has one repeat, and no repeat key."""
+        return derived_seed(self.seed, self.seed_name, first)
+
+    def block_size(self, max_batch_elements: int) -> int:
+        return block_size(self.settings.num_chains, max_batch_elements)
+
+    def progress_units(self, num_examples: int) -> int:
+        return 2 * self.settings.num_steps
+
+    def progress_description(self) -> str:
+        return f"BDMC S={self.settings.num_chains} T={self.settings.num_steps}"
+
+    def result_shapes(self, x: torch.Tensor, repeat: int) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {"x": tuple(x.shape[1:])}
+        for key in ("lower", "upper", "forward_acceptance", "reverse_acceptance"):
+            shapes[key] = ()
+        return shapes
+
+    def estimate_block(self, block: Block) -> Results:
+        """Simulate the block's data, then anneal forward from ``q0`` and in reverse from the
+        simulated latents, with the forward pass's step sizes."""
+        settings, num_chains = self.settings, self.settings.num_chains
+        x, latents = simulate(self.program, block.x, block.y)
+        target, forward = settings.forward(self.program, x, block.y, block.advance)
+        exact = target.pack(
+            {
+                name: value.expand(num_chains, *value.shape)
+                for name, value in latents.items()
+                if name in target.sites
+            }
+        )
+        reverse = anneal(
+            target,
+            exact,
+            settings.schedule(x),
+            settings.start_step_sizes(x),
+            num_leapfrog_steps=settings.num_leapfrog_steps,
+            reverse=True,
+            step_sizes=forward.step_sizes,
+            on_step=block.advance,
+        )
+        return {
+            "x": x.movedim(0, -1),
+            "lower": forward.log_mean_weight,
+            "upper": -reverse.log_mean_weight,
+            "forward_acceptance": forward.acceptance_rate,
+            "reverse_acceptance": reverse.acceptance_rate,
+        }
+
+    def collect(self, results: list[Results]) -> BDMCResult:
+        outputs, settings = results[0], self.settings
+        return BDMCResult(
+            x=outputs["x"].movedim(-1, 0).contiguous(),
+            lower=outputs["lower"],
+            upper=outputs["upper"],
+            forward_acceptance=outputs["forward_acceptance"],
+            reverse_acceptance=outputs["reverse_acceptance"],
+            num_chains=settings.num_chains,
+            num_steps=settings.num_steps,
+            num_leapfrog_steps=settings.num_leapfrog_steps,
+            init=settings.init,
+        )
+
+
 def bdmc(
     vae: nn.Module,
     x: torch.Tensor,
@@ -146,8 +230,9 @@ def bdmc(
         x: ``(N, data_dim)`` template of the simulated data (see :func:`simulate`), e.g. the
             first N test examples; ``y``: their labels for label-conditional priors.
         num_chains, num_steps, num_leapfrog_steps, init, initial_step_size,
-        max_batch_elements: as in :func:`pyrovae.evaluation.ais.ais_log_likelihood`; the
-            reverse chains run the forward pass's adapted step sizes in reverse order.
+        max_batch_elements: the :class:`~pyrovae.evaluation.ais.AISSettings`, as in
+            :func:`pyrovae.evaluation.ais.ais_log_likelihood`; the reverse chains run the
+            forward pass's adapted step sizes in reverse order.
         seed: seeds the simulation and the chains.
         progress: show a progress bar (on stderr).
 
@@ -156,68 +241,14 @@ def bdmc(
         result = bdmc(vae, x[:100], num_steps=200)
         print(result.lower.mean(), result.upper.mean(), result.gap.mean())
     """
-    vae = as_program(vae)
-    vae.check_data(x, y, name="the template x")
-    check_settings(
-        num_chains, num_steps, num_leapfrog_steps, initial_step_size, max_batch_elements, init
-    )
-    # this process's share of whole seeded blocks (all of them in a one-process run)
-    total = x.shape[0]
-    first, stop = distributed.block_shard(total, block_size(num_chains, max_batch_elements))
-    x, y = x[first:stop], None if y is None else y[first:stop]
-    num_examples = x.shape[0]
-    layout = blocks(num_examples, num_chains, max_batch_elements)
-    schedule = sigmoid_schedule(num_steps, dtype=x.dtype).to(x.device)
-    simulated = torch.empty_like(x)
-    outputs = {
-        key: torch.empty(num_examples, dtype=x.dtype, device=x.device)
-        for key in ("lower", "upper", "forward_acceptance", "reverse_acceptance")
-    }
-    desc = f"BDMC S={num_chains} T={num_steps}"
-    progress = progress and distributed.is_main()
-    with annealing_run(vae, 2 * len(layout) * num_steps, desc, progress) as bar:
-        for start, stop in layout:
-            yb = None if y is None else y[start:stop]
-            with fixed_rng(derived_seed(seed, "bdmc", first + start), x.device):
-                xb, latents = simulate(vae, x[start:stop], yb)
-                target = AnnealingTarget(vae.model, vae.guide, xb, yb, num_chains, init)
-                eps = initial_step_sizes(stop - start, initial_step_size, x)
-                forward = anneal(
-                    target,
-                    target.initial(),
-                    schedule,
-                    eps,
-                    num_leapfrog_steps=num_leapfrog_steps,
-                    on_step=bar.update,
-                )
-                exact = target.pack(
-                    {
-                        name: value.expand(num_chains, *value.shape)
-                        for name, value in latents.items()
-                        if name in target.sites
-                    }
-                )
-                reverse = anneal(
-                    target,
-                    exact,
-                    schedule,
-                    eps,
-                    num_leapfrog_steps=num_leapfrog_steps,
-                    reverse=True,
-                    step_sizes=forward.step_sizes,
-                    on_step=bar.update,
-                )
-            simulated[start:stop] = xb
-            outputs["lower"][start:stop] = forward.log_mean_weight
-            outputs["upper"][start:stop] = -reverse.log_mean_weight
-            outputs["forward_acceptance"][start:stop] = forward.acceptance_rate
-            outputs["reverse_acceptance"][start:stop] = reverse.acceptance_rate
-    outputs = {key: distributed.gather_examples(v, total) for key, v in outputs.items()}
-    return BDMCResult(
-        x=distributed.gather_examples(simulated.T, total).T.contiguous(),
+    program = as_program(vae)
+    program.check_data(x, y, name="the template x")
+    settings = AISSettings(
         num_chains=num_chains,
         num_steps=num_steps,
         num_leapfrog_steps=num_leapfrog_steps,
+        max_batch_elements=max_batch_elements,
+        initial_step_size=initial_step_size,
         init=init,
-        **outputs,
     )
+    return BidirectionalMonteCarlo(program, settings, seed=seed, progress=progress)(x, y)

@@ -27,8 +27,9 @@ import torch
 from ..errors import ConfigError
 from ..models.program import as_program
 from .ais import DEFAULT_NUM_STEPS
-from .importance import DEFAULT_MAX_BATCH_ELEMENTS
+from .estimator import DEFAULT_MAX_BATCH_ELEMENTS
 from .log_likelihood import Method, default_num_samples, log_likelihood
+from .standard_error import mean_and_se
 
 __all__ = [
     "Comparison",
@@ -112,11 +113,6 @@ def _mc_error(repeats: torch.Tensor) -> float | None:
     return math.sqrt(float(repeats.var(dim=0).sum())) / repeats.shape[1]
 
 
-def _se(values: torch.Tensor) -> float | None:
-    n = values.shape[0]
-    return float(values.std()) / math.sqrt(n) if n > 1 else None
-
-
 def compare(
     models: Mapping[str, Any],
     x: torch.Tensor,
@@ -166,29 +162,7 @@ def compare(
             return_diagnostics=True,
         )
         repeats[name] = ll.unsqueeze(0) if diagnostics.repeats is None else diagnostics.repeats
-    names = list(models)
-    reference = names[0]
-    scores = [
-        ModelScore(
-            name=name,
-            log_likelihood=float(repeats[name][0].mean()),
-            se=_se(repeats[name][0]),
-            mc_error=_mc_error(repeats[name]),
-        )
-        for name in names
-    ]
-    differences = []
-    for name in names[1:]:
-        d = repeats[name] - repeats[reference]
-        differences.append(
-            PairedDifference(
-                name=name,
-                reference=reference,
-                mean=float(d[0].mean()),
-                se=_se(d[0]),
-                mc_error=_mc_error(d),
-            )
-        )
+    reference = next(iter(models))
     return Comparison(
         method=method,
         num_examples=x.shape[0],
@@ -198,9 +172,25 @@ def compare(
             "num_steps": DEFAULT_NUM_STEPS if method == "ais" and num_steps is None else num_steps,
             "seed": seed,
         },
-        scores=scores,
-        differences=differences,
+        scores=[_score(name, r) for name, r in repeats.items()],
+        differences=[
+            _difference(name, reference, r - repeats[reference])
+            for name, r in repeats.items()
+            if name != reference
+        ],
     )
+
+
+def _score(name: str, repeats: torch.Tensor) -> ModelScore:
+    """A model's score from its ``(R, N)`` repeated estimates (row 0: the reported one)."""
+    log_likelihood, se = mean_and_se(repeats[0], float64=True)
+    return ModelScore(name=name, log_likelihood=log_likelihood, se=se, mc_error=_mc_error(repeats))
+
+
+def _difference(name: str, reference: str, d: torch.Tensor) -> PairedDifference:
+    """The paired difference ``name`` minus ``reference`` from its ``(R, N)`` repeats."""
+    mean, se = mean_and_se(d[0], float64=True)
+    return PairedDifference(name=name, reference=reference, mean=mean, se=se, mc_error=_mc_error(d))
 
 
 def identify_test_set(data_config: Mapping[str, Any]) -> dict[str, Any]:

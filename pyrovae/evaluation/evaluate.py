@@ -10,7 +10,6 @@ whose log-likelihood estimate cannot be trusted (Pareto k > 0.7).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -25,10 +24,12 @@ from ..errors import UnreliableEstimateWarning
 from ..models.program import Program, as_program
 from .ais import AISDiagnostics
 from .bits_per_dim import bits_per_dim, bits_per_dim_note, defines_bits_per_dim
-from .importance import DEFAULT_MAX_BATCH_ELEMENTS
+from .estimator import DEFAULT_MAX_BATCH_ELEMENTS
+from .importance import ImportanceDiagnostics
 from .log_likelihood import Method, default_num_samples, log_likelihood
 from .metrics import elbo_per_example
 from .psis import PARETO_K_THRESHOLD
+from .standard_error import mean_and_se
 
 __all__ = ["Evaluation", "evaluate", "evaluate_test_set", "mean_and_se"]
 
@@ -82,14 +83,6 @@ class Evaluation:
         return asdict(self)
 
 
-def mean_and_se(values: torch.Tensor) -> tuple[float, float | None]:
-    """Mean of per-example values ``(N,)`` and its standard error across examples
-    (``std / sqrt(N)``; ``None`` for a single example)."""
-    n = values.shape[0]
-    se = (values.std() / math.sqrt(n)).item() if n > 1 else None
-    return values.mean().item(), se
-
-
 def evaluate(
     vae: nn.Module,
     x: torch.Tensor,
@@ -120,14 +113,7 @@ def evaluate(
     if num_samples is None:
         num_samples = default_num_samples(method)
     program = as_program(vae)
-    with program.evaluating():
-        if distributed.world_size() == 1:
-            elbo = elbo_per_example(program, x, y, batch_size=elbo_batch_size, seed=seed)
-        else:  # one draw per example (cheap next to log p(x)): rank 0's, shared
-            elbo = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-            if distributed.is_main():
-                elbo = elbo_per_example(program, x, y, batch_size=elbo_batch_size, seed=seed)
-            distributed.broadcast_tensor(elbo)
+    elbo = _elbo_per_example(program, x, y, elbo_batch_size, seed)
     ll, diagnostics = log_likelihood(
         program,
         x,
@@ -148,37 +134,58 @@ def evaluate(
         # summaries, not the float32 per-example values, keeps them exactly in proportion)
         bpd_mean = bits_per_dim(program, ll_mean)
         bpd_se = None if ll_se is None else abs(bits_per_dim(program, ll_se))
-    summary: dict[str, Any] = {
-        "elbo": elbo_mean,
-        "elbo_se": elbo_se,
-        "log_likelihood": ll_mean,
-        "log_likelihood_se": ll_se,
-        "method": method,
-        "num_samples": num_samples,
-        "num_examples": x.shape[0],
-        "seed": seed,
-        "bits_per_dim": bpd_mean,
-        "bits_per_dim_se": bpd_se,
-        "bits_per_dim_note": bits_per_dim_note(program),
-    }
+    return Evaluation(
+        elbo=elbo_mean,
+        elbo_se=elbo_se,
+        log_likelihood=ll_mean,
+        log_likelihood_se=ll_se,
+        method=method,
+        num_samples=num_samples,
+        num_examples=x.shape[0],
+        seed=seed,
+        bits_per_dim=bpd_mean,
+        bits_per_dim_se=bpd_se,
+        bits_per_dim_note=bits_per_dim_note(program),
+        **_diagnostics_summary(diagnostics, num_samples),
+    )
+
+
+def _elbo_per_example(
+    program: Program, x: torch.Tensor, y: torch.Tensor | None, batch_size: int, seed: int
+) -> torch.Tensor:
+    """:func:`~pyrovae.evaluation.metrics.elbo_per_example` in eval mode; in a run of several
+    processes, rank 0's (one draw per example, cheap next to log p(x)), shared."""
+    with program.evaluating():
+        if distributed.world_size() == 1:
+            return elbo_per_example(program, x, y, batch_size=batch_size, seed=seed)
+        elbo = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        if distributed.is_main():
+            elbo = elbo_per_example(program, x, y, batch_size=batch_size, seed=seed)
+        return distributed.broadcast_tensor(elbo)
+
+
+def _diagnostics_summary(
+    diagnostics: ImportanceDiagnostics | AISDiagnostics, num_samples: int
+) -> dict[str, Any]:
+    """The :class:`Evaluation` fields that summarize the estimator's diagnostics: the AIS
+    chains' acceptance and spread, or IS's effective sample sizes and Pareto k (warning
+    when k > 0.7)."""
     if isinstance(diagnostics, AISDiagnostics):
-        return Evaluation(
-            **summary,
-            num_steps=diagnostics.num_steps,
-            acceptance_rate=diagnostics.acceptance_rate.mean().item(),
-            chain_log_weight_std=diagnostics.log_weight_std.mean().item(),
-        )
+        return {
+            "num_steps": diagnostics.num_steps,
+            "acceptance_rate": diagnostics.acceptance_rate.mean().item(),
+            "chain_log_weight_std": diagnostics.log_weight_std.mean().item(),
+        }
     ess = diagnostics.ess
     pareto_k_max, num_above = _summarize_pareto_k(diagnostics.pareto_k, num_samples)
-    return Evaluation(
-        **summary,
-        num_steps=None,
-        ess_mean=ess.mean().item(),
-        ess_median=ess.median().item(),
-        ess_min=ess.min().item(),
-        pareto_k_max=pareto_k_max,
-        num_pareto_k_above_0_7=num_above,
-    )
+    return {
+        "num_steps": None,
+        "ess_mean": ess.mean().item(),
+        "ess_median": ess.median().item(),
+        "ess_min": ess.min().item(),
+        "pareto_k_max": pareto_k_max,
+        "num_pareto_k_above_0_7": num_above,
+    }
 
 
 def evaluate_test_set(
@@ -234,6 +241,6 @@ def _summarize_pareto_k(pareto_k: torch.Tensor, num_samples: int) -> tuple[float
                 f"{pareto_k_max:.2f}; likely too low): use more samples than K={num_samples}, "
                 'a better guide, or AIS (method="ais"; pyrovae evaluate --method ais)'
             ),
-            stacklevel=3,
+            stacklevel=4,
         )
     return pareto_k_max, num_above

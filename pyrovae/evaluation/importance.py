@@ -30,31 +30,27 @@ Only the largest few weights per example are kept for it, never all K.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..infer.log_weights import log_weights
-from ..models.program import as_program
+from ..models.program import Program, as_program
 from ..registry import PositiveInt, check_value
-from ..rng import derived_seed, fixed_rng
+from .estimator import DEFAULT_MAX_BATCH_ELEMENTS, Block, BlockEstimator, Results
 from .psis import RunningTail
 
 __all__ = [
     "DEFAULT_MAX_BATCH_ELEMENTS",
     "DEFAULT_NUM_SAMPLES",
     "ImportanceDiagnostics",
+    "ImportanceSampling",
     "RunningLogMeanExp",
     "block_size",
     "importance_log_likelihood",
 ]
 
-#: default bound on (sample, example) pairs per vectorized pass: peak memory is that many
-#: pairs' activations of the encoder, decoder and likelihood
-DEFAULT_MAX_BATCH_ELEMENTS = 2**14
 #: default K, draws per example (as in Burda et al., 2016)
 DEFAULT_NUM_SAMPLES = 5000
 
@@ -123,7 +119,93 @@ class ImportanceDiagnostics:
         return None if self.repeats is None else self.repeats.std(dim=0)
 
 
-@torch.no_grad()
+class ImportanceSampling(BlockEstimator[tuple[torch.Tensor, ImportanceDiagnostics | None]]):
+    """Importance sampling from the guide (see the module docstring), as a
+    :class:`~pyrovae.evaluation.estimator.BlockEstimator`: the per-block work of
+    :func:`importance_log_likelihood`.
+
+    A block of :func:`block_size` examples draws its K samples in chunks of at most
+    ``max_batch_elements`` (sample, example) pairs, from the seed
+    ``derived_seed(seed, "is", repeat, index of its first example)``; progress counts
+    examples. Arguments as in :func:`importance_log_likelihood`.
+    """
+
+    seed_name = "is"
+    progress_unit = "ex"
+
+    def __init__(
+        self,
+        program: Program,
+        num_samples: int = DEFAULT_NUM_SAMPLES,
+        *,
+        max_batch_elements: int = DEFAULT_MAX_BATCH_ELEMENTS,
+        seed: int = 0,
+        num_repeats: int = 1,
+        progress: bool = False,
+        return_diagnostics: bool = False,
+    ) -> None:
+        check_value(num_samples, PositiveInt, "num_samples")
+        check_value(max_batch_elements, PositiveInt, "max_batch_elements")
+        super().__init__(
+            program,
+            num_samples,
+            max_batch_elements,
+            seed=seed,
+            num_repeats=num_repeats,
+            progress=progress,
+        )
+        self.return_diagnostics = return_diagnostics
+
+    def block_size(self, max_batch_elements: int) -> int:
+        return block_size(self.num_samples, max_batch_elements)
+
+    def progress_description(self) -> str:
+        return f"log p(x), K={self.num_samples}"
+
+    def result_shapes(self, x: torch.Tensor, repeat: int) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {"log_likelihood": ()}
+        if repeat == 0:
+            shapes["ess"] = ()
+            if self.return_diagnostics:
+                shapes["pareto_k"] = ()
+        return shapes
+
+    def estimate_block(self, block: Block) -> Results:
+        """``log p^(x_i)`` of the block's examples; in the first repeat also their effective
+        sample sizes and (with diagnostics) the Pareto k of their largest weights."""
+        x, y, num_samples = block.x, block.y, self.num_samples
+        sample_chunk = min(num_samples, block.max_batch_elements)
+        running = RunningLogMeanExp(x.shape[0], x.dtype, x.device)
+        tail = None
+        if self.return_diagnostics and block.repeat == 0:
+            tail = RunningTail(num_samples, x.shape[0], x.dtype, x.device)
+        for k_start in range(0, num_samples, sample_chunk):
+            k = min(sample_chunk, num_samples - k_start)
+            log_w = log_weights(self.program.model, self.program.guide, x, y, num_particles=k)
+            running.update(log_w)
+            if tail is not None:
+                tail.update(log_w)
+        block.advance(x.shape[0])
+        results = {"log_likelihood": running.log_mean()}
+        if block.repeat == 0:
+            results["ess"] = running.ess()
+        if tail is not None:
+            results["pareto_k"] = tail.pareto_k()
+        return results
+
+    def collect(self, results: list[Results]) -> tuple[torch.Tensor, ImportanceDiagnostics | None]:
+        estimates = torch.stack([r["log_likelihood"] for r in results])
+        if not self.return_diagnostics:
+            return estimates[0], None
+        diagnostics = ImportanceDiagnostics(
+            num_samples=self.num_samples,
+            ess=results[0]["ess"],
+            pareto_k=results[0]["pareto_k"],
+            repeats=estimates if self.num_repeats > 1 else None,
+        )
+        return estimates[0], diagnostics
+
+
 def importance_log_likelihood(
     vae: nn.Module,
     x: torch.Tensor,
@@ -139,7 +221,8 @@ def importance_log_likelihood(
 ) -> tuple[torch.Tensor, ImportanceDiagnostics | None]:
     """Importance-sampled estimate of log p(x_i) for each example, in nats.
 
-    :func:`pyrovae.log_likelihood` (``method="is"``) calls this, after checking ``x``.
+    :func:`pyrovae.log_likelihood` (``method="is"``) runs the same estimator
+    (:class:`ImportanceSampling`), after checking ``x``.
 
     Args:
         vae: the model; evaluated in eval mode (its mode is restored afterwards).
@@ -163,61 +246,13 @@ def importance_log_likelihood(
     Returns:
         ``(N,)`` estimates log p^(x_i) and the diagnostics (``None`` unless asked for).
     """
-    vae = as_program(vae)
-    for name, value in (
-        ("num_samples", num_samples),
-        ("max_batch_elements", max_batch_elements),
-        ("num_repeats", num_repeats),
-    ):
-        check_value(value, PositiveInt, name)
-    num_examples = x.shape[0]
-    sample_chunk = min(num_samples, max_batch_elements)
-    example_chunk = block_size(num_samples, max_batch_elements)
-
-    estimates = torch.empty(num_repeats, num_examples, dtype=x.dtype, device=x.device)
-    ess = torch.empty(num_examples, dtype=x.dtype, device=x.device)
-    pareto_k = torch.empty_like(ess)
-    bar = tqdm(
-        total=num_repeats * num_examples,
-        desc=f"log p(x), K={num_samples}",
-        unit="ex",
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
+    estimator = ImportanceSampling(
+        as_program(vae),
+        num_samples,
+        max_batch_elements=max_batch_elements,
+        seed=seed,
+        num_repeats=num_repeats,
+        progress=progress,
+        return_diagnostics=return_diagnostics,
     )
-    try:
-        with vae.evaluating():
-            for repeat in range(num_repeats):
-                for start in range(0, num_examples, example_chunk):
-                    stop = min(start + example_chunk, num_examples)
-                    xb = x[start:stop]
-                    yb = None if y is None else y[start:stop]
-                    running = RunningLogMeanExp(stop - start, x.dtype, x.device)
-                    tail = None
-                    if return_diagnostics and repeat == 0:
-                        tail = RunningTail(num_samples, stop - start, x.dtype, x.device)
-                    block_seed = derived_seed(seed, "is", repeat, first_index + start)
-                    with fixed_rng(block_seed, x.device):
-                        for k_start in range(0, num_samples, sample_chunk):
-                            k = min(sample_chunk, num_samples - k_start)
-                            log_w = log_weights(vae.model, vae.guide, xb, yb, num_particles=k)
-                            running.update(log_w)
-                            if tail is not None:
-                                tail.update(log_w)
-                    estimates[repeat, start:stop] = running.log_mean()
-                    if repeat == 0:
-                        ess[start:stop] = running.ess()
-                    if tail is not None:
-                        pareto_k[start:stop] = tail.pareto_k()
-                    bar.update(stop - start)
-    finally:
-        bar.close()
-    if not return_diagnostics:
-        return estimates[0], None
-    diagnostics = ImportanceDiagnostics(
-        num_samples=num_samples,
-        ess=ess,
-        pareto_k=pareto_k,
-        repeats=estimates if num_repeats > 1 else None,
-    )
-    return estimates[0], diagnostics
+    return estimator(x, y, first_index=first_index)

@@ -15,33 +15,32 @@
 
 Both are seeded (the caller's random stream is left untouched), chunked so that memory does
 not grow with the number of examples, and read the densities from Pyro traces of the model's
-own ``model`` and ``guide``. Each block of examples draws from its own seed, so in a run of
-several processes (``torchrun``; :mod:`pyrovae.distributed`) each process estimates a
-contiguous share of the blocks and the per-example estimates and diagnostics are gathered on
-every process: the same numbers as one process computes.
+own ``model`` and ``guide``; one driver runs both
+(:class:`~pyrovae.evaluation.estimator.BlockEstimator`). Each block of examples draws from
+its own seed, so in a run of several processes (``torchrun``; :mod:`pyrovae.distributed`)
+each process estimates a contiguous share of the blocks and the per-example estimates and
+diagnostics are gathered on every process: the same numbers as one process computes.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 import torch
 from torch import nn
 
-from .. import distributed
 from ..errors import ConfigError
 from ..models.program import as_program
 from ..registry import PositiveInt, Seed, check_value
-from ..resources import check_batch_fits, example_bytes
-from . import ais, importance
-from .ais import DEFAULT_NUM_CHAINS, DEFAULT_NUM_STEPS, AISDiagnostics, ais_log_likelihood
-from .importance import (
-    DEFAULT_MAX_BATCH_ELEMENTS,
-    DEFAULT_NUM_SAMPLES,
-    ImportanceDiagnostics,
-    importance_log_likelihood,
+from .ais import (
+    DEFAULT_NUM_CHAINS,
+    DEFAULT_NUM_STEPS,
+    AISDiagnostics,
+    AISSettings,
+    AnnealedImportanceSampling,
 )
+from .estimator import DEFAULT_MAX_BATCH_ELEMENTS, BlockEstimator
+from .importance import DEFAULT_NUM_SAMPLES, ImportanceDiagnostics, ImportanceSampling
 
 __all__ = ["METHODS", "Diagnostics", "Method", "default_num_samples", "log_likelihood"]
 
@@ -141,6 +140,44 @@ def log_likelihood(
                                            return_diagnostics=True)
         print(d.acceptance_rate.mean(), d.log_weight_std.mean())
     """
+    _check_method(method, num_steps)
+    if num_samples is None:
+        num_samples = default_num_samples(method)
+    check_value(num_samples, PositiveInt, "num_samples")
+    check_value(max_batch_elements, PositiveInt, "max_batch_elements")
+    check_value(seed, Seed, "seed")
+    program = as_program(vae)
+    program.check_data(x, y)  # the data, checked once per call
+    estimator: BlockEstimator[tuple[torch.Tensor, Diagnostics | None]]
+    if method == "is":
+        estimator = ImportanceSampling(
+            program,
+            num_samples,
+            max_batch_elements=max_batch_elements,
+            seed=seed,
+            num_repeats=num_repeats,
+            progress=progress,
+            return_diagnostics=return_diagnostics,
+        )
+    else:
+        settings = AISSettings(
+            num_chains=num_samples,
+            num_steps=DEFAULT_NUM_STEPS if num_steps is None else num_steps,
+            max_batch_elements=max_batch_elements,
+        )
+        estimator = AnnealedImportanceSampling(
+            program, settings, seed=seed, num_repeats=num_repeats, progress=progress
+        )
+    estimates, diagnostics = estimator(x, y)
+    if not return_diagnostics:
+        return estimates
+    assert diagnostics is not None
+    return estimates, diagnostics
+
+
+def _check_method(method: str, num_steps: int | None) -> None:
+    """Refuse an unknown ``method``, or ``num_steps`` with importance sampling, which has
+    none (:class:`~pyrovae.errors.ConfigError`, one line)."""
     if method not in METHODS:
         hint = (
             "; BDMC bounds AIS's error on data simulated from the model: "
@@ -149,73 +186,9 @@ def log_likelihood(
             else ""
         )
         raise ConfigError(f"method must be one of {list(METHODS)}; got {method!r}{hint}")
-    if num_samples is None:
-        num_samples = default_num_samples(method)
-    check_value(num_samples, PositiveInt, "num_samples")
-    check_value(max_batch_elements, PositiveInt, "max_batch_elements")
-    check_value(seed, Seed, "seed")
-    program = as_program(vae)
-    program.check_data(x, y)  # the data, checked once per call
-    # the memory of one pass
-    pairs = min(max_batch_elements, num_samples * x.shape[0])
-    check_batch_fits(pairs, example_bytes(program), "max_batch_elements")
-    # this process's share of whole seeded blocks (all of them in a one-process run)
-    num_examples = x.shape[0]
-    if method == "is":
-        block = importance.block_size(num_samples, max_batch_elements)
-    else:
-        block = ais.block_size(num_samples, max_batch_elements)
-    first, stop = distributed.block_shard(num_examples, block)
-    x, y = x[first:stop], None if y is None else y[first:stop]
-    progress = progress and distributed.is_main()
-    diagnostics: Diagnostics | None
-    if method == "is":
-        if num_steps is not None:
-            raise ConfigError(
-                f"num_steps = {num_steps} is the number of AIS annealing steps, but "
-                "method = 'is' (importance sampling) has none: drop num_steps or use "
-                "method = 'ais'"
-            )
-        estimates, diagnostics = importance_log_likelihood(
-            program,
-            x,
-            y,
-            num_samples,
-            max_batch_elements=max_batch_elements,
-            seed=seed,
-            num_repeats=num_repeats,
-            progress=progress,
-            return_diagnostics=return_diagnostics,
-            first_index=first,
+    if method == "is" and num_steps is not None:
+        raise ConfigError(
+            f"num_steps = {num_steps} is the number of AIS annealing steps, but "
+            "method = 'is' (importance sampling) has none: drop num_steps or use "
+            "method = 'ais'"
         )
-    else:
-        estimates, diagnostics = ais_log_likelihood(
-            program,
-            x,
-            y,
-            num_chains=num_samples,
-            num_steps=DEFAULT_NUM_STEPS if num_steps is None else num_steps,
-            max_batch_elements=max_batch_elements,
-            seed=seed,
-            num_repeats=num_repeats,
-            progress=progress,
-            first_index=first,
-        )
-    estimates = distributed.gather_examples(estimates, num_examples)
-    if not return_diagnostics:
-        return estimates
-    assert diagnostics is not None
-    return estimates, _gather_diagnostics(diagnostics, num_examples)
-
-
-def _gather_diagnostics(diagnostics: Diagnostics, num_examples: int) -> Diagnostics:
-    """The diagnostics of all the processes' examples (every tensor field holds the examples
-    along its last dimension), in example order; unchanged in a one-process run."""
-    if distributed.world_size() == 1:
-        return diagnostics
-    gathered: dict[str, Any] = {
-        field.name: distributed.gather_examples(value, num_examples)
-        for field in dataclasses.fields(diagnostics)
-        if isinstance(value := getattr(diagnostics, field.name), torch.Tensor)
-    }
-    return dataclasses.replace(diagnostics, **gathered)
