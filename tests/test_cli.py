@@ -334,7 +334,7 @@ def test_train_warns_in_one_line_through_its_final_evaluation(tmp_path, capsys):
 def test_main_shows_only_pyrovae_warnings_in_its_own_format(monkeypatch, capsys):
     import warnings
 
-    from pyrovae.cli import _one_line_warnings
+    from pyrovae.cli.boundary import _one_line_warnings
 
     shown = []
 
@@ -439,9 +439,9 @@ def test_compare_refuses_runs_on_different_test_sets(run_dir, tmp_path, capsys):
 
 
 def test_json_output_is_strict_json():
-    from pyrovae.cli import _json
+    from pyrovae.cli.report import to_json
 
-    text = _json({"pareto_k_max": float("inf"), "k": [float("-inf"), float("nan"), 0.5]})
+    text = to_json({"pareto_k_max": float("inf"), "k": [float("-inf"), float("nan"), 0.5]})
     assert text == '{"pareto_k_max": "inf", "k": ["-inf", "nan", 0.5]}'
     json.loads(text, parse_constant=lambda name: pytest.fail(f"non-standard JSON {name}"))
 

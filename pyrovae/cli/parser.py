@@ -1,0 +1,234 @@
+"""The parser of the ``pyrovae`` command line, one declarative table: its commands, their
+options, their help texts.
+
+Each option's ``dest`` is the name of the keyword argument that the command's function takes
+(:mod:`pyrovae.cli.boundary` calls it with the parsed options as keywords): ``--data-root``
+is ``data_root``, ``--set`` is ``overrides`` and ``--json`` is ``as_json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from ..viz import FIGURE_KINDS
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors (an unknown option, ``--num abc``) are one line
+    and exit code 2, like every other error of the command line; ``--help`` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-root",
+        metavar="PATH",
+        help="folder holding the data sets in torchvision's layout (default: $PYROVAE_DATA, "
+        "else ~/.cache/pyrovae/data, downloading there when online)",
+    )
+
+
+def _add_overrides(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config value, e.g. --set {example} (repeatable)",
+    )
+
+
+def _add_device(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default=default,
+        help="where to compute (auto: CUDA when available)",
+    )
+
+
+def _add_estimator(p: argparse.ArgumentParser, bdmc: bool = True) -> None:
+    methods = ["is", "ais", "bdmc"] if bdmc else ["is", "ais"]
+    annealed = "ais/bdmc" if bdmc else "ais"
+    p.add_argument(
+        "--method",
+        choices=methods,
+        default="is",
+        help="how to estimate log p(x): is (importance sampling from the guide, the default), "
+        "ais (annealed importance sampling)" + (", bdmc (AIS's error bound)" if bdmc else ""),
+    )
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        metavar="K",
+        help="is: importance samples per example (default: the run's eval.num_samples, 100 "
+        f"unless configured; papers use 5000); {annealed}: chains per example (default 16)",
+    )
+    p.add_argument(
+        "--num-steps",
+        type=int,
+        metavar="T",
+        help=f"{annealed}: annealing steps (default 500); more is slower and more accurate",
+    )
+
+
+def _add_scoring_options(p: argparse.ArgumentParser) -> None:
+    """The options of the commands that score a run's test set (evaluate, compare)."""
+    p.add_argument(
+        "--max-batch-elements",
+        type=int,
+        metavar="M",
+        help="most (sample or chain, example) pairs per vectorized pass; bounds memory "
+        "(default 16384)",
+    )
+    p.add_argument("--json", dest="as_json", action="store_true", help="print one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device(p, "auto")
+    _add_data_root(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``pyrovae COMMAND [OPTIONS]``; its usage errors are one line and exit
+    code 2."""
+    parser = _Parser(
+        prog="pyrovae",
+        description="Variational autoencoders as Pyro programs: train, evaluate, sample.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "train",
+        help="train a VAE from a config, or resume a run",
+        description="Train a VAE as a config file says, writing a run directory with "
+        "config.toml, checkpoint.pt (each epoch), metrics.jsonl and a picture of samples and "
+        "reconstructions. Or continue a stopped run with --resume.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", metavar="FILE", help="TOML config (see configs/mnist.toml)")
+    src.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory to create (with --config)")
+    p.add_argument(
+        "--program",
+        metavar="PACKAGE.MODULE:FACTORY",
+        help="train your own Pyro program module: FACTORY(config) returns it (sets "
+        "model.program; imports and runs that module's code; see docs/programs.md)",
+    )
+    p.add_argument("--epochs", type=int, help="total number of epochs (overrides the config)")
+    p.add_argument("--seed", type=int, help="random seed (overrides train.seed)")
+    _add_overrides(p, "train.lr=3e-4")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_device(p, None)
+    _add_data_root(p)
+
+    p = sub.add_parser(
+        "describe",
+        help="show the model a config (or run directory) defines, in words and math",
+        description="Validate a config and print the model it defines: p(x, z) = p(x|z) p(z) "
+        "with each factor's family and parameters, the guide q(z|x) and the objective. "
+        "Nothing is trained and no data is read.",
+    )
+    p.add_argument(
+        "config", metavar="CONFIG", help="TOML config file, or a run directory (its config.toml)"
+    )
+    _add_overrides(p, "model.prior.type=vamp")
+    p.add_argument(
+        "--toml",
+        action="store_true",
+        help="also print the complete config, every default filled in",
+    )
+
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a trained run on the test set",
+        description="Report a trained run's test-set ELBO and log-likelihood log p(x), as means "
+        "per example with standard errors across examples, in nats. --method is (importance "
+        "sampling, K samples per example) also reports the effective sample size and the PSIS "
+        "Pareto k of each example's weights, with a one-line warning when some k > 0.7 "
+        "(unreliable estimates); --method ais (annealed importance sampling, S chains of T "
+        "steps) stays accurate where the guide is poor; --method bdmc runs AIS forward and "
+        "in reverse on data simulated from the model, whose gap bounds AIS's error at T steps.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    _add_estimator(p)
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="evaluate only the first N test examples (default: all; bdmc: 100, simulated "
+        "with the first N test examples' labels)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="seed of the random draws (default: the one used during training)",
+    )
+    _add_scoring_options(p)
+
+    p = sub.add_parser(
+        "compare",
+        help="compare trained runs by log-likelihood on the same test examples",
+        description="Score two or more runs trained on the same data on the same test "
+        "examples (same binarization) and report each run's mean log p(x) and, for every run "
+        "after the first, the mean per-example difference from the first with the standard "
+        "error of the paired difference (far smaller than either run's own standard error), "
+        "plus each estimate's Monte Carlo error from --num-repeats independent repeats.",
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="the first is the reference")
+    _add_estimator(p, bdmc=False)
+    p.add_argument(
+        "--num-repeats",
+        type=int,
+        default=2,
+        metavar="R",
+        help="independent estimates per run, for the Monte Carlo errors (default 2)",
+    )
+    p.add_argument(
+        "--limit", type=int, metavar="N", help="use only the first N test examples (default: all)"
+    )
+    p.add_argument(
+        "--seed", type=int, metavar="S", help="seed of the random draws, the same for every run"
+    )
+    _add_scoring_options(p)
+
+    p = sub.add_parser(
+        "sample",
+        help="draw samples from a trained run's model into a PNG",
+        description="Draw N samples E[x|z], z ~ p(z), from a trained run and save them as a grid.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--num", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the grid")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--label",
+        type=int,
+        metavar="CLASS",
+        help="draw every sample of this class (needs model.prior.type = 'conditional')",
+    )
+    _add_device(p, "auto")
+
+    p = sub.add_parser(
+        "plot",
+        help="draw a figure of a trained run into a PNG",
+        description="Draw one figure of a trained run: samples (a grid of E[x|z], z ~ p(z)), "
+        "reconstructions (test inputs above their reconstructions), curves (train/test ELBO "
+        "per epoch), latent (test-set posterior means coloured by class; 2-D latents only), "
+        "manifold (decoder means over a 15x15 grid of standard-Normal quantiles; 2-D latents "
+        "only), interpolation (between pairs of test digits), classes (one row of samples per "
+        "class; class-conditional priors only) or kl_per_dimension (KL of each latent "
+        "dimension over the test set: the active units).",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--kind", required=True, choices=FIGURE_KINDS, help="which figure to draw")
+    p.add_argument(
+        "--out", metavar="FILE.png", help="where to write the figure (default: RUN_DIR/KIND.png)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed of the draws (default 0)")
+    _add_device(p, "auto")
+    _add_data_root(p)
+    return parser

@@ -1,0 +1,170 @@
+"""What the commands print: every result as text, or as one strict JSON object (``--json``).
+
+Log-likelihoods and ELBOs are in nats per example, as means over the examples with their
+standard errors across examples (``± SE``); bits per dimension are
+:mod:`pyrovae.evaluation.bits_per_dim`'s. Each text report is returned as one string, its
+lines joined by newlines, for the command to print.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..evaluation.compare import Comparison
+    from .options import Estimator
+
+
+def to_json(value: Any) -> str:
+    """``value`` as strict JSON (RFC 8259, which has no infinities or NaN): non-finite numbers,
+    such as a Pareto k of ``inf`` where a few draws carry all the weight, become the strings
+    ``"inf"``, ``"-inf"`` and ``"nan"``."""
+
+    def strict(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return str(v)
+        if isinstance(v, dict):
+            return {k: strict(item) for k, item in v.items()}
+        if isinstance(v, list | tuple):
+            return [strict(item) for item in v]
+        return v
+
+    return json.dumps(strict(value), allow_nan=False)
+
+
+def how_estimated(estimator: Estimator) -> str:
+    """How log p(x) was estimated, in words: ``importance sampling, K=100`` or ``AIS, S=16
+    chains of T=500 steps``."""
+    if estimator.method == "is":
+        return f"importance sampling, K={estimator.num_samples}"
+    return f"AIS, S={estimator.num_samples} chains of T={estimator.num_steps} steps"
+
+
+def _se(se: float | None) -> str:
+    """`` ± SE`` (nats, two decimals), or nothing where there is no standard error."""
+    return f" ± {se:.2f}" if se is not None else ""
+
+
+def _bits_per_dim(result: Mapping[str, Any]) -> str:
+    """The bits per dimension of an evaluation's mapping and what they are, or why there are
+    none (:mod:`pyrovae.evaluation.bits_per_dim`)."""
+    bpd, note = result["bits_per_dim"], result["bits_per_dim_note"]
+    if bpd is None:
+        return note
+    se = result["bits_per_dim_se"]
+    return f"{bpd:.4f}{f' ± {se:.4f}' if se is not None else ''} ({note})"
+
+
+def _pareto_k(pareto_k_max: float | None, num_above: int, num_examples: int) -> str:
+    """The PSIS Pareto k diagnostic of importance sampling's weights, one line."""
+    if pareto_k_max is None:
+        return "PSIS Pareto k: not estimated (K < 46 leaves too few tail samples to fit)"
+    return (
+        f"PSIS Pareto k per example: max {pareto_k_max:.2f}, above 0.7 (unreliable) for "
+        f"{num_above} of {num_examples}"
+    )
+
+
+def training_elbo(last_epoch: Mapping[str, Any]) -> str:
+    """The test ELBO of a run's last epoch (a line of its ``metrics.jsonl``)."""
+    return (
+        f"test ELBO after {last_epoch['epoch']} epochs: {last_epoch['test_elbo']:.2f} nats/example"
+    )
+
+
+def training_end(
+    run_dir: Path, result: Mapping[str, Any] | None = None, estimator: Estimator | None = None
+) -> str:
+    """The end of ``train``: the test log-likelihood ``result`` of
+    :func:`~pyrovae.evaluation.evaluate.evaluate_test_set` estimated by importance sampling
+    (where ``eval.num_samples`` > 0) with its bits per dimension, then the run directory."""
+    lines = []
+    if result is not None and estimator is not None:
+        again = f"`pyrovae evaluate {shlex.quote(str(run_dir))} --num-samples 5000` for K=5000"
+        lines += [
+            f"test log-likelihood: {result['log_likelihood']:.2f}"
+            f"{_se(result['log_likelihood_se'])} nats/example ({how_estimated(estimator)}; "
+            f"{again})",
+            f"test bits/dim: {_bits_per_dim(result)}",
+        ]
+    return "\n".join([*lines, f"run directory: {run_dir}"])
+
+
+def evaluation(
+    result: Mapping[str, Any], *, run_dir: str, seed: int, estimator: Estimator, as_json: bool
+) -> str:
+    """``evaluate``'s report of an IS or AIS ``result`` (the mapping of
+    :func:`~pyrovae.evaluation.evaluate.evaluate_test_set` with the run's ``epoch``)."""
+    if as_json:
+        return to_json(result)
+    lines = [
+        f"run {run_dir} (epoch {result['epoch']}), {result['num_examples']} test examples of "
+        f"{result['dataset']} (binarization: {result['binarize']}), seed {seed}:",
+        f"  test ELBO:           {result['elbo']:.2f}{_se(result['elbo_se'])} nats/example",
+        f"  test log-likelihood: {result['log_likelihood']:.2f}"
+        f"{_se(result['log_likelihood_se'])} nats/example ({how_estimated(estimator)})",
+        f"  test bits/dim:       {_bits_per_dim(result)}",
+    ]
+    if estimator.method == "ais":
+        lines.append(
+            f"  HMC acceptance rate {result['acceptance_rate']:.2f}; spread of the chains' "
+            f"log-weights {result['chain_log_weight_std']:.2f} nats per example "
+            f"(`--method bdmc --num-steps {estimator.num_steps}` bounds AIS's error)"
+        )
+        return "\n".join(lines)
+    k = _pareto_k(result["pareto_k_max"], result["num_pareto_k_above_0_7"], result["num_examples"])
+    lines += [
+        f"  effective sample size per example: mean {result['ess_mean']:.1f}, median "
+        f"{result['ess_median']:.1f}, min {result['ess_min']:.1f} (of K={estimator.num_samples})",
+        f"  {k}",
+    ]
+    return "\n".join(lines)
+
+
+def bdmc(summary: Mapping[str, Any], *, run_dir: str, num_chains: int, as_json: bool) -> str:
+    """``evaluate --method bdmc``'s report: the bounds of a
+    :class:`~pyrovae.evaluation.bdmc.BDMCResult`'s summary (with its ``seed``, ``dataset`` and
+    the run's ``epoch``) and their gap."""
+    if as_json:
+        return to_json(summary)
+    steps = summary["num_steps"]
+    return "\n".join(
+        [
+            f"run {run_dir} (epoch {summary['epoch']}), BDMC on {summary['num_examples']} "
+            f"examples simulated from the model, S={num_chains} chains of T={steps} steps, "
+            f"seed {summary['seed']}:",
+            f"  forward AIS (stochastic lower bound): {summary['bdmc_lower']:.2f}"
+            f"{_se(summary['bdmc_lower_se'])} nats/example",
+            f"  reverse AIS (stochastic upper bound): {summary['bdmc_upper']:.2f}"
+            f"{_se(summary['bdmc_upper_se'])} nats/example",
+            f"  gap: {summary['bdmc_gap']:.3f}{_se(summary['bdmc_gap_se'])} nats/example "
+            f"(max {summary['bdmc_gap_max']:.3f}): on data like the model's own, AIS with "
+            f"T={steps} is within about this much of log p(x); raise --num-steps until it is "
+            "below the differences you measure",
+        ]
+    )
+
+
+def comparison(
+    result: Comparison,
+    *,
+    dataset: str,
+    seed: int,
+    estimator: Estimator,
+    num_repeats: int,
+    as_json: bool,
+) -> str:
+    """``compare``'s report: each run's log p(x) and its paired difference from the first
+    (:class:`~pyrovae.evaluation.compare.Comparison`), on the test set of ``dataset``."""
+    if as_json:
+        return to_json({**result.as_dict(), "dataset": dataset})
+    return (
+        f"{result.num_examples} test examples of {dataset}, log p(x) in nats/example "
+        f"({how_estimated(estimator)}; seed {seed}; MC: Monte Carlo error from {num_repeats} "
+        f"repeats):\n{result.table()}"
+    )

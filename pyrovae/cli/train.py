@@ -1,0 +1,89 @@
+"""``pyrovae train``: train a model as a config says, or resume a run; then report its test
+ELBO and (where ``eval.num_samples`` > 0) its importance-sampled test log-likelihood."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import PyrovaeError
+from ..registry import PositiveInt, Seed
+from . import report
+from .options import Estimator, check_options
+
+
+def train(
+    *,
+    config: str | None,
+    resume: str | None,
+    out: str | None,
+    program: str | None,
+    epochs: int | None,
+    seed: int | None,
+    overrides: list[str],
+    quiet: bool,
+    device: str | None,
+    data_root: str | None,
+) -> None:
+    """Train the model of the TOML file ``config`` into the new run directory ``out`` (with
+    the ``KEY=VALUE`` ``overrides`` and the options that override config values: ``epochs``,
+    ``seed``, ``device``, ``program``), or continue the run ``resume`` up to ``epochs``."""
+    from ..config import apply_overrides, read_config_file
+    from ..evaluation import evaluate_test_set
+    from ..training import EVAL_SEED, run
+
+    check_options(("--epochs", epochs, PositiveInt), ("--seed", seed, Seed))
+    if resume:
+        if out or overrides or seed is not None or device or program:
+            raise PyrovaeError(
+                "--resume continues a run as it was configured; only --epochs and --data-root "
+                "may be given with it"
+            )
+        trainer = run.resume(resume, epochs=epochs, data_root=data_root, progress=not quiet)
+        run_dir = Path(resume)
+    else:
+        if not out:
+            raise PyrovaeError("train --config needs --out RUN_DIR (the run directory to create)")
+        assert config is not None  # the parser asks for --config or --resume
+        overrides = _with_options(
+            overrides, epochs=epochs, seed=seed, device=device, program=program
+        )
+        # validated and completed once, by train(), with the overrides applied
+        resolved = apply_overrides(read_config_file(config), overrides)
+        trainer = run.train(resolved, out=out, data_root=data_root, progress=not quiet)
+        run_dir = Path(out)
+    print(report.training_elbo(trainer.metrics[-1]))
+    num_samples = trainer.config["eval"]["num_samples"]
+    if not num_samples:
+        print(report.training_end(run_dir))
+        return
+    result = evaluate_test_set(
+        trainer.program,
+        trainer.data,
+        trainer.config,
+        num_samples=num_samples,
+        seed=EVAL_SEED,
+        progress=not quiet,
+    )
+    print(report.training_end(run_dir, result, Estimator("is", num_samples)))
+
+
+def _with_options(
+    overrides: list[str],
+    *,
+    epochs: int | None,
+    seed: int | None,
+    device: str | None,
+    program: str | None,
+) -> list[str]:
+    """``overrides`` followed by the config overrides of the options that were given."""
+    overrides = list(overrides)
+    if epochs is not None:
+        overrides.append(f"train.epochs={epochs}")
+    if seed is not None:
+        overrides.append(f"train.seed={seed}")
+    if device:
+        overrides.append(f'train.device="{device}"')
+    if program:
+        overrides.append(f"model.program={json.dumps(program)}")
+    return overrides
