@@ -20,6 +20,7 @@ from .options import Estimator, Method, check_options, choose_estimator
 if TYPE_CHECKING:
     import torch
 
+    from ..config import Config
     from ..data import ImageData
     from ..data.streaming import StreamingImageData
     from ..models.program import Program
@@ -42,7 +43,7 @@ class Scoring:
     """
 
     programs: dict[str, Program]
-    configs: dict[str, dict[str, Any]]
+    configs: dict[str, Config]
     states: dict[str, dict[str, Any]]
     estimator: Estimator
     data: ImageData | StreamingImageData

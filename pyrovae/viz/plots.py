@@ -619,21 +619,51 @@ def plot_log_likelihood_vs_compute(
     (where log p(x) may lie) and a second panel of the gap itself against the same cost, with
     ±1 standard-error bars when ``bdmc_gap_se`` is given. ``note`` is written under the
     estimates' legend (e.g. which examples all points score)."""
-    is_compute, is_estimates, ais_compute, ais_estimates = (
-        _tensor(v).numpy() for v in (is_compute, is_estimates, ais_compute, ais_estimates)
-    )
-    if len(is_compute) != len(is_estimates) or len(ais_compute) != len(ais_estimates):
-        raise ValueError("each estimate needs its cost: lengths differ")
+    is_x, is_y, ais_x, ais_y = _paired_arrays(is_compute, is_estimates, ais_compute, ais_estimates)
     gap = None if bdmc_gap is None else _tensor(bdmc_gap).numpy()
-    if gap is not None and len(gap) != len(ais_compute):
-        raise ValueError(f"{len(gap)} BDMC gaps given for {len(ais_compute)} AIS estimates")
+    if gap is not None and len(gap) != len(ais_x):
+        raise ValueError(f"{len(gap)} BDMC gaps given for {len(ais_x)} AIS estimates")
     if gap is None:
         fig, ax = _figure(figsize=(7.5, 4.8))
-        gap_ax = None
     else:
         fig, (ax, gap_ax) = _figure(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
+        gap_se = None if bdmc_gap_se is None else _tensor(bdmc_gap_se).numpy()
+        _draw_bdmc_gap(gap_ax, ais_x, gap, gap_se, ais_labels, compute_label)
     if elbo is not None:
         ax.axhline(elbo, color="grey", linestyle="--", linewidth=1, label="ELBO (IS with K = 1)")
+    _draw_estimates(ax, is_x, is_y, ais_x, ais_y, gap)
+    _annotate_points(ax, is_x, is_y, is_labels, "below right")
+    _annotate_points(ax, ais_x, ais_y, ais_labels, "above left")
+    ax.set_xscale("log")
+    ax.set_xlabel(compute_label)
+    ax.set_ylabel(f"mean log p\u0302(x) ({NATS})")
+    ax.grid(alpha=0.3, which="both")
+    ax.margins(x=0.08, y=0.12)
+    legend = ax.legend(loc="lower right", title=note or None, fontsize="small")
+    legend.get_title().set_fontsize("small")
+    ax.set_title(title)
+    return fig
+
+
+def _paired_arrays(*values: ArrayLike) -> list[np.ndarray]:
+    """``(is_compute, is_estimates, ais_compute, ais_estimates)`` as arrays, each estimate
+    with its cost."""
+    arrays = [_tensor(v).numpy() for v in values]
+    if any(len(a) != len(b) for a, b in zip(arrays[::2], arrays[1::2])):
+        raise ValueError("each estimate needs its cost: lengths differ")
+    return arrays
+
+
+def _draw_estimates(
+    ax: Axes,
+    is_compute: np.ndarray,
+    is_estimates: np.ndarray,
+    ais_compute: np.ndarray,
+    ais_estimates: np.ndarray,
+    gap: np.ndarray | None,
+) -> None:
+    """The IS and AIS curves of :func:`plot_log_likelihood_vs_compute`, and the band of the
+    BDMC gap above the AIS one."""
     ax.plot(is_compute, is_estimates, "o-", markersize=4, label="IS: K forward passes")
     ax.plot(
         ais_compute,
@@ -653,39 +683,37 @@ def plot_log_likelihood_vs_compute(
             linewidth=0,
             label="AIS + BDMC gap at that T (on simulated data)",
         )
-    _annotate_points(ax, is_compute, is_estimates, is_labels, "below right")
-    _annotate_points(ax, ais_compute, ais_estimates, ais_labels, "above left")
+
+
+def _draw_bdmc_gap(
+    ax: Axes,
+    compute: np.ndarray,
+    gap: np.ndarray,
+    gap_se: np.ndarray | None,
+    labels: Sequence[str] | None,
+    compute_label: str,
+) -> None:
+    """The panel of :func:`plot_log_likelihood_vs_compute` with the BDMC gap against cost."""
+    ax.errorbar(
+        compute,
+        gap,
+        yerr=gap_se,
+        fmt="s-",
+        markersize=4,
+        capsize=3,
+        color="tab:red",
+        label="upper \u2212 lower bound"
+        + (" \u00b1 1 standard error" if gap_se is not None else ""),
+    )
+    ax.axhline(0.0, color="grey", linewidth=1)
+    _annotate_points(ax, compute, gap, labels, "above right")
     ax.set_xscale("log")
     ax.set_xlabel(compute_label)
-    ax.set_ylabel(f"mean log p\u0302(x) ({NATS})")
+    ax.set_ylabel(f"BDMC gap ({NATS})")
     ax.grid(alpha=0.3, which="both")
-    ax.margins(x=0.08, y=0.12)
-    legend = ax.legend(loc="lower right", title=note or None, fontsize="small")
-    legend.get_title().set_fontsize("small")
-    ax.set_title(title)
-    if gap_ax is not None and gap is not None:
-        gap_se = None if bdmc_gap_se is None else _tensor(bdmc_gap_se).numpy()
-        gap_ax.errorbar(
-            ais_compute,
-            gap,
-            yerr=gap_se,
-            fmt="s-",
-            markersize=4,
-            capsize=3,
-            color="tab:red",
-            label="upper \u2212 lower bound"
-            + (" \u00b1 1 standard error" if gap_se is not None else ""),
-        )
-        gap_ax.axhline(0.0, color="grey", linewidth=1)
-        _annotate_points(gap_ax, ais_compute, gap, ais_labels, "above right")
-        gap_ax.set_xscale("log")
-        gap_ax.set_xlabel(compute_label)
-        gap_ax.set_ylabel(f"BDMC gap ({NATS})")
-        gap_ax.grid(alpha=0.3, which="both")
-        gap_ax.margins(x=0.2, y=0.12)
-        gap_ax.legend(loc="upper right", fontsize="small")
-        gap_ax.set_title("BDMC: how far AIS can be below log p(x)")
-    return fig
+    ax.margins(x=0.2, y=0.12)
+    ax.legend(loc="upper right", fontsize="small")
+    ax.set_title("BDMC: how far AIS can be below log p(x)")
 
 
 def plot_model_comparison(
@@ -740,18 +768,25 @@ def plot_model_comparison(
         ncols=2,
         frameon=False,
     )
-    table.axis("off")
     columns = [("test ELBO", elbo, elbo_se)] + ([("log p\u0302(x)", ll, ll_se)] if has_ll else [])
+    _draw_number_columns(table, rows, columns)
+    fig.suptitle(title)
+    return fig
+
+
+def _draw_number_columns(
+    table: Axes, rows: np.ndarray, columns: list[tuple[str, np.ndarray, np.ndarray]]
+) -> None:
+    """Columns of ``value ± error`` beside the rows of :func:`plot_model_comparison`."""
+    table.axis("off")
     for j, (header, values, errors) in enumerate(columns):
         x = (j + 0.5) / len(columns)
-        table.text(x, len(names) - 0.45, header, ha="center", va="bottom", weight="bold")
+        table.text(x, len(rows) - 0.45, header, ha="center", va="bottom", weight="bold")
         for row, v, e in zip(rows, values, errors):
             table.text(
                 x, row, f"{v:.2f} \u00b1 {e:.2f}", ha="center", va="center", family="monospace"
             )
     table.set_xlim(0, 1)
-    fig.suptitle(title)
-    return fig
 
 
 def plot_rate_distortion(
