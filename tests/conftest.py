@@ -56,6 +56,31 @@ def tiny_config(**sections: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def tiny_vae(**model: Any) -> Any:
+    """The built-in VAE of :data:`TINY_CONFIG` with the given ``[model]`` keys updated."""
+    import pyrovae
+
+    return pyrovae.VAE.from_config(tiny_config(model=model))
+
+
+def binary_images(n: int, seed: int = 0, p: float = 0.3) -> torch.Tensor:
+    """``(n, 784)`` binary "images", each pixel 1 with probability ``p``, drawn with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(torch.full((n, 784), p), generator=gen)
+
+
+@pytest.fixture
+def vae() -> Any:
+    """The tiny config's VAE (an 8-d latent, 64-unit MLPs, Bernoulli pixels)."""
+    return tiny_vae()
+
+
+@pytest.fixture
+def x() -> torch.Tensor:
+    """A batch of 16 binary images, drawn from the test's seeded stream."""
+    return torch.bernoulli(torch.full((16, 784), 0.3))
+
+
 @pytest.fixture
 def tiny() -> dict[str, Any]:
     """A fresh tiny config (512 train / 256 test MNIST images, 8-d latent, CPU)."""

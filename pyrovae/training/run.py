@@ -25,7 +25,7 @@ from ..models.factory import build_model, model_kind
 from ..models.program import Program
 from ..registry import PositiveInt, check_value
 from ..resources import check_batch_fits, check_model_fits, example_bytes
-from . import run_dir as files
+from .run_dir import load_checkpoint, read_config, read_metrics, write_config, write_metrics
 from .run_guard import check_new_run_dir, hold_run_dir
 from .trainer import Trainer
 
@@ -129,8 +129,8 @@ def train(
     trainer = _trainer(config, data_root, progress, None, model, data)
     with hold_run_dir(run_dir, new=True) if main else contextlib.nullcontext():
         if main:
-            files.write_metrics(run_dir, [])
-            files.write_config(run_dir, config)  # the run's marker files, metrics first
+            write_metrics(run_dir, [])
+            write_config(run_dir, config)  # the run's marker files, metrics first
             trainer.run_dir = run_dir
         trainer.fit()
     return trainer
@@ -164,9 +164,9 @@ def resume(
     with hold_run_dir(run_dir, new=False) if main else contextlib.nullcontext():
         config, state, metrics = distributed.broadcast_object(
             (
-                files.read_config(run_dir),
-                files.load_checkpoint(run_dir),
-                files.read_metrics(run_dir),
+                read_config(run_dir),
+                load_checkpoint(run_dir),
+                read_metrics(run_dir),
             )
             if main
             else None
@@ -189,7 +189,7 @@ def resume(
         trainer.load_state_dict(state)
         trainer.metrics = [r for r in metrics if r["epoch"] <= trainer.epoch]
         if epochs is not None and main:
-            files.write_config(run_dir, config)
+            write_config(run_dir, config)
         trainer.fit()
     return trainer
 
@@ -231,9 +231,9 @@ def load_program(
     """:func:`load_run`, the model as the contract sees it
     (:class:`~pyrovae.models.program.Program`): what the commands work with."""
     run_dir = Path(run_dir)
-    config = files.read_config(run_dir)
+    config = read_config(run_dir)
     dev = select_device(device)
-    state = files.load_checkpoint(run_dir, map_location=dev)
+    state = load_checkpoint(run_dir, map_location=dev)
     program = build_model(config, _run_model(run_dir, state, model)).to(dev)
     try:
         program.load_state_dict(state["model"])

@@ -55,7 +55,7 @@ from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
 from ..models.program import Program, as_program
 from ..rng import derived_seed, fixed_rng
-from . import run_dir as files
+from .run_dir import PICTURE_FILE, save_checkpoint, write_metrics
 
 __all__ = ["EVAL_SEED", "PICTURE_FILE", "Trainer"]
 
@@ -66,8 +66,6 @@ EVAL_SEED = 1234
 #: a too large learning rate multiplies it by 10^7 and more within an epoch
 DIVERGENCE_FACTOR = 1e4
 
-#: picture written to the run directory when training ends
-PICTURE_FILE = files.PICTURE_FILE
 
 
 @dataclass
@@ -354,8 +352,8 @@ class Trainer:
         """Write the metrics, then the checkpoint (resume drops metrics rows newer than the
         checkpoint); a failed write keeps the previous checkpoint and says how to go on."""
         try:
-            files.write_metrics(run_dir, self.metrics)
-            files.save_checkpoint(run_dir, self.state_dict())
+            write_metrics(run_dir, self.metrics)
+            save_checkpoint(run_dir, self.state_dict())
         except WriteError as exc:
             kept = f"epoch {self.epoch - 1}" if self.epoch > 1 else "none yet"
             raise WriteError(

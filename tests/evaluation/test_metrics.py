@@ -10,16 +10,7 @@ import torch
 import pyrovae
 from pyrovae import ConfigError
 
-from conftest import tiny_config
-
-
-def tiny_vae(**model) -> pyrovae.VAE:
-    return pyrovae.VAE.from_config(tiny_config(model=model))
-
-
-def binary_images(n: int, seed: int = 0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.bernoulli(torch.full((n, 784), 0.3), generator=gen)
+from conftest import binary_images, tiny_vae
 
 
 def test_rate_plus_distortion_is_minus_the_elbo_of_the_same_draws():

@@ -27,16 +27,6 @@ from linear_gaussian import exact_elbo, exact_expectations, linear_gaussian_vae,
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def vae(tiny) -> VAE:
-    return VAE.from_config(tiny)
-
-
-@pytest.fixture
-def x() -> torch.Tensor:
-    return torch.bernoulli(torch.full((16, 784), 0.3))
-
-
 # ---------------------------------------------------------------------- against Pyro
 @pytest.mark.parametrize("num_particles,vectorize", [(1, False), (3, False), (4, True)])
 def test_same_loss_and_gradients_as_trace_mean_field_elbo(vae, x, num_particles, vectorize):

@@ -16,22 +16,12 @@ import torch
 from pyro.infer import RenyiELBO
 from pyro.infer import Trace_ELBO as PyroTrace_ELBO
 
-from pyrovae import IWAE_ELBO, VAE, scale_latents
+from pyrovae import IWAE_ELBO, scale_latents
 from pyrovae.infer.log_weights import log_weights
 
 from estimator_checks import grads, mean_and_se, replicated_losses, seeded
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture
-def vae(tiny) -> VAE:
-    return VAE.from_config(tiny)
-
-
-@pytest.fixture
-def x() -> torch.Tensor:
-    return torch.bernoulli(torch.full((16, 784), 0.3))
 
 
 @pytest.mark.parametrize("num_particles", [2, 5])

@@ -4,8 +4,6 @@ refuse others clearly; the helpers pick what the figures show."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -14,7 +12,7 @@ import pyrovae
 from pyrovae import ConfigError
 from pyrovae.viz import FIGURE_KINDS, NEEDS_DATA, figures, save_figure
 
-from conftest import tiny_config
+from conftest import tiny_config, tiny_vae
 from png_checks import assert_legible, assert_picture
 
 #: texts each kind's figure must show
@@ -32,10 +30,6 @@ TEXTS = {
 
 def test_every_kind_has_texts():
     assert set(TEXTS) == set(FIGURE_KINDS) and set(NEEDS_DATA) <= set(FIGURE_KINDS)
-
-
-def tiny_vae(**model: Any) -> pyrovae.VAE:
-    return pyrovae.VAE.from_config(tiny_config(model=model))
 
 
 @pytest.fixture(scope="module")
