@@ -52,7 +52,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "image_size": (tuple[PositiveInt, ...], []),
         "channels": (Literal[0, 1, 3], 0),  # 1 grey, 3 colour, 0 as the first image
         # held on the device (fast) or streamed by a DataLoader; "auto": streamed when it
-        # does not fit pyrovae.resources.data_memory_budget
+        # does not fit pyrovae.memory.data_memory_budget
         "in_memory": (bool | Literal["auto"], "auto"),
         "workers": (Annotated[int, Range(min=0, note="0 reads in the main process")], 2),
         # recorded by training: the data's shape and classes, and the hash of its files

@@ -32,8 +32,8 @@ from torch import nn
 from .. import distributed
 from ..errors import ConfigError
 from ..models.program import as_program
+from ..models.size import fit_batch_elements
 from ..registry import PositiveInt, Seed, check_value
-from ..resources import check_batch_fits, example_bytes
 from . import ais, importance
 from .ais import DEFAULT_NUM_CHAINS, DEFAULT_NUM_STEPS, AISDiagnostics, ais_log_likelihood
 from .importance import (
@@ -119,7 +119,9 @@ def log_likelihood(
         method: ``"is"`` (importance sampling) or ``"ais"`` (annealed importance sampling).
         num_steps: AIS only: T, annealing steps (default 500).
         max_batch_elements: most (sample or chain, example) pairs evaluated at once; bounds
-            peak memory.
+            peak memory. Lowered to what fits in the memory available
+            (:func:`~pyrovae.models.size.fit_batch_elements`); results depend on it only
+            through which draws are made.
         seed: seeds the draws (the outer RNG state is left untouched).
         num_repeats: R > 1 also computes R - 1 further independent estimates, reported in
             the diagnostics' ``repeats`` (their spread is the estimator's noise); the
@@ -156,9 +158,10 @@ def log_likelihood(
     check_value(seed, Seed, "seed")
     program = as_program(vae)
     program.check_data(x, y)  # the data, checked once per call
-    # the memory of one pass
-    pairs = min(max_batch_elements, num_samples * x.shape[0])
-    check_batch_fits(pairs, example_bytes(program), "max_batch_elements")
+    # the largest pass, up to the one asked for, that fits in the memory there is
+    max_batch_elements = fit_batch_elements(
+        program, x, y, max_batch_elements, num_samples, gradients=method == "ais"
+    )
     # this process's share of whole seeded blocks (all of them in a one-process run)
     num_examples = x.shape[0]
     if method == "is":
