@@ -1,7 +1,8 @@
 """The memory a model needs, measured on the model itself: to hold it, and to run its passes.
 
 * To hold it: :func:`model_size` builds the model on PyTorch's ``meta`` device (tensors with a
-  shape and no data) and counts its parameters, buffers and layers; :func:`check_model_fits`
+  shape and no data; the few tensors of at most :data:`SMALL` numbers that constructors read
+  are built for real) and counts its parameters, buffers and layers; :func:`check_model_fits`
   refuses, with the numbers, a model that would not fit in the memory available, *before*
   the real build allocates anything. The build stops as soon as the model has more than
   :data:`MAX_LAYERS` layers (:func:`layer_limit`): a config or run directory from someone
@@ -18,13 +19,14 @@ asked for, and training is not checked).
 
 Example::
 
-    size = model_size(lambda: VAE.from_resolved_config(config))   # nothing allocated
-    size.parameters, size.layers   # (688884, 5) for the default config
+    size = model_size(lambda: torch.nn.Linear(10**6, 10**6))   # 4 TB, nothing allocated
+    size.parameters, size.layers   # (1000001000000, 1)
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -160,11 +162,29 @@ class _MetaButSmall(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
         if func in _FACTORIES and kwargs.get("device") is None:
-            meta = func(*args, **{**kwargs, "device": "meta"})
+            try:
+                meta = func(*args, **{**kwargs, "device": "meta"})
+            except (TypeError, RuntimeError) as exc:
+                _refuse_unrepresentable(args, exc)
+                raise
             return meta if meta.numel() > SMALL else func(*args, **kwargs)
         if any(isinstance(t, torch.Tensor) and t.is_meta for t in tree_leaves((args, kwargs))):
             args, kwargs = tree_map_only(torch.Tensor, lambda t: t.to("meta"), (args, kwargs))
         return func(*args, **kwargs)
+
+
+def _refuse_unrepresentable(args: Any, exc: Exception) -> None:
+    """Raise :class:`ConfigError` with the numbers when the factory call that raised ``exc``
+    asked for a tensor of more numbers than a tensor can hold (2**63: no memory holds them)."""
+    sizes = args[0] if args and isinstance(args[0], tuple | list) else args
+    numbers = math.prod(n for n in tree_leaves(sizes) if isinstance(n, int))
+    if numbers >= 2**63:
+        raise ConfigError(
+            f"a tensor of {numbers:,} numbers would need about "
+            f"{memory.format_bytes(4 * numbers)} of memory, but only "
+            f"{memory.format_bytes(memory.available_memory())} is available; make the networks "
+            "smaller"
+        ) from exc
 
 
 def model_size(build: Callable[[], nn.Module]) -> ModelSize:

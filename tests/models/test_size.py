@@ -4,6 +4,7 @@ cannot fit; evaluation passes measured on fake tensors and shrunk to the memory 
 
 from __future__ import annotations
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -12,6 +13,8 @@ from torch import nn
 
 import pyrovae
 from pyrovae import VAE, ConfigError, load_config, memory, resolve_config
+from pyrovae.cli import main
+from pyrovae.config import dumps_toml
 from pyrovae.infer import Trace_ELBO
 from pyrovae.infer.log_weights import log_weights
 from pyrovae.models import size
@@ -167,3 +170,40 @@ def test_a_training_step_that_cannot_fit_is_refused_with_the_settings(tiny_vae, 
     with pytest.raises(ConfigError, match=rf"^{what} needs about [\d.]+ [kMG]?B of memory per "
                                           r"training step, but only 800 B is available"):
         size.check_training_step_fits(vae, elbo, x, None, what)
+
+
+def test_training_ends_with_its_estimate_when_the_evaluation_blocks_must_shrink(
+    tmp_path, monkeypatch, capsys
+):
+    # the CIFAR case in small: colour images, conv nets, 8-bit likelihood, K = 50
+    path = tmp_path / "colour.npy"
+    np.save(path, np.random.default_rng(0).integers(0, 256, (60, 8, 8, 3), dtype=np.uint8))
+    config = {
+        "data": {"dataset": "array", "path": str(path), "binarize": "none"},
+        "model": {"latent_dim": 4, "likelihood": {"type": "discretized_logistic", "components": 2},
+                  "encoder": {"type": "conv", "channels": [4, 8]},
+                  "decoder": {"type": "conv", "channels": [4, 8]}},
+        "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
+        "eval": {"num_samples": 50},
+    }
+    (tmp_path / "colour.toml").write_text(dumps_toml(config))
+    recorded = {**config["data"], "shape": [3, 8, 8]}  # as a run records it
+    program = build_model(resolve_config({**config, "data": recorded}))
+    x = torch.rand(6, program.data_dim)  # the 6 test images: a tenth of 60
+    one = size.pass_bytes(program, x[:1], None, 50)
+    have = int(2.5 * one / PASS_SHARE)  # passes of about 2 of the 6 examples fit
+    assert size.pass_bytes(program, x, None, 50) > PASS_SHARE * have
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: have)
+    fitted, fit = [], size._fit
+
+    def recorded_fit(*args):
+        fitted.append(fit(*args))
+        return fitted[-1]
+
+    monkeypatch.setattr(size, "_fit", recorded_fit)
+    code = main(["train", "--config", str(tmp_path / "colour.toml"), "--out",
+                 str(tmp_path / "run"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "test log-likelihood: " in out and "nats/example" in out
+    assert fitted and 50 <= fitted[-1] < 16384  # blocks of K draws for fewer examples
