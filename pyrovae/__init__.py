@@ -12,7 +12,8 @@ The package, one idea per module:
 * :mod:`pyrovae.training`: the trainer, runs and run directories;
 * :mod:`pyrovae.viz`: figures (matplotlib, imported on first use);
 * :mod:`pyrovae.config`, :mod:`pyrovae.registry`: declarative configs and their validation;
-  :mod:`pyrovae.resources`: the memory a config's model needs, known before it is built;
+  :mod:`pyrovae.memory`: the memory a device has and a computation takes (the sizes of a
+  model and of its passes: :mod:`pyrovae.models.size`);
   :mod:`pyrovae.data`: data sets; :mod:`pyrovae.atomic`: atomic file writes;
   :mod:`pyrovae.cli`: the ``pyrovae`` command.
 """

@@ -100,7 +100,7 @@ class DataConfig(TypedDict):
     image_size: Annotated[list[PositiveInt], Default([])]
     channels: Annotated[Literal[0, 1, 3], Default(0)]  # 1 grey, 3 colour, 0 as the first image
     # held on the device (fast) or streamed by a DataLoader; "auto": streamed when it does
-    # not fit the data budget of pyrovae's memory helper
+    # not fit pyrovae.memory.data_memory_budget
     in_memory: Annotated[bool | Literal["auto"], Default("auto")]
     workers: Annotated[int, Range(min=0, note="0 reads in the main process"), Default(2)]
     # recorded by training: the data's shape and classes, and the hash of its files

@@ -155,3 +155,14 @@ def test_data_bench_runs_and_both_paths_take_the_same_steps(capsys):
     assert set(rows) == {"in memory", "streamed, 0 workers"}
     assert all(row["same_steps"] and row["ratio"] > 0 for row in rows.values())
     assert "ratio" in capsys.readouterr().out
+
+
+def test_memory_estimate_bench_compares_estimate_and_measure_for_three_configs(capsys):
+    results = load_bench("memory_estimate").main(
+        ["--pairs", "100", "--num-samples", "50", "--threads", "1"]
+    )
+    assert results["pairs"] == 100
+    assert [row["config"] for row in results["rows"]] == ["mlp", "conv", "colour"]
+    for row in results["rows"]:
+        assert row["estimate_mib"] > 0 and row["measured_mib"] >= 0
+    assert "ratio estimate / measured" in capsys.readouterr().out

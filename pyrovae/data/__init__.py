@@ -26,7 +26,7 @@ import torch
 
 from ..config import section_defaults
 from ..errors import ConfigError, DataError
-from ..resources import data_memory_budget
+from ..memory import data_memory_budget
 from .examples import Examples
 from .idx import read_idx
 from .images import Binarization, ImageData, batches, binarize_once
@@ -179,7 +179,7 @@ def load_data(
 
     Returns:
         the data held in memory (:class:`ImageData`), or, when ``data.in_memory`` is false or
-        ``"auto"`` and the data does not fit :func:`~pyrovae.resources.data_memory_budget`,
+        ``"auto"`` and the data does not fit :func:`~pyrovae.memory.data_memory_budget`,
         streamed (:class:`StreamingImageData`).
 
     Example::

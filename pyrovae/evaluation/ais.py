@@ -474,6 +474,7 @@ class AnnealedImportanceSampling(BlockEstimator[tuple[torch.Tensor, AISDiagnosti
 
     seed_name = "ais"
     progress_unit = "step"
+    takes_gradients = True
 
     def __init__(
         self,

@@ -135,6 +135,7 @@ class BidirectionalMonteCarlo(BlockEstimator[BDMCResult]):
 
     seed_name = "bdmc"
     progress_unit = "step"
+    takes_gradients = True
 
     def __init__(
         self, program: Program, settings: AISSettings, *, seed: int = 0, progress: bool = False

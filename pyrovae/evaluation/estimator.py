@@ -39,8 +39,8 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..models.program import Program
+from ..models.size import fit_batch_elements
 from ..registry import PositiveInt, check_value
-from ..resources import check_batch_fits, example_bytes
 from ..rng import derived_seed, fixed_rng
 
 __all__ = [
@@ -68,20 +68,20 @@ def effective_max_batch_elements(
     y: torch.Tensor | None,
     per_example: int,
     requested: int,
+    gradients: bool = False,
 ) -> int:
     """The bound on (sample, example) pairs per vectorized pass that an evaluation of ``x``
     ``(N, data_dim)`` (labels ``y``) by ``program`` uses, given the ``requested`` bound and
-    ``per_example`` samples (or chains) per example.
+    ``per_example`` samples (or chains) per example: ``requested`` when its passes fit in the
+    memory there is, else the largest that does, measured on the program's own passes
+    (:func:`pyrovae.models.size.fit_batch_elements`; ``gradients``: a pass that also takes
+    the gradient of the log-weights, as AIS's does).
 
     The one place where an evaluation decides how much it may hold at once: the driver calls
-    it once per run, before the blocks are laid out, and sizes the blocks (and IS's sample
-    chunks) from what it returns. For now it refuses (:class:`~pyrovae.errors.ConfigError`
-    naming ``max_batch_elements``) a request whose one pass would not fit in the memory there
-    is (:func:`pyrovae.resources.check_batch_fits`) and returns the request unchanged.
+    it once per run, on every process, before the blocks are laid out, and sizes the blocks
+    (and IS's sample chunks) from what it returns.
     """
-    pairs = min(requested, per_example * x.shape[0])
-    check_batch_fits(pairs, example_bytes(program), "max_batch_elements")
-    return requested
+    return fit_batch_elements(program, x, y, requested, per_example, gradients=gradients)
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,9 @@ class BlockEstimator(abc.ABC, Generic[ResultT]):
     seed_name: ClassVar[str]
     #: what the progress bar counts
     progress_unit: ClassVar[str]
+    #: whether a pass also takes the gradient of the log-weights (AIS's HMC steps): the
+    #: memory of a pass is measured with it (:func:`effective_max_batch_elements`)
+    takes_gradients: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -190,7 +193,7 @@ class BlockEstimator(abc.ABC, Generic[ResultT]):
         process's share of the blocks computed here, the others' gathered."""
         num_examples = x.shape[0]
         max_batch = effective_max_batch_elements(
-            self.program, x, y, self.num_samples, self.max_batch_elements
+            self.program, x, y, self.num_samples, self.max_batch_elements, self.takes_gradients
         )
         size = self.block_size(max_batch)
         first, last = distributed.block_shard(num_examples, size)

@@ -118,7 +118,9 @@ def log_likelihood(
         method: ``"is"`` (importance sampling) or ``"ais"`` (annealed importance sampling).
         num_steps: AIS only: T, annealing steps (default 500).
         max_batch_elements: most (sample or chain, example) pairs evaluated at once; bounds
-            peak memory.
+            peak memory. Lowered to what fits in the memory available
+            (:func:`~pyrovae.models.size.fit_batch_elements`); results depend on it only
+            through which draws are made.
         seed: seeds the draws (the outer RNG state is left untouched).
         num_repeats: R > 1 also computes R - 1 further independent estimates, reported in
             the diagnostics' ``repeats`` (their spread is the estimator's noise); the

@@ -10,8 +10,9 @@ A resolved config builds one of three models, and this module is the only place 
 
 Every rule about what can be built stands here too (:func:`check_model_config`): the data's
 shape against the networks and the prior, what is refused above the first stochastic layer,
-and the model's size against the memory there is. The built-in models register themselves with
-:func:`built_in`, so this module needs none of their code to choose between them.
+and the model's size (measured on a build on the ``meta`` device: :mod:`pyrovae.models.size`)
+against the memory there is. The built-in models register themselves with :func:`built_in`,
+so this module needs none of their code to choose between them.
 
 Example::
 
@@ -36,10 +37,12 @@ from .likelihoods import LIKELIHOODS
 from .networks import DECODERS, ENCODERS
 from .priors import PRIORS
 from .program import Program, as_program
+from .size import ModelSize, check_model_fits, model_size
 
 __all__ = [
     "build_builtin",
     "build_model",
+    "builtin_size",
     "built_in",
     "check_model_config",
     "load_factory",
@@ -104,19 +107,38 @@ def build_builtin(config: Mapping[str, Any], cls: type[Program] | None = None) -
     :class:`~pyrovae.HierarchicalVAE` for ``model.latents``; ``cls``, a subclass of that
     model, builds itself instead (``Mine.from_config(config)``).
 
-    Its rules are checked (:func:`check_model_config`) and its size estimated
-    (:func:`pyrovae.resources.check_model_fits`) before a single parameter is allocated."""
-    from ..resources import check_model_fits
+    Its rules are checked (:func:`check_model_config`) and its size measured on the ``meta``
+    device and checked against the memory available (:func:`builtin_size`,
+    :func:`pyrovae.models.size.check_model_fits`) before a single parameter is allocated."""
+    build = _builtin_builder(config, cls)
+    check_model_fits(model_size(build))
+    return build()
 
+
+def builtin_size(config: Mapping[str, Any], cls: type[Program] | None = None) -> ModelSize:
+    """The size of the built-in model of a resolved ``config`` (as :func:`build_builtin`
+    builds it), from a build on the ``meta`` device that allocates nothing and leaves the
+    random state as it was (:func:`pyrovae.models.size.model_size`).
+
+    Raises:
+        ConfigError: the model breaks a rule (:func:`check_model_config`) or has more than
+            :data:`~pyrovae.models.size.MAX_LAYERS` layers (the build stops there, naming the
+            component being built).
+    """
+    return model_size(_builtin_builder(config, cls))
+
+
+def _builtin_builder(config: Mapping[str, Any], cls: type[Program] | None) -> Callable[[], Program]:
+    """The built-in model of ``config`` (``cls`` when a subclass of it), as a function that
+    builds it, its rules checked first (:func:`check_model_config`)."""
     shape = data_shape(config["data"])  # recorded by a run, or fixed by the data set
     kind = model_kind({**config["model"], "program": ""})
     target = _BUILT_IN[kind]
     if cls is not None and issubclass(cls, target):
         target = cls
     check_model_config(config, shape)
-    check_model_fits(config)
     builder = _build_hierarchy if kind == "hierarchical_vae" else _build_vae
-    return builder(target, config, shape)
+    return lambda: builder(target, config, shape)
 
 
 # ---------------------------------------------------------------------- the rules

@@ -21,8 +21,7 @@ kind of message (the model calls it while Pyro validation is on).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import pyro.distributions as dist
 import torch
@@ -83,7 +82,7 @@ class Likelihood(nn.Module):
 
     type_name: ClassVar[str]
     #: numbers the decoder emits per data element (a class constant, or set per instance by
-    #: likelihoods whose parameters decide it; see :meth:`numbers_per_element`)
+    #: likelihoods whose parameters decide it)
     params_per_element: int = 1
     #: the data this likelihood is a density/mass for
     data_kind: ClassVar[DataKind] = "real"
@@ -94,12 +93,6 @@ class Likelihood(nn.Module):
     #: why ``log_prob`` is not a normalised likelihood of the data it accepts, when it is not
     #: (``""``: it is); said where bits per dimension are asked for
     unnormalised: str = ""
-
-    @classmethod
-    def numbers_per_element(cls, spec: Mapping[str, Any]) -> int:
-        """:attr:`params_per_element` of the likelihood that the resolved config section
-        ``spec`` builds, without building it (for size estimates)."""
-        return cls.params_per_element
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
         """The distribution of ``x`` given decoder output ``params`` of shape ``(*batch, k, D)``."""
@@ -379,10 +372,6 @@ class DiscretizedLogisticLikelihood(Likelihood):
         self.components = components
         self.min_log_scale = min_log_scale
         self.params_per_element = 3 * components
-
-    @classmethod
-    def numbers_per_element(cls, spec: Mapping[str, Any]) -> int:
-        return 3 * int(spec["components"])
 
     def distribution(self, params: torch.Tensor) -> dist.TorchDistribution:
         logits, locs, log_scales = params.split(self.components, dim=-2)

@@ -21,10 +21,11 @@ from .. import distributed
 from ..config import Config, resolve_config
 from ..data import load_data
 from ..errors import CheckpointError, ConfigError
-from ..models.factory import build_model, model_kind
+from ..infer.objectives import OBJECTIVES
+from ..models.factory import build_model, builtin_size, model_kind
 from ..models.program import Program
+from ..models.size import check_model_fits, check_training_step_fits
 from ..registry import PositiveInt, check_value
-from ..resources import check_batch_fits, check_model_fits, example_bytes
 from .run_dir import load_checkpoint, read_config, read_metrics, write_config, write_metrics
 from .run_guard import check_new_run_dir, hold_run_dir
 from .trainer import Trainer
@@ -63,19 +64,30 @@ def _trainer(
         config["data"], device=device, root=data_root, train_data=data[0], test_data=data[1]
     )
     config["data"].update(loaded.record())  # the run's model is rebuilt from this record
-    builtin = model is None and model_kind(config["model"]) != "program"
-    if builtin:
-        check_model_fits(config, training=True)  # before a single parameter is allocated
+    if model is None and model_kind(config["model"]) != "program":
+        # measured on the meta device, before a single parameter is allocated
+        check_model_fits(builtin_size(config), training=True, device=device)
     pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
     vae = build_model(config, model).to(device)
-    if builtin:
-        # one training step's activations: particles x batch (the largest pass of a run)
-        particles = config["objective"].get("num_particles", 1)
-        batch = min(config["train"]["batch_size"], loaded.num_train)
-        check_batch_fits(
-            particles * batch, example_bytes(vae), "objective.num_particles x train.batch_size ="
-        )
+    _check_training_step(vae, config, loaded)
     return Trainer(vae.module, loaded, config, device, run_dir=run_dir, progress=progress)
+
+
+def _check_training_step(program: Program, config: Config, loaded: Any) -> None:
+    """Refuse a training step that cannot fit in memory: the forward and backward of one
+    process's share of a batch, ``objective.num_particles x train.batch_size`` (particle,
+    example) pairs, measured on fake tensors (:func:`check_training_step_fits`)."""
+    objective = OBJECTIVES.build(config["objective"], "objective")
+    batch = min(config["train"]["batch_size"] // distributed.world_size(), loaded.num_train)
+    x, labels = loaded.train_preview
+    y = program.model_labels(labels)
+    x = x[:1].expand(batch, *x.shape[1:])  # the batch's shape: no copy
+    y = None if y is None else y[:1].expand(batch)
+    what = (
+        "objective.num_particles x train.batch_size = "
+        f"{objective.num_particles:,} x {config['train']['batch_size']:,}"
+    )
+    check_training_step_fits(program, objective.elbo(), x, y, what)
 
 
 def train(

@@ -20,7 +20,7 @@ import torch
 from ..atomic import atomic_write_bytes
 from ..config import Config, dumps_toml, load_config
 from ..errors import CheckpointError, ConfigError
-from ..resources import available_memory
+from ..memory import available_memory
 
 __all__ = [
     "CHECKPOINT_FILE",

@@ -22,7 +22,6 @@ from pyrovae.evaluation import ais, estimator, importance, mean_and_se
 from pyrovae.evaluation.ais import AISSettings
 from pyrovae.evaluation.bdmc import bdmc
 from pyrovae.evaluation.estimator import Block, BlockEstimator, Results
-from pyrovae.resources import example_bytes
 from pyrovae.rng import derived_seed, fixed_rng
 
 from linear_gaussian import linear_gaussian_vae, sample_data
@@ -148,8 +147,8 @@ def test_the_memory_bound_of_a_run_is_decided_in_one_place(monkeypatch):
     }
     calls = []
 
-    def shrink(program, x, y, per_example, requested):
-        calls.append((x.shape[0], per_example, requested))
+    def shrink(program, x, y, per_example, requested, gradients):
+        calls.append((x.shape[0], per_example, requested, gradients))
         return 8
 
     monkeypatch.setattr(estimator, "effective_max_batch_elements", shrink)
@@ -159,21 +158,23 @@ def test_the_memory_bound_of_a_run_is_decided_in_one_place(monkeypatch):
                                       max_batch_elements=1000, seed=3),
         "bdmc": bdmc(vae, x, None, 4, 3, max_batch_elements=1000, seed=3).upper,
     }
-    assert calls == [(6, 4, 1000)] * 3
+    assert calls == [(6, 4, 1000, False), (6, 4, 1000, True), (6, 4, 1000, True)]
     for key in want:
         assert torch.equal(got[key], want[key]), key
 
 
-def test_for_now_the_memory_bound_checks_the_request_and_keeps_it(monkeypatch):
+def test_the_memory_bound_is_the_measured_fit_of_the_programs_own_pass(monkeypatch):
+    """The bound is pyrovae.models.size.fit_batch_elements of the request: with the memory
+    there is, the request itself; AIS's passes are measured with their gradients."""
     vae = linear_gaussian_vae()
     x = sample_data(vae, 5)
-    checked = []
-    monkeypatch.setattr(estimator, "check_batch_fits", lambda *args: checked.append(args))
     program = pyrovae.as_program(vae)
     assert estimator.effective_max_batch_elements(program, x, None, 3, 1000) == 1000
-    assert checked == [(15, example_bytes(program), "max_batch_elements")]  # 3 x 5 pairs
-    assert estimator.effective_max_batch_elements(program, x, None, 3, 10) == 10
-    assert checked[-1][0] == 10
+    asked = []
+    monkeypatch.setattr(estimator, "fit_batch_elements",
+                        lambda *args, **kwargs: asked.append((args[3:], kwargs)) or 7)
+    assert estimator.effective_max_batch_elements(program, x, None, 3, 1000, True) == 7
+    assert asked == [((1000, 3), {"gradients": True})]
 
 
 @pytest.mark.parametrize("setting, value, message", [
