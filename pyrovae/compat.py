@@ -12,7 +12,13 @@ once those tests pass on it). This module imports nothing of pyrovae.
   which works on the fake tensors a recorded step is traced with (``data_ptr`` does not);
 * :func:`standard_normal`: torch's ``torch.distributions.utils._standard_normal``, the draws
   ``Normal.rsample`` makes (so :class:`pyrovae.distributions.ReparameterizedNormal` draws
-  exactly what ``Normal`` draws).
+  exactly what ``Normal`` draws);
+* :class:`FakeTensorMode` (``torch._subclasses.fake_tensor``): tensors with a shape and no
+  data, on which :mod:`pyrovae.peak_memory` runs a program to measure its memory;
+* :class:`TorchDispatchMode` (``torch.utils._python_dispatch``): a hook on every operation
+  dispatched, with which :class:`pyrovae.peak_memory.LiveBytes` counts the bytes created;
+* :func:`tree_leaves`, :func:`tree_map_only` (``torch.utils._pytree``): the tensors in nested
+  arguments.
 """
 
 from __future__ import annotations
@@ -21,9 +27,21 @@ from typing import Any
 
 import torch
 from pyro.infer.trace_elbo import _compute_log_r
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.distributions.utils import _standard_normal
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves, tree_map_only
 
-__all__ = ["CHECKED_VERSIONS", "compute_log_r", "is_alias_of", "standard_normal"]
+__all__ = [
+    "CHECKED_VERSIONS",
+    "FakeTensorMode",
+    "TorchDispatchMode",
+    "compute_log_r",
+    "is_alias_of",
+    "standard_normal",
+    "tree_leaves",
+    "tree_map_only",
+]
 
 #: the releases on which the tests of these internals passed (``tests/test_compat.py``)
 CHECKED_VERSIONS: dict[str, tuple[str, ...]] = {

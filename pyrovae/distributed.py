@@ -38,6 +38,7 @@ from .errors import ConfigError, DistributedError
 
 __all__ = [
     "GradientAllReduce",
+    "all_reduce_min",
     "all_reduce_sum",
     "block_shard",
     "broadcast_object",
@@ -170,6 +171,15 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if world_size() > 1:
         with _collective("sum a tensor"):
             dist.all_reduce(tensor)
+    return tensor
+
+
+def all_reduce_min(tensor: torch.Tensor) -> torch.Tensor:
+    """The smallest of ``tensor``'s values over the processes, elementwise, in place (no-op
+    in a one-process world): how processes agree on a size each measured for itself."""
+    if world_size() > 1:
+        with _collective("agree on a smallest value"):
+            dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
     return tensor
 
 

@@ -58,10 +58,41 @@ def test_standard_normal_draws_what_normal_rsample_draws():
     assert torch.equal(draws, expected) and draws.dtype == torch.float64
 
 
-@pytest.mark.parametrize("name", ["_compute_log_r", "_is_alias_of", "_standard_normal"])
+@pytest.mark.parametrize("name", ["_compute_log_r", "_is_alias_of", "_standard_normal",
+                                  "torch._subclasses", "torch.utils._"])
 def test_no_other_module_imports_the_internals(name):
     from conftest import ROOT
 
     users = [p for p in (ROOT / "pyrovae").rglob("*.py")
              if name in p.read_text() and p.name != "compat.py"]
     assert not users, users
+
+
+def test_fake_tensors_carry_shapes_and_no_data():
+    with compat.FakeTensorMode() as mode:
+        fake = mode.from_tensor(torch.empty(3, 4))
+        out = (fake @ fake.T).relu()
+    assert out.shape == (3, 3) and out.dtype == torch.float32
+    assert type(out).__name__ == "FakeTensor" and out.device == torch.device("cpu")
+
+
+def test_a_dispatch_mode_sees_every_operation_and_its_results():
+    seen = []
+
+    class Record(compat.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            seen.append((func.overloadpacket.__name__, tuple(out.shape)))
+            return out
+
+    with Record():
+        torch.ones(2, 3).sum(0)
+    assert ("sum", (3,)) in seen
+
+
+def test_tree_leaves_and_tree_map_only_walk_nested_arguments():
+    nested = ((torch.zeros(1), 2), {"a": [torch.ones(2)]})
+    leaves = compat.tree_leaves(nested)
+    assert [type(v).__name__ for v in leaves] == ["Tensor", "int", "Tensor"]
+    doubled = compat.tree_map_only(torch.Tensor, lambda t: t + 1, nested)
+    assert doubled[0][1] == 2 and torch.equal(doubled[1]["a"][0], torch.full((2,), 2.0))

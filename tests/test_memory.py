@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from pyrovae import memory
+from pyrovae import memory, peak_memory
 
 
 def test_peak_bytes_counts_the_live_results_and_one_workspace_by_hand():
@@ -19,8 +19,8 @@ def test_peak_bytes_counts_the_live_results_and_one_workspace_by_hand():
     # (n, 8): the peak is during the relu, 3 x (n, 8) numbers (the weights and the input,
     # allocated before, do not count)
     expected = 3 * n * 8 * 4
-    assert memory.peak_bytes(lambda x: net(x), x, module=net) == expected
-    with memory.LiveBytes() as live:  # the same count on the real tensors
+    assert peak_memory.peak_bytes(lambda x: net(x), x, module=net) == expected
+    with peak_memory.LiveBytes() as live:  # the same count on the real tensors
         net(x)
     assert live.peak == expected
 
@@ -29,7 +29,7 @@ def test_a_fake_run_allocates_nothing_and_changes_nothing():
     net = nn.Linear(1000, 1000)
     before = net.weight.clone()
     x = torch.ones(1, 1000).expand(10**6, 1000)  # a million examples, held as one
-    peak = memory.peak_bytes(lambda x: net(x).sum().backward(), x, module=net)
+    peak = peak_memory.peak_bytes(lambda x: net(x).sum().backward(), x, module=net)
     assert peak > 10**6 * 1000 * 4  # the fake output alone is 4 GB
     assert torch.equal(net.weight, before) and net.weight.grad is None
 

@@ -9,7 +9,7 @@
   else cannot exhaust the machine, nor keep it busy building.
 * To run it: :func:`fit_batch_elements` measures the peak memory of one vectorized
   evaluation pass by running the model's own programs on fake tensors
-  (:func:`pyrovae.memory.peak_bytes`) and returns the largest pass, up to the one asked for,
+  (:func:`pyrovae.peak_memory.peak_bytes`) and returns the largest pass, up to the one asked for,
   that fits in the memory available; :func:`check_training_step_fits` refuses a training
   step (its forward and backward) that cannot fit.
 
@@ -36,11 +36,12 @@ import pyro
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_leaves, tree_map_only
 
 from .. import distributed, memory
+from ..compat import tree_leaves, tree_map_only
 from ..errors import ConfigError
 from ..infer.log_weights import log_weights
+from ..peak_memory import peak_bytes
 from ..rng import preserved_rng
 from .program import Program
 
@@ -234,7 +235,7 @@ def pass_bytes(
     (:func:`~pyrovae.infer.log_weights.log_weights`), in eval mode with quiet programs, under
     ``torch.no_grad()``; with ``gradients``, also the gradient of the log-weights with respect
     to the parameters (what an AIS pass holds to take its HMC steps, and more). Measured on
-    fake tensors (:func:`pyrovae.memory.peak_bytes`): nothing is allocated and no random
+    fake tensors (:func:`pyrovae.peak_memory.peak_bytes`): nothing is allocated and no random
     number is drawn. Raises whatever the programs raise on fake tensors."""
 
     def run(x: torch.Tensor, y: torch.Tensor | None) -> None:
@@ -245,7 +246,7 @@ def pass_bytes(
                 torch.autograd.grad(log_w.sum(), params, allow_unused=True)
 
     with _isolated(program, x.device), program.evaluating():
-        return memory.peak_bytes(run, x, y, module=program)
+        return peak_bytes(run, x, y, module=program)
 
 
 @contextlib.contextmanager
@@ -331,12 +332,7 @@ def _fit(
 
 def _smallest_over_processes(value: int, device: torch.device) -> int:
     """The smallest ``value`` of all the processes of a run (``value`` in a one-process run)."""
-    size = distributed.world_size()
-    if size == 1:
-        return value
-    values = torch.zeros(size, dtype=torch.int64, device=device)
-    values[distributed.rank()] = value
-    return int(distributed.all_reduce_sum(values).min())
+    return int(distributed.all_reduce_min(torch.tensor(value, device=device)))
 
 
 def check_training_step_fits(
@@ -360,7 +356,7 @@ def check_training_step_fits(
     have = int(PASS_SHARE * memory.available_memory(x.device))
     try:
         with _isolated(program, x.device):
-            need = memory.peak_bytes(step, x, y, module=program)
+            need = peak_bytes(step, x, y, module=program)
     except Exception:  # the programs read their tensors' values: not measurable
         return
     if need > have:

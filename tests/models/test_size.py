@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import pyrovae
-from pyrovae import VAE, ConfigError, load_config, memory, resolve_config
+from pyrovae import VAE, ConfigError, load_config, memory, peak_memory, resolve_config
 from pyrovae.cli import main
 from pyrovae.config import dumps_toml
 from pyrovae.infer import Trace_ELBO
@@ -103,7 +103,7 @@ def tiny_vae():
 def test_a_pass_measured_on_fake_tensors_holds_what_the_real_pass_holds(tiny_vae):
     vae, x = tiny_vae
     measured = size.pass_bytes(vae, x[:5], None, 30)
-    with vae.evaluating(), torch.no_grad(), memory.LiveBytes() as live:
+    with vae.evaluating(), torch.no_grad(), peak_memory.LiveBytes() as live:
         log_weights(vae.model, vae.guide, x[:5], None, num_particles=30)
     assert measured == live.peak
     # the decoder's Bernoulli logits alone: 30 x 5 pairs x 784 float32 numbers
