@@ -188,12 +188,12 @@ def load_data(
         data.test_images.shape   # (10000, 784)
     """
     data_config = _with_defaults(data_config)
-    name = data_config["dataset"]
-    source = DATASETS.get(name, key="data.dataset")
     python = train_data is not None or test_data is not None
     if python:
         splits, name = _python_splits(data_config, train_data, test_data), "tensors"
     else:
+        name = data_config["dataset"]
+        source = DATASETS.get(name, key="data.dataset")
         splits = source.open(data_config, resolve_data_root(root), download=not offline())
     train, test = splits.train, splits.test
     if data_config["train_limit"]:
@@ -207,12 +207,32 @@ def load_data(
     if python and in_memory:
         splits.sha256 = examples_sha256(train, test)
     _check_record(data_config, train, splits, name)
+    common = _test_split(data_config, name, splits, train, test, device)
+    binarize, seed = data_config["binarize"], data_config["binarization_seed"]
+    if in_memory:
+        train_x, train_y = train.materialize()
+        if binarize == "static":
+            train_x = binarize_once(train_x, seed)
+        return ImageData(train_images=train_x.to(device), train_labels=train_y.to(device), **common)
+    return _streamed(train, test, common, data_config, device)
+
+
+def _test_split(
+    data_config: dict[str, Any],
+    name: str,
+    splits: Splits,
+    train: Examples,
+    test: Examples,
+    device: torch.device,
+) -> dict[str, Any]:
+    """What the in-memory and the streamed data share: the test set on ``device``, binarized
+    once whenever the training data is binary, and the record of the data."""
     binarize, seed = data_config["binarize"], data_config["binarization_seed"]
     test_x, test_y = test.materialize()
     if binarize in ("static", "dynamic"):
         # a different stream from the training set's, same for every run
         test_x = binarize_once(test_x, seed + 1)
-    common: dict[str, Any] = {
+    return {
         "name": name,
         "binarize": binarize,
         "test_images": test_x.to(device),
@@ -221,17 +241,24 @@ def load_data(
         "num_classes": max(train.num_classes, test.num_classes),
         "source": {"dataset": name, "path": splits.path, "sha256": splits.sha256},
     }
-    if in_memory:
-        train_x, train_y = train.materialize()
-        if binarize == "static":
-            train_x = binarize_once(train_x, seed)
-        return ImageData(train_images=train_x.to(device), train_labels=train_y.to(device), **common)
+
+
+def _streamed(
+    train: Examples,
+    test: Examples,
+    common: dict[str, Any],
+    data_config: dict[str, Any],
+    device: torch.device,
+) -> StreamingImageData:
+    """The training set read by a DataLoader (its first examples checked up front), the test
+    set held on ``device``."""
     if test.nbytes() > data_memory_budget(device):
         raise DataError(
             f"the test set ({len(test):,} examples) needs {test.nbytes() / 1e9:.3g} GB, more "
             "than the memory it may take; evaluate on fewer with data.test_limit"
         )
-    static_seed = seed if binarize == "static" else None
+    seed = data_config["binarization_seed"]
+    static_seed = seed if data_config["binarize"] == "static" else None
     preview_x, preview_y = _Batches(train, static_seed)[torch.arange(min(PREVIEW_SIZE, len(train)))]
     return StreamingImageData(
         train=train,
