@@ -67,7 +67,6 @@ EVAL_SEED = 1234
 DIVERGENCE_FACTOR = 1e4
 
 
-
 @dataclass
 class Trainer:
     """Trains ``vae`` on ``data`` as the resolved ``config`` says, writing to ``run_dir``.
