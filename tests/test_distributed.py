@@ -35,8 +35,7 @@ from pyrovae.config import dumps_toml
 from pyrovae.errors import ConfigError
 from pyrovae.evaluation import evaluate_test_set
 from pyrovae.evaluation.bdmc import bdmc
-from pyrovae.training import EVAL_SEED, load_run
-from pyrovae.training import run_dir as files
+from pyrovae.training import EVAL_SEED, load_run, run_dir
 
 from conftest import TESTS, tiny_config
 
@@ -99,14 +98,14 @@ def assert_same_parameters(run: Path, ref: Path) -> None:
     relative; Adam's update is lr * m / (sqrt(v) + eps), bounded by ~lr = 1e-3 and moved by
     about lr times that relative error per step, so after 8 steps parameters differ by
     ~1e-8; 1e-6 leaves a factor 100 for rounding in the update itself."""
-    state, ref_state = files.load_checkpoint(run), files.load_checkpoint(ref)
+    state, ref_state = run_dir.load_checkpoint(run), run_dir.load_checkpoint(ref)
     assert state["epoch"] == ref_state["epoch"]
     for name, value in ref_state["model"].items():
         torch.testing.assert_close(state["model"][name], value, rtol=0, atol=1e-6, msg=name)
 
 
 def assert_same_metrics(run: Path, ref: Path, world_sizes: list[int]) -> None:
-    rows, ref_rows = files.read_metrics(run), files.read_metrics(ref)
+    rows, ref_rows = run_dir.read_metrics(run), run_dir.read_metrics(ref)
     assert [r["world_size"] for r in rows] == world_sizes
     for row, ref_row in zip(rows, ref_rows, strict=True):
         for key in ("train_elbo", "test_elbo"):  # ~500 nats: 1e-5 relative is float32 slack
@@ -143,7 +142,7 @@ def test_two_processes_average_the_gradient_of_the_global_batch(launched):
 def test_two_processes_train_as_one(launched):
     assert_same_parameters(launched / "run2", launched / "ref")
     assert_same_metrics(launched / "run2", launched / "ref", [2, 2])
-    assert files.load_checkpoint(launched / "run2")["world_size"] == 2
+    assert run_dir.load_checkpoint(launched / "run2")["world_size"] == 2
 
 
 def test_runs_resume_under_another_number_of_processes(launched):
@@ -159,11 +158,11 @@ def test_runs_resume_under_another_number_of_processes(launched):
 def test_a_run_of_two_processes_resumed_by_two_ends_as_an_uninterrupted_one(launched):
     """With a guide that draws (rank 1 draws its own stream, seeded per epoch; rank 0's is
     checkpointed), bitwise."""
-    state = files.load_checkpoint(launched / "random_half")
-    ref_state = files.load_checkpoint(launched / "random2")
+    state = run_dir.load_checkpoint(launched / "random_half")
+    ref_state = run_dir.load_checkpoint(launched / "random2")
     for name, value in ref_state["model"].items():
         assert torch.equal(state["model"][name], value), name
-    assert files.read_metrics(launched / "random_half") == files.read_metrics(
+    assert run_dir.read_metrics(launched / "random_half") == run_dir.read_metrics(
         launched / "random2"
     )
 

@@ -28,7 +28,7 @@ import pyrovae
 from pyrovae import DataError
 from pyrovae.cli import main
 from pyrovae.config import dumps_toml
-from pyrovae.training import run_dir as files
+from pyrovae.training import run_dir
 from pyrovae.training.run_guard import hold_run_dir
 
 from conftest import DATA_ROOT, tiny_config
@@ -395,7 +395,7 @@ def test_a_locked_run_refuses_a_second_writer(tmp_path, tiny_toml, trained, caps
                              "in use by another pyrovae process", root=tmp_path)
         # a run that is starting has written its metrics file and not yet its config: still a
         # run in use, not "a folder of other files"
-        files.write_metrics(fresh, [])
+        run_dir.write_metrics(fresh, [])
         assert_fails_cleanly(capsys, ["train", "--config", str(tiny_toml), "--out", str(fresh)],
                              "in use by another pyrovae process", root=tmp_path)
 
@@ -405,13 +405,13 @@ def test_a_run_cut_at_its_start_is_started_afresh(tmp_path, tiny_toml, capsys):
     ``train`` takes the folder; a metrics file with rows in it is somebody's, and kept."""
     cut = tmp_path / "cut"
     cut.mkdir()
-    files.write_metrics(cut, [])
+    run_dir.write_metrics(cut, [])
     assert main(["train", "--config", str(tiny_toml), "--out", str(cut), "--quiet"]) == 0
-    assert (cut / files.CHECKPOINT_FILE).is_file()
+    assert (cut / run_dir.CHECKPOINT_FILE).is_file()
     capsys.readouterr()
     kept = tmp_path / "kept"
     kept.mkdir()
-    files.write_metrics(kept, [{"epoch": 1}])
+    run_dir.write_metrics(kept, [{"epoch": 1}])
     assert_fails_cleanly(capsys, ["train", "--config", str(tiny_toml), "--out", str(kept)],
                          "not a pyrovae run", "metrics.jsonl", root=tmp_path)
 
@@ -474,18 +474,18 @@ STATES = {
 
 
 def _damage_state(run: Path, change) -> None:
-    state = torch.load(run / files.CHECKPOINT_FILE, weights_only=True)
+    state = torch.load(run / run_dir.CHECKPOINT_FILE, weights_only=True)
     if callable(change):
         change(state)
     else:
         state.update(change)
-    torch.save(state, run / files.CHECKPOINT_FILE)
+    torch.save(state, run / run_dir.CHECKPOINT_FILE)
 
 
 @pytest.mark.parametrize("name", list(CHECKPOINTS) + list(STATES))
 def test_checkpoint_attacks(name, tmp_path, trained, capsys):
     run = copy_run(trained, tmp_path / "run")
-    ckpt = run / files.CHECKPOINT_FILE
+    ckpt = run / run_dir.CHECKPOINT_FILE
     if name in CHECKPOINTS:
         damage, fragment = CHECKPOINTS[name]
         ckpt.write_bytes(damage(ckpt.read_bytes()))
@@ -502,14 +502,14 @@ def test_checkpoint_attacks(name, tmp_path, trained, capsys):
 
 
 RUN_FILES = {
-    "metrics row without epoch": (files.METRICS_FILE, b'{"train_elbo": -100.0}\n',
+    "metrics row without epoch": (run_dir.METRICS_FILE, b'{"train_elbo": -100.0}\n',
                                   "not a metrics row"),
-    "metrics row not an object": (files.METRICS_FILE, b"[1, 2]\n", "not a metrics row"),
-    "metrics value not a number": (files.METRICS_FILE, b'{"epoch": 1, "test_elbo": "x"}\n',
+    "metrics row not an object": (run_dir.METRICS_FILE, b"[1, 2]\n", "not a metrics row"),
+    "metrics value not a number": (run_dir.METRICS_FILE, b'{"epoch": 1, "test_elbo": "x"}\n',
                                    "expected a finite number"),
-    "metrics not utf-8": (files.METRICS_FILE, b"\xff\xfe\n", "not UTF-8"),
-    "config not utf-8": (files.CONFIG_FILE, b"\xff\xfe\n", "not UTF-8"),
-    "config out of range": (files.CONFIG_FILE, b"[train]\nlr = nan\n", "train.lr = nan"),
+    "metrics not utf-8": (run_dir.METRICS_FILE, b"\xff\xfe\n", "not UTF-8"),
+    "config not utf-8": (run_dir.CONFIG_FILE, b"\xff\xfe\n", "not UTF-8"),
+    "config out of range": (run_dir.CONFIG_FILE, b"[train]\nlr = nan\n", "train.lr = nan"),
 }
 
 
@@ -519,7 +519,7 @@ def test_damaged_run_files(name, tmp_path, trained, capsys):
     filename, content, fragment = RUN_FILES[name]
     (run / filename).write_bytes(content)
     argvs = [["train", "--resume", str(run), "--epochs", "3", "--quiet"]]
-    if filename == files.METRICS_FILE:
+    if filename == run_dir.METRICS_FILE:
         argvs.append(["plot", str(run), "--kind", "curves", "--out", str(tmp_path / "c.png")])
     else:
         argvs.append(["describe", str(run)])
@@ -540,7 +540,7 @@ def test_resource_attacks_are_refused_fast_with_the_numbers(tmp_path, trained, c
                          root=tmp_path)
     assert time.perf_counter() - start < 10
     run = copy_run(trained, tmp_path / "run")
-    (run / files.CONFIG_FILE).write_bytes(wide.read_bytes())  # a run from someone else
+    (run / run_dir.CONFIG_FILE).write_bytes(wide.read_bytes())  # a run from someone else
     assert_fails_cleanly(capsys, ["evaluate", str(run)], "GB of memory", root=tmp_path)
     run = copy_run(trained, tmp_path / "run2")
     assert_fails_cleanly(capsys, ["sample", str(run), "--num", "1000000", "--out",
@@ -550,7 +550,7 @@ def test_resource_attacks_are_refused_fast_with_the_numbers(tmp_path, trained, c
     assert main(["evaluate", str(run), "--num-samples", "10", "--max-batch-elements",
                  str(10**15), "--quiet"]) == 0
     capsys.readouterr()
-    assert_fails_cleanly(capsys, ["train", "--config", str(run / files.CONFIG_FILE), "--out",
+    assert_fails_cleanly(capsys, ["train", "--config", str(run / run_dir.CONFIG_FILE), "--out",
                                   str(tmp_path / "new"), "--set",
                                   "objective.num_particles=100000000"],
                          "objective.num_particles x train.batch_size", "GB of memory",
@@ -650,7 +650,7 @@ def test_a_diverging_run_stops_with_a_clear_error(tmp_path, tiny_toml, capsys):
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "training diverged in epoch 1" in err and "lower train.lr" in err, err
     # a run with no finished epoch: no checkpoint, no picture; it may be started afresh
-    assert {p.name for p in out.iterdir()} == {files.CONFIG_FILE, files.METRICS_FILE}
+    assert {p.name for p in out.iterdir()} == {run_dir.CONFIG_FILE, run_dir.METRICS_FILE}
 
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path, trained, monkeypatch):
@@ -666,8 +666,8 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, trained, monkeypatc
     with pytest.raises(pyrovae.DivergenceError, match="keeps the checkpoint of epoch 2"):
         pyrovae.resume(run, epochs=3, progress=False)
     after = snapshot(run)
-    assert files.read_config(run)["train"]["epochs"] == 3  # --epochs is kept, as asked
-    del before[files.CONFIG_FILE], after[files.CONFIG_FILE]
+    assert run_dir.read_config(run)["train"]["epochs"] == 3  # --epochs is kept, as asked
+    del before[run_dir.CONFIG_FILE], after[run_dir.CONFIG_FILE]
     assert after == before
 
 
@@ -686,8 +686,8 @@ def reference(tmp_path_factory):
 
 
 def assert_same_run(run: Path, reference: Path) -> None:
-    a = torch.load(run / files.CHECKPOINT_FILE, weights_only=True)
-    b = torch.load(reference / files.CHECKPOINT_FILE, weights_only=True)
+    a = torch.load(run / run_dir.CHECKPOINT_FILE, weights_only=True)
+    b = torch.load(reference / run_dir.CHECKPOINT_FILE, weights_only=True)
     assert a["epoch"] == b["epoch"]
     for key in ("model", "optimizer"):
         flat_a = torch.utils._pytree.tree_leaves(a[key])
@@ -697,7 +697,7 @@ def assert_same_run(run: Path, reference: Path) -> None:
             assert torch.equal(u, v) if isinstance(u, torch.Tensor) else u == v
     assert torch.equal(a["torch_rng"], b["torch_rng"]) and torch.equal(a["data_rng"],
                                                                        b["data_rng"])
-    assert files.read_metrics(run) == files.read_metrics(reference)
+    assert run_dir.read_metrics(run) == run_dir.read_metrics(reference)
 
 
 def _cli(*args: str) -> list[str]:
@@ -724,7 +724,7 @@ def test_full_disk_in_the_checkpoint_write_loses_nothing(tmp_path, reference, mo
     assert code == 2 and err.count("\n") == 1, err
     assert "No space left on device" in err and "--resume" in err, err
     monkeypatch.setattr(torch, "save", real_save)
-    assert torch.load(out / files.CHECKPOINT_FILE, weights_only=True)["epoch"] == 1
+    assert torch.load(out / run_dir.CHECKPOINT_FILE, weights_only=True)["epoch"] == 1
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     assert_same_run(out, ref)
@@ -785,8 +785,8 @@ def test_kill_9_in_training_and_in_the_checkpoint_write_then_resume(tmp_path, re
         run, (at, _) = tmp_path / mode, kills[mode]
         if mode == "save":
             assert any(p.name.endswith(".tmp") for p in run.iterdir())  # the write was cut
-        if (run / files.CHECKPOINT_FILE).exists():  # the last complete checkpoint is intact
-            epoch = torch.load(run / files.CHECKPOINT_FILE, weights_only=True)["epoch"]
+        if (run / run_dir.CHECKPOINT_FILE).exists():  # the last complete checkpoint is intact
+            epoch = torch.load(run / run_dir.CHECKPOINT_FILE, weights_only=True)["epoch"]
             assert epoch == (at - 1 if mode == "save" else (at - 1) // 4)
             again[mode] = _cli("train", "--resume", str(run), "--quiet")
         else:  # killed before the first epoch was written: a run started afresh
