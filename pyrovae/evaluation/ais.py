@@ -73,7 +73,6 @@ __all__ = [
     "ais_log_likelihood",
     "anneal",
     "block_size",
-    "initial_step_sizes",
     "sigmoid_schedule",
 ]
 
@@ -194,7 +193,9 @@ class AISSettings:
     def start_step_sizes(self, like: torch.Tensor) -> torch.Tensor:
         """``(n,)`` the step size each of the ``n`` examples of ``like`` ``(n, ...)`` starts
         from."""
-        return initial_step_sizes(like.shape[0], self.initial_step_size, like)
+        return torch.full((like.shape[0],), self.initial_step_size, dtype=like.dtype).to(
+            like.device
+        )
 
     def forward(
         self, program: Program, x: torch.Tensor, y: torch.Tensor | None, on_step: Callable[[], Any]
@@ -455,11 +456,6 @@ def block_size(num_chains: int, max_batch_elements: int) -> int:
     """The number of examples annealed together (and seeded together): at most
     ``max_batch_elements`` (chain, example) pairs, and at least one example."""
     return max(1, max_batch_elements // num_chains)
-
-
-def initial_step_sizes(num_examples: int, value: float, like: torch.Tensor) -> torch.Tensor:
-    """``(n,)`` the step size every example starts from, in ``like``'s dtype and device."""
-    return torch.full((num_examples,), value, dtype=like.dtype).to(like.device)
 
 
 class AnnealedImportanceSampling(BlockEstimator[tuple[torch.Tensor, AISDiagnostics]]):

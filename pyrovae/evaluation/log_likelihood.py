@@ -32,15 +32,9 @@ from torch import nn
 from ..errors import ConfigError
 from ..models.program import as_program
 from ..registry import PositiveInt, Seed, check_value
-from .ais import (
-    DEFAULT_NUM_CHAINS,
-    DEFAULT_NUM_STEPS,
-    AISDiagnostics,
-    AISSettings,
-    AnnealedImportanceSampling,
-)
-from .estimator import DEFAULT_MAX_BATCH_ELEMENTS, BlockEstimator
-from .importance import DEFAULT_NUM_SAMPLES, ImportanceDiagnostics, ImportanceSampling
+from .ais import DEFAULT_NUM_CHAINS, DEFAULT_NUM_STEPS, AISDiagnostics, ais_log_likelihood
+from .estimator import DEFAULT_MAX_BATCH_ELEMENTS
+from .importance import DEFAULT_NUM_SAMPLES, ImportanceDiagnostics, importance_log_likelihood
 
 __all__ = ["METHODS", "Diagnostics", "Method", "default_num_samples", "log_likelihood"]
 
@@ -150,10 +144,12 @@ def log_likelihood(
     check_value(seed, Seed, "seed")
     program = as_program(vae)
     program.check_data(x, y)  # the data, checked once per call
-    estimator: BlockEstimator[tuple[torch.Tensor, Diagnostics | None]]
+    diagnostics: Diagnostics | None
     if method == "is":
-        estimator = ImportanceSampling(
+        estimates, diagnostics = importance_log_likelihood(
             program,
+            x,
+            y,
             num_samples,
             max_batch_elements=max_batch_elements,
             seed=seed,
@@ -162,15 +158,17 @@ def log_likelihood(
             return_diagnostics=return_diagnostics,
         )
     else:
-        settings = AISSettings(
+        estimates, diagnostics = ais_log_likelihood(
+            program,
+            x,
+            y,
             num_chains=num_samples,
             num_steps=DEFAULT_NUM_STEPS if num_steps is None else num_steps,
             max_batch_elements=max_batch_elements,
+            seed=seed,
+            num_repeats=num_repeats,
+            progress=progress,
         )
-        estimator = AnnealedImportanceSampling(
-            program, settings, seed=seed, num_repeats=num_repeats, progress=progress
-        )
-    estimates, diagnostics = estimator(x, y)
     if not return_diagnostics:
         return estimates
     assert diagnostics is not None

@@ -28,6 +28,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
 from ..data import DataShape, data_shape
@@ -73,10 +74,18 @@ def model_kind(model_config: Mapping[str, Any]) -> str:
     return "hierarchical_vae" if "latents" in model_config else "vae"
 
 
-def build_model(config: Mapping[str, Any], model: object = None) -> Program:
+def build_model(
+    config: Mapping[str, Any],
+    model: object = None,
+    *,
+    training: bool = False,
+    device: torch.device | None = None,
+) -> Program:
     """The model a resolved ``config`` trains, as a :class:`~pyrovae.models.program.Program`:
     ``model`` when given (a module of one's own, adapted), else the module the factory of
-    ``model.program`` returns, else the built-in model (:func:`build_builtin`).
+    ``model.program`` returns, else the built-in model (:func:`build_builtin`, checked to fit
+    in the memory of ``device``, with ``training`` together with its gradients and optimizer
+    state).
 
     Raises:
         ConfigError: ``model`` or the factory's module is not a program; the factory cannot
@@ -87,7 +96,7 @@ def build_model(config: Mapping[str, Any], model: object = None) -> Program:
         return as_program(model, _known_image_shape(config), what=f"model = {type(model).__name__}")
     spec = config["model"].get("program", "")
     if not spec:
-        return build_builtin(config)
+        return build_builtin(config, training=training, device=device)
     module = load_factory(spec)(dict(config))
     return as_program(
         module,
@@ -102,16 +111,23 @@ def _known_image_shape(config: Mapping[str, Any]) -> tuple[int, ...] | None:
     return tuple(shape) if shape else None
 
 
-def build_builtin(config: Mapping[str, Any], cls: type[Program] | None = None) -> Program:
+def build_builtin(
+    config: Mapping[str, Any],
+    cls: type[Program] | None = None,
+    *,
+    training: bool = False,
+    device: torch.device | None = None,
+) -> Program:
     """The built-in model a resolved ``config`` declares: a :class:`~pyrovae.VAE`, or a
     :class:`~pyrovae.HierarchicalVAE` for ``model.latents``; ``cls``, a subclass of that
     model, builds itself instead (``Mine.from_config(config)``).
 
     Its rules are checked (:func:`check_model_config`) and its size measured on the ``meta``
-    device and checked against the memory available (:func:`builtin_size`,
+    device and checked against the memory available on ``device`` (default: the host; with
+    ``training``, for the model with its gradients and optimizer state:
     :func:`pyrovae.models.size.check_model_fits`) before a single parameter is allocated."""
     build = _builtin_builder(config, cls)
-    check_model_fits(model_size(build))
+    check_model_fits(model_size(build), training=training, device=device)
     return build()
 
 

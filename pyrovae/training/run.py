@@ -22,9 +22,9 @@ from ..config import Config, resolve_config
 from ..data import load_data
 from ..errors import CheckpointError, ConfigError
 from ..infer.objectives import OBJECTIVES
-from ..models.factory import build_model, builtin_size, model_kind
+from ..models.factory import build_model
 from ..models.program import Program
-from ..models.size import check_model_fits, check_training_step_fits
+from ..models.size import check_training_step_fits
 from ..registry import PositiveInt, check_value
 from .run_dir import load_checkpoint, read_config, read_metrics, write_config, write_metrics
 from .run_guard import check_new_run_dir, hold_run_dir
@@ -64,11 +64,9 @@ def _trainer(
         config["data"], device=device, root=data_root, train_data=data[0], test_data=data[1]
     )
     config["data"].update(loaded.record())  # the run's model is rebuilt from this record
-    if model is None and model_kind(config["model"]) != "program":
-        # measured on the meta device, before a single parameter is allocated
-        check_model_fits(builtin_size(config), training=True, device=device)
     pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
-    vae = build_model(config, model).to(device)
+    # a built-in model is measured on the meta device before a single parameter is allocated
+    vae = build_model(config, model, training=True, device=device).to(device)
     _check_training_step(vae, config, loaded)
     return Trainer(vae.module, loaded, config, device, run_dir=run_dir, progress=progress)
 
