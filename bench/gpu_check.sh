@@ -36,7 +36,8 @@
 #
 # Options: --device cuda|cpu (default cuda), --small (tiny sizes), --budget SECONDS (default
 # 450), --out DIR (default $OUT), --prepare. Environment: PYTHON (default python3),
-# PYROVAE_DATA (used when .gpu/mnist is absent).
+# PYROVAE_DATA (used when .gpu/mnist is absent). Needs bash 5 (EPOCHSECONDS, EPOCHREALTIME) and
+# coreutils' timeout.
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,7 +54,7 @@ while [ $# -gt 0 ]; do
         --budget) BUDGET=$2; shift 2 ;;
         --out) OUT_DIR=$2; shift 2 ;;
         --prepare) PREPARE=1; shift ;;
-        -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {print substr($0, 3)}' "$0"; exit 0 ;;
         *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
