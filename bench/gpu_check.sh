@@ -192,7 +192,7 @@ step is-k5000 90 bash -c '"$0" -m pyrovae evaluate "$1" --device "$2" --json "${
     "$PY" "$RUN" "$DEVICE" "$WORK/evaluate_is.json" "${IS_BIG[@]}"
 step ais-default 150 bash -c '"$0" -m pyrovae evaluate "$1" --method ais --device "$2" --json "${@:4}" >"$3"' \
     "$PY" "$RUN" "$DEVICE" "$WORK/evaluate_ais.json" "${AIS[@]}"
-step log-likelihood-speed 40 "$PY" bench/log_likelihood_speed.py --device "$DEVICE" \
+step log-likelihood-speed 60 "$PY" bench/log_likelihood_speed.py --device "$DEVICE" \
     "${LL_SPEED[@]}" --json "$WORK/log_likelihood_speed.json"
 
 # pack: the summary, the table, the run directory and raw results, the picture
