@@ -7,6 +7,8 @@ checks that, then times them alternately and prints the time ratio and peak memo
 
     PYROVAE_DATA=/path/to/data python bench/log_likelihood_speed.py --num-examples 1000 \
         --num-samples 1000
+    PYROVAE_DATA=/path/to/data python bench/log_likelihood_speed.py --device cuda \
+        --num-examples 10000 --num-samples 1000 --json ll_speed.json
 
 Timing alternates the two, five calls each by default, and reports medians of wall-clock time
 and of process CPU time; when other processes compete for the cores, wall times wander and
@@ -38,7 +40,7 @@ from pyrovae.data import load_data
 from pyrovae.evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
 from pyrovae.rng import derived_seed, fixed_rng
 
-from measure import alternated_times, memory_in_child, peak_memory_mib
+from measure import alternated_times, memory_in_child, peak_memory_mib, start_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,13 +86,12 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--max-batch-elements", type=int, default=DEFAULT_MAX_BATCH_ELEMENTS)
     parser.add_argument("--repeats", type=int, default=5, help="timed calls of each (median)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device, _ = start_run(args, "log_likelihood_speed.py")
 
     config = load_config(ROOT / "configs" / "mnist.toml")
     config["data"]["test_limit"] = args.num_examples
@@ -127,6 +128,15 @@ def main() -> None:
               f"{med_cpu[name]:.3f} s CPU, peak memory +{peaks[name]:.0f} MiB")
     print(f"ratio pyrovae / hand-written: {med['pyrovae'] / med['handwritten']:.3f} (median wall "
           f"time), {med_cpu['pyrovae'] / med_cpu['handwritten']:.3f} (median process CPU time)")
+    if args.json:
+        results = {
+            "device": str(device), "num_examples": x.shape[0], "num_samples": K,
+            "max_batch_elements": M, "mean_log_px": a.mean().item(), "max_abs_difference": max_diff,
+            "wall_s": wall, "cpu_s": cpu, "peak_memory_mib": peaks,
+            "ratio_wall": med["pyrovae"] / med["handwritten"],
+            "ratio_cpu": med_cpu["pyrovae"] / med_cpu["handwritten"],
+        }
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

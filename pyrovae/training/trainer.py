@@ -171,14 +171,32 @@ class Trainer:
             self._check_optimizer_state()
             self.epoch = int(state["epoch"])
             torch.set_rng_state(state["torch_rng"].cpu())
-            self.data_generator.set_state(state["data_rng"].cpu())
-            if self.device.type == "cuda" and "cuda_rng" in state:
-                torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+            self._load_device_rng_state(state)
         except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
             raise CheckpointError(
                 f"checkpoint does not match this model/config ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0]})"
             ) from None
+
+    def _load_device_rng_state(self, state: dict[str, Any]) -> None:
+        """Restore the generators on the device: the data generator (shuffling, dynamic
+        binarization) and, on CUDA, the global CUDA generator (Monte Carlo draws).
+
+        A checkpoint written on the other kind of device (it holds ``cuda_rng`` exactly when
+        written on CUDA) cannot continue their streams: a CPU generator's state is not a CUDA
+        generator's. The run then continues with this device's draws, seeded from
+        ``train.seed`` and the epoch (as a run of another number of processes continues with
+        its own draws)."""
+        written_on_cuda = "cuda_rng" in state
+        if written_on_cuda == (self.device.type == "cuda"):
+            self.data_generator.set_state(state["data_rng"].cpu())
+            if written_on_cuda:
+                torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+            return
+        seed = self.config["train"]["seed"]
+        self.data_generator.manual_seed(derived_seed(seed, "data", self.epoch))
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed(derived_seed(seed, "cuda", self.epoch))
 
     def _check_optimizer_state(self) -> None:
         """Adam's moments must have their parameter's shape (a mismatch would fail only at the

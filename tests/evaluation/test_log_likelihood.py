@@ -207,6 +207,7 @@ def test_method_ais_is_the_ais_estimator_with_its_defaults():
 
 
 # ---------------------------------------------------------------------- devices
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cpu_and_cuda_agree():
     cuda = torch.device("cuda")

@@ -276,6 +276,7 @@ def test_evaluate_is_silent_when_k_is_small_or_undefined():
     assert few.pareto_k_max is None and few.num_pareto_k_above_0_7 == 0
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_tail_gives_the_cpu_k():
     # the tail is kept on the device and moved to the CPU (float64) once for the fits

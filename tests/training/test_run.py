@@ -56,6 +56,26 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     assert [r["epoch"] for r in read_metrics(tmp_path / "split")] == [1, 2, 3]
 
 
+def test_a_checkpoint_written_on_cuda_resumes_on_cpu(tmp_path):
+    """A CUDA generator's state (16 bytes: seed and offset) is not a CPU generator's: a run
+    moved between the two continues with the new device's data draws, seeded from the run's
+    seed and epoch, instead of failing to load. (The CUDA side: tests/test_cuda.py.)"""
+    from pyrovae.training.run_dir import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    pyrovae.train(tiny_config(train={"epochs": 1}), out=run, progress=False)
+    state = load_checkpoint(run)
+    state.pop("format")
+    # what a checkpoint written on CUDA holds: the CUDA generators' states
+    state["data_rng"] = state["cuda_rng"] = torch.zeros(16, dtype=torch.uint8)
+    save_checkpoint(run, state)
+    first = pyrovae.resume(run, epochs=2, progress=False)
+    assert [r["epoch"] for r in first.metrics] == [1, 2]
+    save_checkpoint(run, state)  # back to the end of epoch 1: the reseeded draws repeat
+    again = pyrovae.resume(run, epochs=2, progress=False)
+    assert again.metrics == first.metrics
+
+
 def test_same_seed_same_metrics_and_other_seed_differs():
     a = pyrovae.train(tiny_config(train={"epochs": 2}), progress=False).metrics
     b = pyrovae.train(tiny_config(train={"epochs": 2}), progress=False).metrics
