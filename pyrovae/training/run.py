@@ -60,8 +60,15 @@ def _trainer(
     distributed.check_global_batch(config["train"]["batch_size"])
     progress = progress and distributed.is_main()
     run_dir = run_dir if distributed.is_main() else None
+    train = config["train"]
     loaded = load_data(
-        config["data"], device=device, root=data_root, train_data=data[0], test_data=data[1]
+        config["data"],
+        device=device,
+        root=data_root,
+        train_data=data[0],
+        test_data=data[1],
+        validation=train["validation"],
+        validation_seed=train["validation_seed"],
     )
     config["data"].update(loaded.record())  # the run's model is rebuilt from this record
     pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
