@@ -254,7 +254,8 @@ def resolve_config(config: Mapping[str, Any]) -> Config:
 def _resolve_section(section: str, table: type, given: Any) -> dict[str, Any]:
     """One section's keys checked and completed (its plain keys, then its components)."""
     if not isinstance(given, Mapping):
-        raise ConfigError(f"config section [{section}] must be a table, got {show(given)}")
+        what = f"config section [{section}]" if "." not in section else section
+        raise ConfigError(f"{what} must be a table, got {show(given)}")
     keys = _keys(table)
     valid = sorted(keys)
     for key in given:
@@ -291,6 +292,11 @@ def _check_train(train: dict[str, Any]) -> None:
             f"train.validation = {validation:g} must be a fraction below 1 (e.g. 0.1) or a "
             "whole number of examples (e.g. 10000)"
         )
+    # the checks that relate an optimizer's or a schedule's parameters, made by building them
+    Registry.of_kind("optimizer").build(train["optimizer"], "train.optimizer")
+    Registry.of_kind("lr_schedule").build(
+        train["lr_schedule"], "train.lr_schedule", epochs=train["epochs"]
+    )
     if train["early_stopping"]["patience"] and not validation:
         raise ConfigError(
             f"train.early_stopping.patience = {train['early_stopping']['patience']} needs a "

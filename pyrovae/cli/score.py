@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..data import ImageData
     from ..data.streaming import StreamingImageData
     from ..models.program import Program
+    from ..training.run import Checkpoint
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,12 @@ def load_for_scoring(
     num_steps: int | None,
     limit: int | None,
     seed: int | None,
+    checkpoint: Checkpoint,
     device: str,
     data_root: str | None,
 ) -> Scoring:
-    """The runs ``run_dirs`` loaded on ``device`` with their test set (its first ``limit``
+    """The runs ``run_dirs`` loaded on ``device`` (each its state ``checkpoint``: best, last,
+    or ``None``: the best where there is one) with their test set (its first ``limit``
     examples; ``None`` or 0: all), the estimator the options choose and the seed (``None``:
     the one ``train`` uses for its estimate). Several runs must share one test set."""
     from ..data import load_data
@@ -71,7 +74,7 @@ def load_for_scoring(
     from ..training import EVAL_SEED
     from ..training.run import load_program
 
-    loaded = {name: load_program(name, device=device) for name in run_dirs}
+    loaded = {name: load_program(name, device=device, checkpoint=checkpoint) for name in run_dirs}
     configs = {name: config for name, (_, config, _) in loaded.items()}
     if len(configs) > 1:
         check_same_test_set(configs)
@@ -107,10 +110,12 @@ def evaluate(
     quiet: bool,
     device: str,
     data_root: str | None,
+    checkpoint: Checkpoint = None,
 ) -> None:
     """Print the test-set ELBO and log-likelihood of the run ``run_dir`` estimated by
     ``method`` (``"is"``, ``"ais"``), or the bounds of ``"bdmc"`` on data simulated from its
-    model, in nats per example (on the first ``limit`` test examples; bdmc: 100 by default)."""
+    model, in nats per example (on the first ``limit`` test examples; bdmc: 100 by default),
+    of the run's state ``checkpoint`` (best, last; ``None``: the best where there is one)."""
     from ..evaluation import evaluate_test_set
     from ..evaluation.bdmc import DEFAULT_NUM_EXAMPLES
     from ..evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
@@ -129,6 +134,7 @@ def evaluate(
         num_steps=num_steps,
         limit=limit,
         seed=seed,
+        checkpoint=checkpoint,
         device=device,
         data_root=data_root,
     )
@@ -151,6 +157,7 @@ def evaluate(
         progress=not quiet,
     )
     result["epoch"] = int(runs.states[run_dir]["epoch"])
+    result["checkpoint"] = runs.states[run_dir]["checkpoint"]
     print(
         report.evaluation(
             result, run_dir=run_dir, seed=runs.seed, estimator=estimator, as_json=as_json
@@ -197,6 +204,7 @@ def compare(
     quiet: bool,
     device: str,
     data_root: str | None,
+    checkpoint: Checkpoint = None,
 ) -> None:
     """Print each run's test log-likelihood on the same test examples and, for every run after
     the first, the mean per-example difference from the first with its paired standard error
@@ -221,6 +229,7 @@ def compare(
         num_steps=num_steps,
         limit=limit,
         seed=seed,
+        checkpoint=checkpoint,
         device=device,
         data_root=data_root,
     )

@@ -23,7 +23,7 @@ Autoencoders", section 5): ``3**i`` passes at ``lr * 10**(-i/7)`` for ``i = 0 ..
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import accumulate
 from typing import Annotated, Any, ClassVar
 
@@ -54,7 +54,7 @@ class Optimizer:
     parameters of that class (then used), else its ``foreach`` kernels are."""
 
     type_name: ClassVar[str]
-    torch_class: ClassVar[type[torch.optim.Optimizer]]
+    torch_class: ClassVar[Callable[..., torch.optim.Optimizer]]
     fused: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
@@ -62,7 +62,7 @@ class Optimizer:
 
     def build(self, params: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
         """The torch optimizer over ``params`` at learning rate ``lr``."""
-        kernel = {"fused": True} if self.fused else {"foreach": True}
+        kernel: dict[str, Any] = {"fused": True} if self.fused else {"foreach": True}
         return self.torch_class(params, lr=lr, **self.options, **kernel)
 
 
