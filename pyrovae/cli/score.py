@@ -125,14 +125,12 @@ def evaluate(
         ("--max-batch-elements", max_batch_elements, PositiveInt),
         ("--seed", seed, Seed),
     )
-    if method == "bdmc":
-        limit = limit or DEFAULT_NUM_EXAMPLES
     runs = load_for_scoring(
         [run_dir],
         method=method,
         num_samples=num_samples,
         num_steps=num_steps,
-        limit=limit,
+        limit=(limit or DEFAULT_NUM_EXAMPLES) if method == "bdmc" else limit,
         seed=seed,
         checkpoint=checkpoint,
         device=device,
@@ -218,10 +216,7 @@ def compare(
         ("--num-repeats", num_repeats, PositiveInt),
         ("--seed", seed, Seed),
     )
-    if len(run_dirs) < 2:
-        raise PyrovaeError(f"compare needs at least two run directories; got {len(run_dirs)}")
-    if len(set(run_dirs)) < len(run_dirs):
-        raise PyrovaeError(f"a run directory is given twice: {run_dirs}")
+    _check_run_dirs(run_dirs)
     runs = load_for_scoring(
         run_dirs,
         method=method,
@@ -255,3 +250,11 @@ def compare(
         as_json=as_json,
     )
     print(text)
+
+
+def _check_run_dirs(run_dirs: list[str]) -> None:
+    """``compare`` takes two or more run directories, each once."""
+    if len(run_dirs) < 2:
+        raise PyrovaeError(f"compare needs at least two run directories; got {len(run_dirs)}")
+    if len(set(run_dirs)) < len(run_dirs):
+        raise PyrovaeError(f"a run directory is given twice: {run_dirs}")

@@ -57,7 +57,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..config import Config
+from ..config import Config, TrainConfig
 from ..data import ImageData, StreamingImageData
 from ..errors import CheckpointError, ConfigError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
@@ -116,19 +116,7 @@ class Trainer:
         #: the loss and its gradient per batch: recorded once, then replayed (unless
         #: train.replay_steps = false or Pyro validation is on)
         self.elbo_gradient = ELBOGradient(self.elbo, self.program, replay=train["replay_steps"])
-        # by default one fused Adam kernel over all parameters, on CPU as on CUDA (faster than
-        # foreach: see docs/performance.md)
-        self.optimizer = OPTIMIZERS.build(train["optimizer"], "train.optimizer").build(
-            self.program.parameters(), train["lr"]
-        )
-        #: the learning-rate scheduler, stepped at each epoch's end (None: the rate stays)
-        self.lr_schedule = LR_SCHEDULES.build(
-            train["lr_schedule"], "train.lr_schedule", epochs=train["epochs"]
-        ).build(self.optimizer)
-        #: the parameters whose gradient norm train.grad_clip bounds (empty: no clipping)
-        self.clipped = list(self.elbo_gradient.params.values()) if train["grad_clip"] else []
-        #: the best validation epoch and the early-stopping counter
-        self.selection = Selection(**train["early_stopping"])
+        self._build_recipe(train)
         #: weight of the latent sites (beta x KL warm-up), refilled in place every step so
         #: the loop never syncs with the device; None when it is always 1
         self.kl_scale = torch.ones((), device=self.device) if self.objective.scales_kl else None
@@ -166,6 +154,23 @@ class Trainer:
         )
         if not self.program.trains_with_any_objective:
             self.objective.check_program(self.program, data.test_images[:2], data.test_labels[:2])
+
+    def _build_recipe(self, train: TrainConfig) -> None:
+        """The optimizer, the learning-rate schedule, the clipped parameters and the model
+        selection of ``[train]`` (:mod:`pyrovae.training.optim`)."""
+        # by default one fused Adam kernel over all parameters, on CPU as on CUDA (faster than
+        # foreach: see docs/performance.md)
+        self.optimizer = OPTIMIZERS.build(train["optimizer"], "train.optimizer").build(
+            self.program.parameters(), train["lr"]
+        )
+        #: the learning-rate scheduler, stepped at each epoch's end (None: the rate stays)
+        self.lr_schedule = LR_SCHEDULES.build(
+            train["lr_schedule"], "train.lr_schedule", epochs=train["epochs"]
+        ).build(self.optimizer)
+        #: the parameters whose gradient norm train.grad_clip bounds (empty: no clipping)
+        self.clipped = list(self.elbo_gradient.params.values()) if train["grad_clip"] else []
+        #: the best validation epoch and the early-stopping counter
+        self.selection = Selection(**train["early_stopping"])
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
