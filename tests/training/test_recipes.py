@@ -344,3 +344,21 @@ def test_the_commands_say_which_state_they_score(tmp_path, capsys):
     assert main(["evaluate", str(plain), "--checkpoint", "best", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "has no best.pt" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_the_validation_split_is_held_out_of_the_training_set(in_memory):
+    """The same examples are held out whether the training set is held or streamed; they are
+    binarized once (like the test set) and are not among the training examples."""
+    data_config = {**small()["data"], "in_memory": in_memory, "workers": 0}
+    whole = load_data(data_config)
+    data = load_data(data_config, validation=0.25, validation_seed=3)
+    assert data.num_train == 192 and data.validation_images.shape == (64, 784)
+    assert set(data.validation_images.unique().tolist()) <= {0.0, 1.0}
+    again = load_data({**data_config, "in_memory": True}, validation=0.25, validation_seed=3)
+    assert torch.equal(data.validation_labels, again.validation_labels)
+    assert torch.equal(data.validation_images, again.validation_images)
+    if in_memory:  # 64 of the 256 training rows are gone, the other 192 kept in order
+        kept = [tuple(row.tolist()) for row in data.train_images]
+        rows = [tuple(row.tolist()) for row in whole.train_images]
+        assert [r for r in rows if r in set(kept)] == kept and len(rows) - len(kept) == 64
