@@ -148,14 +148,15 @@ def _state(checkpoint: str) -> str:
 
 def bdmc(summary: Mapping[str, Any], *, run_dir: str, num_chains: int, as_json: bool) -> str:
     """``evaluate --method bdmc``'s report: the bounds of a
-    :class:`~pyrovae.evaluation.bdmc.BDMCResult`'s summary (with its ``seed``, ``dataset`` and
-    the run's ``epoch``) and their gap."""
+    :class:`~pyrovae.evaluation.bdmc.BDMCResult`'s summary (with its ``seed``, ``dataset``,
+    the run's ``epoch`` and which ``checkpoint`` was scored) and their gap."""
     if as_json:
         return to_json(summary)
     steps = summary["num_steps"]
     return "\n".join(
         [
-            f"run {run_dir} (epoch {summary['epoch']}), BDMC on {summary['num_examples']} "
+            f"run {run_dir} (epoch {summary['epoch']}, {_state(summary['checkpoint'])}), BDMC "
+            f"on {summary['num_examples']} "
             f"examples simulated from the model, S={num_chains} chains of T={steps} steps, "
             f"seed {summary['seed']}:",
             f"  forward AIS (stochastic lower bound): {summary['bdmc_lower']:.2f}"

@@ -183,8 +183,9 @@ def _bdmc(
         max_batch_elements=max_batch_elements,
         progress=not quiet,
     )
-    epoch = int(runs.states[run_dir]["epoch"])
-    summary = {**result.summary(), "seed": runs.seed, "dataset": runs.data.name, "epoch": epoch}
+    state = runs.states[run_dir]
+    summary = {**result.summary(), "seed": runs.seed, "dataset": runs.data.name}
+    summary.update(epoch=int(state["epoch"]), checkpoint=state["checkpoint"])
     print(report.bdmc(summary, run_dir=run_dir, num_chains=estimator.num_samples, as_json=as_json))
 
 
