@@ -13,7 +13,10 @@ typed dictionaries below; :class:`Config` is the resolved config pyrovae works w
                  optionally latents, the stochastic layers of a hierarchical VAE (see
                  :func:`resolve_latents`)
     [objective]  type, and the objective's parameters (e.g. num_particles)
-    [train]      epochs, batch_size, lr, seed, device, eval_batch_size, replay_steps
+    [train]      epochs, batch_size, lr, seed, device, eval_batch_size, replay_steps,
+                 validation, validation_seed, grad_clip, early_stopping (patience,
+                 min_delta), and the components optimizer and lr_schedule
+                 (:mod:`pyrovae.training.optim`)
     [eval]       num_samples (K of the importance-sampled test log-likelihood reported after
                  training; 0 skips it)
 
@@ -44,6 +47,7 @@ __all__ = [
     "Config",
     "DataConfig",
     "DataRecord",
+    "EarlyStoppingConfig",
     "EvalConfig",
     "LayerConfig",
     "ModelConfig",
@@ -133,8 +137,24 @@ class ModelConfig(TypedDict):
     latents: NotRequired[list[LayerConfig]]
 
 
+class EarlyStoppingConfig(TypedDict):
+    """``train.early_stopping``: stop when the validation ELBO has not improved for a while."""
+
+    # epochs without an improvement of more than min_delta before training stops (0: never)
+    patience: Annotated[int, Range(min=0, note="0: no early stopping"), Default(0)]
+    min_delta: Annotated[float, Range(min=0, note="nats per example"), Default(0.0)]
+
+
+#: ``train.validation``: how many training examples are held out to validate on
+Validation = Annotated[
+    int | float,
+    Range(min=0, note="0: none; below 1: a fraction of the training set; else a count"),
+]
+
+
 class TrainConfig(TypedDict):
-    """``[train]``: the optimisation."""
+    """``[train]``: the optimisation (optimizer, learning-rate schedule, clipping) and the
+    model selection on a validation split held out of the training set."""
 
     epochs: Annotated[PositiveInt, Default(10)]
     batch_size: Annotated[PositiveInt, Default(128)]
@@ -143,6 +163,12 @@ class TrainConfig(TypedDict):
     device: Annotated[Device, Default("auto")]
     eval_batch_size: Annotated[PositiveInt, Default(1000)]
     replay_steps: Annotated[bool, Default(True)]
+    validation: Annotated[Validation, Default(0)]
+    validation_seed: Annotated[Seed, Default(0)]
+    grad_clip: Annotated[float, Range(min=0, note="0: no clipping"), Default(0.0)]
+    early_stopping: EarlyStoppingConfig
+    optimizer: Annotated[ComponentSpec, Component("optimizer", "adam")]
+    lr_schedule: Annotated[ComponentSpec, Component("lr_schedule", "constant")]
 
 
 class EvalConfig(TypedDict):
@@ -228,7 +254,8 @@ def resolve_config(config: Mapping[str, Any]) -> Config:
 def _resolve_section(section: str, table: type, given: Any) -> dict[str, Any]:
     """One section's keys checked and completed (its plain keys, then its components)."""
     if not isinstance(given, Mapping):
-        raise ConfigError(f"config section [{section}] must be a table, got {show(given)}")
+        what = f"config section [{section}]" if "." not in section else section
+        raise ConfigError(f"{what} must be a table, got {show(given)}")
     keys = _keys(table)
     valid = sorted(keys)
     for key in given:
@@ -244,12 +271,37 @@ def _resolve_section(section: str, table: type, given: Any) -> dict[str, Any]:
             value = check_value(given.get(key, default.value), annotation, f"{section}.{key}")
             out[key] = list(value) if isinstance(value, tuple) else value
     for key, annotation in keys.items():
+        if typing.is_typeddict(annotation):  # a table of its own, e.g. train.early_stopping
+            out[key] = _resolve_section(f"{section}.{key}", annotation, given.get(key, {}))
+    for key, annotation in keys.items():
         component = _meta(annotation, Component)
         if component is not None:
             out[key] = _resolve_component(given.get(key), component, f"{section}.{key}")
     if section == "model" and "latents" in given:
         out["latents"] = resolve_latents(given["latents"], out)
+    if section == "train":
+        _check_train(out)
     return out
+
+
+def _check_train(train: dict[str, Any]) -> None:
+    """The rules of ``[train]`` that relate several keys."""
+    validation = train["validation"]
+    if isinstance(validation, float) and validation >= 1 and not validation.is_integer():
+        raise ConfigError(
+            f"train.validation = {validation:g} must be a fraction below 1 (e.g. 0.1) or a "
+            "whole number of examples (e.g. 10000)"
+        )
+    # the checks that relate an optimizer's or a schedule's parameters, made by building them
+    Registry.of_kind("optimizer").build(train["optimizer"], "train.optimizer")
+    Registry.of_kind("lr_schedule").build(
+        train["lr_schedule"], "train.lr_schedule", epochs=train["epochs"]
+    )
+    if train["early_stopping"]["patience"] and not validation:
+        raise ConfigError(
+            f"train.early_stopping.patience = {train['early_stopping']['patience']} needs a "
+            "validation split to watch: set train.validation (e.g. 10000 or 0.1)"
+        )
 
 
 def _resolve_component(given: Any, component: Component, path: str) -> ComponentSpec:

@@ -109,6 +109,9 @@ def run_all(out: Path, config: str, half1: str) -> int:
             cli.main(["train", "--config", config, "--out", str(out / "half2"), "--epochs", "1",
                       "--quiet"]),
             cli.main(["train", "--resume", half1, "--epochs", "2", "--quiet"]),
+            # a research recipe: schedule, clipping, validation split, early stopping
+            cli.main(["train", "--config", str(out / "recipe.toml"), "--out",
+                      str(out / "recipe2"), "--quiet"]),
         ]
         # a guide that draws: two epochs, and one epoch resumed for a second
         random = str(out / "random.toml")

@@ -156,6 +156,11 @@ def test_the_resolved_config_is_typed_so_mypy_rejects_a_misspelled_key(tmp_path)
 def test_every_key_has_one_declaration_with_its_default():
     """The typed sections are the schema: resolving an empty config gives their defaults."""
     resolved = resolve_config({})
-    for section in ("data", "train", "eval"):
+    for section in ("data", "eval"):
         assert resolved[section] == section_defaults(section)
+    # [train]: its plain keys, then a table of its own and two components
+    plain = section_defaults("train")
+    assert {k: v for k, v in resolved["train"].items() if k in plain} == plain
+    assert set(resolved["train"]) - set(plain) == {"early_stopping", "optimizer", "lr_schedule"}
+    assert resolved["train"]["early_stopping"] == {"patience": 0, "min_delta": 0.0}
     assert section_defaults("model") == {"latent_dim": 50, "program": ""}

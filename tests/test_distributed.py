@@ -66,6 +66,19 @@ def delta_config(epochs: int = 2) -> dict[str, Any]:
     return config
 
 
+def recipe_config() -> dict[str, Any]:
+    """The delta run with a research recipe: SGD with momentum, a warm-up then a step
+    schedule, clipping that bites, 40 of the 200 examples held out to validate, and an early
+    stop after epoch 3 (a huge min_delta makes epochs 2 and 3 count as no improvement)."""
+    config = delta_config(epochs=5)
+    config["train"].update(
+        optimizer={"type": "sgd", "momentum": 0.9}, lr=0.05, grad_clip=1.0, validation=40,
+        lr_schedule={"type": "step", "step_epochs": 1, "gamma": 0.5, "warmup_epochs": 1},
+        early_stopping={"patience": 2, "min_delta": 1e6},
+    )
+    return config
+
+
 @pytest.fixture(scope="module")
 def delta_guide():
     register_delta_guide()
@@ -83,6 +96,8 @@ def launched(tmp_path_factory, delta_guide) -> Path:
     random = delta_config()
     random["model"]["guide"] = {"type": "diag_normal"}
     (out / "random.toml").write_text(dumps_toml(random))
+    (out / "recipe.toml").write_text(dumps_toml(recipe_config()))
+    pyrovae.train(recipe_config(), out=out / "recipe_ref", progress=False)
     pyrovae.train(delta_config(), out=out / "ref", progress=False)
     pyrovae.train(delta_config(epochs=1), out=out / "half1", progress=False)
     done = torchrun("all", str(out), str(config), str(out / "half1"))
@@ -145,6 +160,21 @@ def test_two_processes_train_as_one(launched):
     assert run_dir.load_checkpoint(launched / "run2")["world_size"] == 2
 
 
+def test_two_processes_follow_a_recipe_as_one(launched):
+    """The schedule, the clipping of the all-reduced gradient, the validation ELBO (rank 0's,
+    shared) and the early stop are those of one process; the learning rates exactly."""
+    assert_same_parameters(launched / "recipe2", launched / "recipe_ref")
+    assert_same_metrics(launched / "recipe2", launched / "recipe_ref", [2, 2, 2])
+    rows, ref_rows = (run_dir.read_metrics(launched / r) for r in ("recipe2", "recipe_ref"))
+    assert [r["lr"] for r in rows] == [r["lr"] for r in ref_rows] == [0.025, 0.05, 0.025]
+    for row, ref_row in zip(rows, ref_rows):
+        assert row["validation_elbo"] == pytest.approx(ref_row["validation_elbo"], rel=1e-5)
+    assert run_dir.load_checkpoint(launched / "recipe2", name=run_dir.BEST_FILE)["epoch"] == 1
+    last = run_dir.load_checkpoint(launched / "recipe2")["selection"]
+    assert last["stopped"] and last["best_epoch"] == 1
+    assert last == run_dir.load_checkpoint(launched / "recipe_ref")["selection"]
+
+
 def test_runs_resume_under_another_number_of_processes(launched):
     # one epoch under two processes, resumed by one ...
     pyrovae.resume(launched / "half2", epochs=2, progress=False)
@@ -196,7 +226,7 @@ def test_sharded_evaluation_does_not_depend_on_the_number_of_processes(
             max_batch_elements=60,  # blocks of 5 examples: 8 blocks, 4 per process
             progress=False,
         )
-        assert got.keys() - want.keys() == {"epoch"}
+        assert got.keys() - want.keys() == {"epoch", "checkpoint"}
     for key, value in want.items():
         if isinstance(value, float):  # JSON holds inf and nan as strings
             assert float(got[key]) == pytest.approx(value, rel=1e-6, nan_ok=True), key

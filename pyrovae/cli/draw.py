@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PyrovaeError
 from ..registry import Seed
 from .options import SampleCount, check_options
 
+if TYPE_CHECKING:
+    from ..training.run import Checkpoint
 
-def sample(run_dir: str, *, num: int, out: str, seed: int, label: int | None, device: str) -> None:
+
+def sample(
+    run_dir: str,
+    *,
+    num: int,
+    out: str,
+    seed: int,
+    label: int | None,
+    checkpoint: Checkpoint = None,
+    device: str,
+) -> None:
     """Draw ``num`` samples E[x|z], z ~ p(z) (with ``label``: z ~ p(z | y = label)), of the run
-    ``run_dir``'s model with the seed ``seed`` and write them as a grid to ``out``."""
+    ``run_dir``'s model (its state ``checkpoint``) with the seed ``seed`` and write them as a
+    grid to ``out``."""
     import torch
 
     from ..training.run import load_program
     from ..viz.plots import plot_samples, save_figure
 
     check_options(("--num", num, SampleCount), ("--seed", seed, Seed))
-    program, _, _ = load_program(run_dir, device=device)
+    program, _, state = load_program(run_dir, device=device, checkpoint=checkpoint)
     torch.manual_seed(seed)
     samples = program.sample(num, y=label)
     image_shape = program.example_shape()
@@ -29,11 +43,18 @@ def sample(run_dir: str, *, num: int, out: str, seed: int, label: int | None, de
             samples, image_shape, title=f"samples from p(x|z), z ~ p(z | y = {label})"
         )
     path = save_figure(figure, out)
-    print(f"wrote {num} samples to {path}")
+    print(f"wrote {num} samples to {path}{_of_best(state)}")
 
 
 def plot(
-    run_dir: str, *, kind: str, out: str | None, seed: int, device: str, data_root: str | None
+    run_dir: str,
+    *,
+    kind: str,
+    out: str | None,
+    seed: int,
+    checkpoint: Checkpoint = None,
+    device: str,
+    data_root: str | None,
 ) -> None:
     """Draw the figure ``kind`` (one of :data:`~pyrovae.viz.FIGURE_KINDS`) of the run
     ``run_dir`` with the seed ``seed`` and write it to ``out`` (default:
@@ -46,7 +67,7 @@ def plot(
     from ..viz.plots import require_2d_latent, save_figure
 
     check_options(("--seed", seed, Seed))
-    program, config, _ = load_program(run_dir, device=device)
+    program, config, state = load_program(run_dir, device=device, checkpoint=checkpoint)
     figures.check_kind(kind, program)  # refuse before loading any data
     if kind in ("latent", "manifold"):
         space = program.latent_space(f"the {kind!r} figure")
@@ -59,4 +80,11 @@ def plot(
         data = load_data(config["data"], device=program.device, root=data_root)
     figure = figures.draw(kind, program, data=data, metrics=metrics, seed=seed)
     path = save_figure(figure, Path(out) if out else Path(run_dir) / f"{kind}.png")
-    print(f"wrote the {kind} figure to {path}")
+    print(f"wrote the {kind} figure to {path}{_of_best(state)}")
+
+
+def _of_best(state: dict[str, Any]) -> str:
+    """Which state a picture shows, when it is the best (not the last) epoch's."""
+    if state["checkpoint"] != "best":
+        return ""
+    return f" (best.pt: epoch {state['epoch']}, the best validation ELBO)"

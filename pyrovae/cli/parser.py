@@ -76,8 +76,18 @@ def _add_estimator(p: argparse.ArgumentParser, bdmc: bool = True) -> None:
     )
 
 
+def _add_checkpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--checkpoint",
+        choices=["best", "last"],
+        help="which state of a run: best (best.pt, the epoch with the best validation ELBO of "
+        "a run with train.validation) or last (checkpoint.pt); default: best where it exists",
+    )
+
+
 def _add_scoring_options(p: argparse.ArgumentParser) -> None:
     """The options of the commands that score a run's test set (evaluate, compare)."""
+    _add_checkpoint(p)
     p.add_argument(
         "--max-batch-elements",
         type=int,
@@ -210,14 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CLASS",
         help="draw every sample of this class (needs model.prior.type = 'conditional')",
     )
+    _add_checkpoint(p)
     _add_device(p, "auto")
 
     p = sub.add_parser(
         "plot",
         help="draw a figure of a trained run into a PNG",
         description="Draw one figure of a trained run: samples (a grid of E[x|z], z ~ p(z)), "
-        "reconstructions (test inputs above their reconstructions), curves (train/test ELBO "
-        "per epoch), latent (test-set posterior means coloured by class; 2-D latents only), "
+        "reconstructions (test inputs above their reconstructions), curves (train, "
+        "validation and test ELBO and the learning rate per epoch), latent (test-set "
+        "posterior means coloured by class; 2-D latents only), "
         "manifold (decoder means over a 15x15 grid of standard-Normal quantiles; 2-D latents "
         "only), interpolation (between pairs of test digits), classes (one row of samples per "
         "class; class-conditional priors only) or kl_per_dimension (KL of each latent "
@@ -229,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="FILE.png", help="where to write the figure (default: RUN_DIR/KIND.png)"
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the draws (default 0)")
+    _add_checkpoint(p)
     _add_device(p, "auto")
     _add_data_root(p)
     return parser

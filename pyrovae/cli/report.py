@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..evaluation.compare import Comparison
+    from ..training.selection import Selection
     from .options import Estimator
 
 
@@ -77,6 +78,17 @@ def training_elbo(last_epoch: Mapping[str, Any]) -> str:
     )
 
 
+def best_epoch(selection: Selection, run_dir: Path) -> str:
+    """The epoch of a run with a validation split whose state ``best.pt`` keeps, and whether
+    training stopped early."""
+    stopped = " (stopped early)" if selection.stopped else ""
+    return (
+        f"best validation ELBO: {selection.best:.2f} nats/example at epoch "
+        f"{selection.best_epoch}{stopped}, kept as best.pt (`pyrovae evaluate "
+        f"{shlex.quote(str(run_dir))}` scores it; train's own estimate is the last epoch's)"
+    )
+
+
 def training_end(
     run_dir: Path, result: Mapping[str, Any] | None = None, estimator: Estimator | None = None
 ) -> str:
@@ -103,7 +115,8 @@ def evaluation(
     if as_json:
         return to_json(result)
     lines = [
-        f"run {run_dir} (epoch {result['epoch']}), {result['num_examples']} test examples of "
+        f"run {run_dir} (epoch {result['epoch']}, {_state(result['checkpoint'])}), "
+        f"{result['num_examples']} test examples of "
         f"{result['dataset']} (binarization: {result['binarize']}), seed {seed}:",
         f"  test ELBO:           {result['elbo']:.2f}{_se(result['elbo_se'])} nats/example",
         f"  test log-likelihood: {result['log_likelihood']:.2f}"
@@ -126,16 +139,24 @@ def evaluation(
     return "\n".join(lines)
 
 
+def _state(checkpoint: str) -> str:
+    """Which state of a run was scored, in words."""
+    if checkpoint == "best":
+        return "best.pt: the best validation ELBO"
+    return "checkpoint.pt: the last epoch"
+
+
 def bdmc(summary: Mapping[str, Any], *, run_dir: str, num_chains: int, as_json: bool) -> str:
     """``evaluate --method bdmc``'s report: the bounds of a
-    :class:`~pyrovae.evaluation.bdmc.BDMCResult`'s summary (with its ``seed``, ``dataset`` and
-    the run's ``epoch``) and their gap."""
+    :class:`~pyrovae.evaluation.bdmc.BDMCResult`'s summary (with its ``seed``, ``dataset``,
+    the run's ``epoch`` and which ``checkpoint`` was scored) and their gap."""
     if as_json:
         return to_json(summary)
     steps = summary["num_steps"]
     return "\n".join(
         [
-            f"run {run_dir} (epoch {summary['epoch']}), BDMC on {summary['num_examples']} "
+            f"run {run_dir} (epoch {summary['epoch']}, {_state(summary['checkpoint'])}), BDMC "
+            f"on {summary['num_examples']} "
             f"examples simulated from the model, S={num_chains} chains of T={steps} steps, "
             f"seed {summary['seed']}:",
             f"  forward AIS (stochastic lower bound): {summary['bdmc_lower']:.2f}"

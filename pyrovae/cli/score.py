@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..data import ImageData
     from ..data.streaming import StreamingImageData
     from ..models.program import Program
+    from ..training.run import Checkpoint
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,12 @@ def load_for_scoring(
     num_steps: int | None,
     limit: int | None,
     seed: int | None,
+    checkpoint: Checkpoint,
     device: str,
     data_root: str | None,
 ) -> Scoring:
-    """The runs ``run_dirs`` loaded on ``device`` with their test set (its first ``limit``
+    """The runs ``run_dirs`` loaded on ``device`` (each its state ``checkpoint``: best, last,
+    or ``None``: the best where there is one) with their test set (its first ``limit``
     examples; ``None`` or 0: all), the estimator the options choose and the seed (``None``:
     the one ``train`` uses for its estimate). Several runs must share one test set."""
     from ..data import load_data
@@ -71,7 +74,7 @@ def load_for_scoring(
     from ..training import EVAL_SEED
     from ..training.run import load_program
 
-    loaded = {name: load_program(name, device=device) for name in run_dirs}
+    loaded = {name: load_program(name, device=device, checkpoint=checkpoint) for name in run_dirs}
     configs = {name: config for name, (_, config, _) in loaded.items()}
     if len(configs) > 1:
         check_same_test_set(configs)
@@ -107,10 +110,12 @@ def evaluate(
     quiet: bool,
     device: str,
     data_root: str | None,
+    checkpoint: Checkpoint = None,
 ) -> None:
     """Print the test-set ELBO and log-likelihood of the run ``run_dir`` estimated by
     ``method`` (``"is"``, ``"ais"``), or the bounds of ``"bdmc"`` on data simulated from its
-    model, in nats per example (on the first ``limit`` test examples; bdmc: 100 by default)."""
+    model, in nats per example (on the first ``limit`` test examples; bdmc: 100 by default),
+    of the run's state ``checkpoint`` (best, last; ``None``: the best where there is one)."""
     from ..evaluation import evaluate_test_set
     from ..evaluation.bdmc import DEFAULT_NUM_EXAMPLES
     from ..evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
@@ -120,15 +125,14 @@ def evaluate(
         ("--max-batch-elements", max_batch_elements, PositiveInt),
         ("--seed", seed, Seed),
     )
-    if method == "bdmc":
-        limit = limit or DEFAULT_NUM_EXAMPLES
     runs = load_for_scoring(
         [run_dir],
         method=method,
         num_samples=num_samples,
         num_steps=num_steps,
-        limit=limit,
+        limit=(limit or DEFAULT_NUM_EXAMPLES) if method == "bdmc" else limit,
         seed=seed,
+        checkpoint=checkpoint,
         device=device,
         data_root=data_root,
     )
@@ -151,6 +155,7 @@ def evaluate(
         progress=not quiet,
     )
     result["epoch"] = int(runs.states[run_dir]["epoch"])
+    result["checkpoint"] = runs.states[run_dir]["checkpoint"]
     print(
         report.evaluation(
             result, run_dir=run_dir, seed=runs.seed, estimator=estimator, as_json=as_json
@@ -178,8 +183,9 @@ def _bdmc(
         max_batch_elements=max_batch_elements,
         progress=not quiet,
     )
-    epoch = int(runs.states[run_dir]["epoch"])
-    summary = {**result.summary(), "seed": runs.seed, "dataset": runs.data.name, "epoch": epoch}
+    state = runs.states[run_dir]
+    summary = {**result.summary(), "seed": runs.seed, "dataset": runs.data.name}
+    summary.update(epoch=int(state["epoch"]), checkpoint=state["checkpoint"])
     print(report.bdmc(summary, run_dir=run_dir, num_chains=estimator.num_samples, as_json=as_json))
 
 
@@ -197,6 +203,7 @@ def compare(
     quiet: bool,
     device: str,
     data_root: str | None,
+    checkpoint: Checkpoint = None,
 ) -> None:
     """Print each run's test log-likelihood on the same test examples and, for every run after
     the first, the mean per-example difference from the first with its paired standard error
@@ -210,10 +217,7 @@ def compare(
         ("--num-repeats", num_repeats, PositiveInt),
         ("--seed", seed, Seed),
     )
-    if len(run_dirs) < 2:
-        raise PyrovaeError(f"compare needs at least two run directories; got {len(run_dirs)}")
-    if len(set(run_dirs)) < len(run_dirs):
-        raise PyrovaeError(f"a run directory is given twice: {run_dirs}")
+    _check_run_dirs(run_dirs)
     runs = load_for_scoring(
         run_dirs,
         method=method,
@@ -221,6 +225,7 @@ def compare(
         num_steps=num_steps,
         limit=limit,
         seed=seed,
+        checkpoint=checkpoint,
         device=device,
         data_root=data_root,
     )
@@ -246,3 +251,11 @@ def compare(
         as_json=as_json,
     )
     print(text)
+
+
+def _check_run_dirs(run_dirs: list[str]) -> None:
+    """``compare`` takes two or more run directories, each once."""
+    if len(run_dirs) < 2:
+        raise PyrovaeError(f"compare needs at least two run directories; got {len(run_dirs)}")
+    if len(set(run_dirs)) < len(run_dirs):
+        raise PyrovaeError(f"a run directory is given twice: {run_dirs}")

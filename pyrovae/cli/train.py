@@ -53,6 +53,8 @@ def train(
         trainer = run.train(resolved, out=out, data_root=data_root, progress=not quiet)
         run_dir = Path(out)
     print(report.training_elbo(trainer.metrics[-1]))
+    if trainer.selection.best_epoch:
+        print(report.best_epoch(trainer.selection, run_dir))
     num_samples = trainer.config["eval"]["num_samples"]
     if not num_samples:
         print(report.training_end(run_dir))

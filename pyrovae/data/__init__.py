@@ -27,7 +27,7 @@ import torch
 from ..config import section_defaults
 from ..errors import ConfigError, DataError
 from ..memory import data_memory_budget
-from .examples import Examples
+from .examples import Examples, hold_out
 from .idx import read_idx
 from .images import Binarization, ImageData, batches, binarize_once
 from .sources import (
@@ -165,6 +165,8 @@ def load_data(
     *,
     train_data: Any = None,
     test_data: Any = None,
+    validation: float = 0,
+    validation_seed: int = 0,
 ) -> ImageData | StreamingImageData:
     """Load the data described by the resolved ``data`` config section onto ``device``.
 
@@ -176,6 +178,10 @@ def load_data(
             or NumPy arrays ``(N, ...)``, pairs ``(x, labels)`` of them, or
             ``torch.utils.data.Dataset`` s yielding ``x`` or ``(x, label)``. Without
             ``test_data``, ``data.test_fraction`` of ``train_data`` is the test set.
+        validation, validation_seed: ``train.validation`` and ``train.validation_seed``:
+            that many training examples (a fraction when below 1; 0: none), drawn with the
+            seed, are held out of the training set (after ``data.train_limit``) as the
+            validation set, held on ``device`` and binarized once like the test set.
 
     Returns:
         the data held in memory (:class:`ImageData`), or, when ``data.in_memory`` is false or
@@ -208,6 +214,9 @@ def load_data(
         splits.sha256 = examples_sha256(train, test)
     _check_record(data_config, train, splits, name)
     common = _test_split(data_config, name, splits, train, test, device)
+    if validation:
+        train, held_out = hold_out(train, validation, validation_seed)
+        common.update(_validation_split(data_config, held_out, device))
     binarize, seed = data_config["binarize"], data_config["binarization_seed"]
     if in_memory:
         train_x, train_y = train.materialize()
@@ -241,6 +250,17 @@ def _test_split(
         "num_classes": max(train.num_classes, test.num_classes),
         "source": {"dataset": name, "path": splits.path, "sha256": splits.sha256},
     }
+
+
+def _validation_split(
+    data_config: dict[str, Any], held_out: Examples, device: torch.device
+) -> dict[str, Any]:
+    """The validation examples on ``device``, binarized once (with their own stream) whenever
+    the training data is binary, as the test set is."""
+    x, y = held_out.materialize()
+    if data_config["binarize"] in ("static", "dynamic"):
+        x = binarize_once(x, data_config["binarization_seed"] + 2)
+    return {"validation_images": x.to(device), "validation_labels": y.to(device)}
 
 
 def _streamed(

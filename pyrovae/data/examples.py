@@ -141,6 +141,22 @@ def split_examples(examples: Examples, fraction: float, seed: int) -> tuple[Exam
     return IndexedExamples(examples, train), IndexedExamples(examples, test)
 
 
+def hold_out(examples: Examples, validation: float, seed: int) -> tuple[Examples, Examples]:
+    """``(train, validation)``: ``validation`` of ``examples`` (a count, or a fraction when
+    below 1; at least one) drawn with ``seed`` are held out to validate on, the rest are
+    trained on; each keeps the original order."""
+    n = len(examples)
+    count = round(n * validation) if validation < 1 else int(validation)
+    if not 1 <= count < n:
+        raise DataError(
+            f"train.validation = {validation:g} holds out {count} of the {n} training "
+            "examples; it must leave at least one to validate on and one to train on"
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    held, kept = perm[:count].sort().values, perm[count:].sort().values
+    return IndexedExamples(examples, kept), IndexedExamples(examples, held)
+
+
 def check_labels(labels: Any, n: int, where: str) -> tuple[torch.Tensor, int]:
     """Labels ``(n,)`` as int64 and their number of classes (``max + 1``); a
     :class:`DataError` naming ``where`` unless they are ``n`` integers >= 0."""

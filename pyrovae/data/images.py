@@ -98,6 +98,8 @@ class TrainTestData:
     image_shape: tuple[int, ...]
     num_classes: int
     source: dict[str, Any]
+    validation_images: torch.Tensor | None
+    validation_labels: torch.Tensor | None
 
     @property
     def data_dim(self) -> int:
@@ -156,6 +158,8 @@ class ImageData(TrainTestData):
         num_classes: number of classes of the labels (0: unlabelled).
         source: where the data came from, as recorded in a run's config (``dataset``,
             ``path``, ``sha256``, ``shape``, ``num_classes``; see :meth:`record`).
+        validation_images, validation_labels: the examples held out of the training set to
+            validate on (``train.validation``), like the test set; ``None`` without.
     """
 
     name: str
@@ -167,6 +171,8 @@ class ImageData(TrainTestData):
     image_shape: tuple[int, ...]
     num_classes: int
     source: dict[str, Any] = field(default_factory=dict)
+    validation_images: torch.Tensor | None = None
+    validation_labels: torch.Tensor | None = None
 
     @property
     def num_train(self) -> int:

@@ -86,6 +86,8 @@ class StreamingImageData(TrainTestData):
     binarization_seed: int
     preview: tuple[torch.Tensor, torch.Tensor]
     source: dict[str, Any] = field(default_factory=dict)
+    validation_images: torch.Tensor | None = None
+    validation_labels: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self._order = _Order()

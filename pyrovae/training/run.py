@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyro
 import torch
@@ -26,11 +26,23 @@ from ..models.factory import build_model
 from ..models.program import Program
 from ..models.size import check_training_step_fits
 from ..registry import PositiveInt, check_value
-from .run_dir import load_checkpoint, read_config, read_metrics, write_config, write_metrics
+from .run_dir import (
+    BEST_FILE,
+    CHECKPOINT_FILE,
+    load_checkpoint,
+    read_config,
+    read_metrics,
+    write_config,
+    write_metrics,
+)
 from .run_guard import check_new_run_dir, hold_run_dir
 from .trainer import Trainer
 
-__all__ = ["load_program", "load_run", "resume", "select_device", "train"]
+__all__ = ["Checkpoint", "load_program", "load_run", "resume", "select_device", "train"]
+
+#: which state of a run to load: ``"best"`` (``best.pt``, the epoch with the best validation
+#: ELBO), ``"last"`` (``checkpoint.pt``), or ``None``: the best where the run has one
+Checkpoint = Literal["best", "last"] | None
 
 
 def select_device(name: str) -> torch.device:
@@ -60,8 +72,15 @@ def _trainer(
     distributed.check_global_batch(config["train"]["batch_size"])
     progress = progress and distributed.is_main()
     run_dir = run_dir if distributed.is_main() else None
+    train = config["train"]
     loaded = load_data(
-        config["data"], device=device, root=data_root, train_data=data[0], test_data=data[1]
+        config["data"],
+        device=device,
+        root=data_root,
+        train_data=data[0],
+        test_data=data[1],
+        validation=train["validation"],
+        validation_seed=train["validation_seed"],
     )
     config["data"].update(loaded.record())  # the run's model is rebuilt from this record
     pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
@@ -220,30 +239,53 @@ def _run_model(run_dir: Path, state: dict[str, Any], model: Any) -> Any:
 
 
 def load_run(
-    run_dir: str | Path, device: str = "auto", model: Any = None
+    run_dir: str | Path, device: str = "auto", model: Any = None, checkpoint: Checkpoint = None
 ) -> tuple[Any, Config, dict[str, Any]]:
     """The trained model of a run directory (in eval mode, on ``device``), its config and
     checkpoint state: a built-in :class:`~pyrovae.VAE` (or hierarchical VAE) rebuilt from the
     config; for a program run, its module (rebuilt from ``model.program``, or ``model`` with
     the checkpoint's weights loaded into it).
 
+    ``checkpoint``: ``"best"`` (``best.pt``: the epoch with the best validation ELBO, in runs
+    with ``train.validation``), ``"last"`` (``checkpoint.pt``: the last epoch), or ``None``:
+    the best where the run has one, else the last. ``state["checkpoint"]`` says which.
+
     Example::
 
         vae, config, state = pyrovae.load_run("runs/first", device="cpu")
     """
-    program, config, state = load_program(run_dir, device, model)
+    program, config, state = load_program(run_dir, device, model, checkpoint)
     return program.module, config, state
 
 
+def checkpoint_file(run_dir: Path, checkpoint: Checkpoint) -> str:
+    """The file of the state ``checkpoint`` names (see :func:`load_run`); a
+    :class:`CheckpointError` for ``"best"`` in a run without one."""
+    if checkpoint is None:
+        return BEST_FILE if (run_dir / BEST_FILE).is_file() else CHECKPOINT_FILE
+    if checkpoint == "last":
+        return CHECKPOINT_FILE
+    if checkpoint != "best":
+        raise ConfigError(f"checkpoint = {checkpoint!r} is not 'best' or 'last'")
+    if not (run_dir / BEST_FILE).is_file() and (run_dir / CHECKPOINT_FILE).is_file():
+        raise CheckpointError(
+            f"'{run_dir}' has no {BEST_FILE}: it was trained without a validation split "
+            "(train.validation = 0); use its last state (--checkpoint last)"
+        )
+    return BEST_FILE
+
+
 def load_program(
-    run_dir: str | Path, device: str = "auto", model: Any = None
+    run_dir: str | Path, device: str = "auto", model: Any = None, checkpoint: Checkpoint = None
 ) -> tuple[Program, Config, dict[str, Any]]:
     """:func:`load_run`, the model as the contract sees it
     (:class:`~pyrovae.models.program.Program`): what the commands work with."""
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     dev = select_device(device)
-    state = load_checkpoint(run_dir, map_location=dev)
+    name = checkpoint_file(run_dir, checkpoint)
+    state = load_checkpoint(run_dir, map_location=dev, name=name)
+    state["checkpoint"] = "best" if name == BEST_FILE else "last"
     program = build_model(config, _run_model(run_dir, state, model)).to(dev)
     try:
         program.load_state_dict(state["model"])

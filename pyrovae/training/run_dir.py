@@ -1,8 +1,10 @@
 """The files of a run directory: atomic writes, clear errors on damaged files.
 
 A run directory holds ``config.toml`` (the resolved config), ``checkpoint.pt`` (model,
-optimizer, epoch counter and RNG states, rewritten atomically at each epoch end) and
-``metrics.jsonl`` (one JSON object per epoch; ELBOs in nats per example).
+optimizer, learning-rate schedule, epoch counter, early-stopping counter and RNG states,
+rewritten atomically at each epoch end), with a validation split ``best.pt`` (the same, of the
+epoch with the best validation ELBO so far) and ``metrics.jsonl`` (one JSON object per epoch;
+ELBOs in nats per example, the epoch's learning rate).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..errors import CheckpointError, ConfigError
 from ..memory import available_memory
 
 __all__ = [
+    "BEST_FILE",
     "CHECKPOINT_FILE",
     "CHECKPOINT_FORMAT",
     "CONFIG_FILE",
@@ -39,6 +42,8 @@ __all__ = [
 
 CONFIG_FILE = "config.toml"
 CHECKPOINT_FILE = "checkpoint.pt"
+#: the state of the epoch with the best validation ELBO (runs with train.validation)
+BEST_FILE = "best.pt"
 METRICS_FILE = "metrics.jsonl"
 #: picture of samples and reconstructions written when training ends
 PICTURE_FILE = "samples_reconstructions.png"
@@ -46,10 +51,10 @@ PICTURE_FILE = "samples_reconstructions.png"
 CHECKPOINT_FORMAT = 1
 
 
-def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
-    """Atomically write ``state`` to ``run_dir/checkpoint.pt``."""
+def save_checkpoint(run_dir: Path, state: dict[str, Any], name: str = CHECKPOINT_FILE) -> None:
+    """Atomically write ``state`` to ``run_dir/name`` (``checkpoint.pt`` or ``best.pt``)."""
     state = {"format": CHECKPOINT_FORMAT, **state}
-    atomic_write_bytes(Path(run_dir) / CHECKPOINT_FILE, lambda f: torch.save(state, f))
+    atomic_write_bytes(Path(run_dir) / name, lambda f: torch.save(state, f))
 
 
 _DAMAGED = (
@@ -58,9 +63,12 @@ _DAMAGED = (
 )
 
 
-def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read ``run_dir/checkpoint.pt``; :class:`CheckpointError` if missing, truncated or alien."""
-    path = Path(run_dir) / CHECKPOINT_FILE
+def load_checkpoint(
+    run_dir: Path, map_location: str | torch.device = "cpu", name: str = CHECKPOINT_FILE
+) -> dict[str, Any]:
+    """Read ``run_dir/name`` (``checkpoint.pt``, or ``best.pt``); :class:`CheckpointError` if
+    missing, truncated or alien."""
+    path = Path(run_dir) / name
     if not path.is_file():
         raise CheckpointError(
             f"no checkpoint at '{path}': is '{run_dir}' a pyrovae run directory "
@@ -131,6 +139,8 @@ _STATE_ENTRIES: dict[str, tuple[Any, str]] = {
     "data_rng": (_is_rng_state, "a random-number state (a uint8 tensor)"),
     "cuda_rng": (_is_rng_state, "a random-number state (a uint8 tensor)"),
     "program": (lambda v: isinstance(v, str), "the class name of a program module"),
+    "lr_schedule": (lambda v: isinstance(v, Mapping), "a learning-rate scheduler state dict"),
+    "selection": (lambda v: isinstance(v, Mapping), "the early-stopping counters"),
 }
 
 

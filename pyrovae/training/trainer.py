@@ -1,9 +1,11 @@
-"""The training loop: an ELBO minimised with a torch Adam optimizer, checkpointed each epoch.
+"""The training loop: an ELBO minimised with a torch optimizer, checkpointed each epoch.
 
 The objective is a Pyro :class:`~pyro.infer.ELBO`; its ``differentiable_loss(model, guide,
-x, y)`` is the negative bound for a batch, which torch's Adam minimises over
-``vae.parameters()`` (the same objective and update as ``pyro.infer.SVI`` with
-``pyro.optim.Adam``, with one fused optimizer for all parameters). The KL weight of the
+x, y)`` is the negative bound for a batch, which the optimizer of ``train.optimizer`` (torch's
+Adam by default) minimises over ``vae.parameters()`` (the same objective and update as
+``pyro.infer.SVI`` with ``pyro.optim.Adam``, with one fused optimizer for all parameters), at
+the learning rate of ``train.lr_schedule`` (stepped once per epoch), the gradient's norm
+clipped to ``train.grad_clip`` (:mod:`pyrovae.training.optim`). The KL weight of the
 objective (beta, warm-up) is applied to the programs' latent sites from outside them
 (:func:`~pyrovae.infer.scale_latents`).
 
@@ -14,7 +16,15 @@ steps replay the loss-and-gradient graph recorded from the Pyro programs
 (:class:`~pyrovae.infer.replay.ELBOGradient`; same numbers, without Pyro's per-step Python), the
 data batches are sliced from tensors already on the device, and the loss is summed on the
 device and read back once per epoch (or when a progress bar shows it), so that on a GPU no
-step waits for the host.
+step waits for the host. The optimizer step, the clipping
+(:func:`torch.nn.utils.clip_grad_norm_`, ``foreach``, no read-back) and the learning rate are
+outside the recorded graph: a schedule never forces a new record.
+
+With a validation split (``train.validation``) the validation ELBO is computed once per epoch
+(with the test ELBO's fixed draws); the best epoch's state is kept as ``best.pt`` and
+``train.early_stopping`` stops training when it stops improving
+(:class:`~pyrovae.training.selection.Selection`). The schedule's and the selection's state are
+in the checkpoint, so a resumed run ends bitwise as an uninterrupted one.
 
 Under ``torchrun`` (:mod:`pyrovae.distributed`) each process trains on its part of every
 global batch of ``train.batch_size`` examples and the gradients are averaged in one all-reduce
@@ -47,7 +57,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..config import Config
+from ..config import Config, TrainConfig
 from ..data import ImageData, StreamingImageData
 from ..errors import CheckpointError, ConfigError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
@@ -55,7 +65,9 @@ from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
 from ..models.program import Program, as_program
 from ..rng import derived_seed, fixed_rng
-from .run_dir import PICTURE_FILE, save_checkpoint, write_metrics
+from .optim import LR_SCHEDULES, OPTIMIZERS
+from .run_dir import BEST_FILE, CHECKPOINT_FILE, PICTURE_FILE, save_checkpoint, write_metrics
+from .selection import Selection
 
 __all__ = ["EVAL_SEED", "PICTURE_FILE", "Trainer"]
 
@@ -104,9 +116,7 @@ class Trainer:
         #: the loss and its gradient per batch: recorded once, then replayed (unless
         #: train.replay_steps = false or Pyro validation is on)
         self.elbo_gradient = ELBOGradient(self.elbo, self.program, replay=train["replay_steps"])
-        # one fused Adam kernel over all parameters, on CPU as on CUDA (faster than foreach:
-        # see docs/performance.md)
-        self.optimizer = torch.optim.Adam(self.program.parameters(), lr=train["lr"], fused=True)
+        self._build_recipe(train)
         #: weight of the latent sites (beta x KL warm-up), refilled in place every step so
         #: the loop never syncs with the device; None when it is always 1
         self.kl_scale = torch.ones((), device=self.device) if self.objective.scales_kl else None
@@ -145,6 +155,23 @@ class Trainer:
         if not self.program.trains_with_any_objective:
             self.objective.check_program(self.program, data.test_images[:2], data.test_labels[:2])
 
+    def _build_recipe(self, train: TrainConfig) -> None:
+        """The optimizer, the learning-rate schedule, the clipped parameters and the model
+        selection of ``[train]`` (:mod:`pyrovae.training.optim`)."""
+        # by default one fused Adam kernel over all parameters, on CPU as on CUDA (faster than
+        # foreach: see docs/performance.md)
+        self.optimizer = OPTIMIZERS.build(train["optimizer"], "train.optimizer").build(
+            self.program.parameters(), train["lr"]
+        )
+        #: the learning-rate scheduler, stepped at each epoch's end (None: the rate stays)
+        self.lr_schedule = LR_SCHEDULES.build(
+            train["lr_schedule"], "train.lr_schedule", epochs=train["epochs"]
+        ).build(self.optimizer)
+        #: the parameters whose gradient norm train.grad_clip bounds (empty: no clipping)
+        self.clipped = list(self.elbo_gradient.params.values()) if train["grad_clip"] else []
+        #: the best validation epoch and the early-stopping counter
+        self.selection = Selection(**train["early_stopping"])
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         state = {
@@ -155,7 +182,10 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "data_rng": self.data_generator.get_state(),
             "world_size": self.world_size,
+            "selection": self.selection.state_dict(),
         }
+        if self.lr_schedule is not None:
+            state["lr_schedule"] = self.lr_schedule.state_dict()
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         if not self.program.rebuilt_from_config and not self.config["model"]["program"]:
@@ -169,6 +199,10 @@ class Trainer:
             self.program.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self._check_optimizer_state()
+            if self.lr_schedule is not None:
+                self.lr_schedule.load_state_dict(state["lr_schedule"])
+            if "selection" in state:
+                self.selection.load_state_dict(state["selection"])
             self.epoch = int(state["epoch"])
             torch.set_rng_state(state["torch_rng"].cpu())
             self._load_device_rng_state(state)
@@ -231,6 +265,10 @@ class Trainer:
             local = x.shape[0]
             part = self.elbo_gradient(x, labels, self.kl_scale) if local else None
             loss = self.gradient_all_reduce(part, local, self.global_batch)
+        if self.clipped:  # on the device, no read-back (foreach kernels)
+            torch.nn.utils.clip_grad_norm_(
+                self.clipped, self.config["train"]["grad_clip"], foreach=True
+            )
         self.optimizer.step()
         return loss
 
@@ -318,13 +356,24 @@ class Trainer:
     def test_elbo(self) -> float:
         """Mean test-set ELBO (nats per example), with fixed draws (computed by rank 0 and
         shared with the other processes of a run of several)."""
+        return self._mean_elbo(self.data.test_images, self.data.test_labels)
+
+    def validation_elbo(self) -> float | None:
+        """Mean ELBO of the validation split (nats per example; the test ELBO's fixed
+        draws), or ``None`` without one (``train.validation = 0``)."""
+        images, labels = self.data.validation_images, self.data.validation_labels
+        if images is None or labels is None:
+            return None
+        return self._mean_elbo(images, labels)
+
+    def _mean_elbo(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         self.program.eval()
-        mean = torch.zeros((), dtype=self.data.test_images.dtype, device=self.device)
+        mean = torch.zeros((), dtype=images.dtype, device=self.device)
         if distributed.is_main():
             elbo = elbo_per_example(
                 self.program,
-                self.data.test_images,
-                self.program.model_labels(self.data.test_labels),
+                images,
+                self.program.model_labels(labels),
                 batch_size=self.config["train"]["eval_batch_size"],
                 seed=EVAL_SEED,
             )
@@ -332,45 +381,70 @@ class Trainer:
         return distributed.broadcast_tensor(mean).item()
 
     def fit(self) -> list[dict[str, Any]]:
-        """Train until ``config["train"]["epochs"]``, checkpointing and logging each epoch."""
+        """Train until ``config["train"]["epochs"]`` (or early stopping), checkpointing and
+        logging each epoch."""
         epochs = self.config["train"]["epochs"]
-        while self.epoch < epochs:
+        while self.epoch < epochs and not self.selection.stopped:
             start = time.perf_counter()
-            train_elbo = self.train_epoch()
-            test_elbo = self.test_elbo()
-            if not math.isfinite(test_elbo) or -test_elbo > DIVERGENCE_FACTOR * (
-                abs(train_elbo) + self.data_dim
-            ):
-                self._diverged(
-                    f"the test ELBO is {test_elbo:.4g} nats/example (training: {train_elbo:.4g})"
-                )
-            self.epoch += 1
-            row = {
-                "epoch": self.epoch,
-                "train_elbo": train_elbo,
-                "test_elbo": test_elbo,
-                "world_size": self.world_size,
-            }
-            self.metrics.append(row)
-            if self.run_dir is not None:
-                self._write_epoch(self.run_dir)
+            row = self._epoch()
             if self.progress:
+                validation = row.get("validation_elbo")
                 tqdm.write(
-                    f"epoch {self.epoch}/{epochs}: train ELBO {train_elbo:.2f}, "
-                    f"test ELBO {test_elbo:.2f} nats/example "
+                    f"epoch {self.epoch}/{epochs}: train ELBO {row['train_elbo']:.2f}, "
+                    + ("" if validation is None else f"validation ELBO {validation:.2f}, ")
+                    + f"test ELBO {row['test_elbo']:.2f} nats/example, lr {row['lr']:.3g} "
                     f"({time.perf_counter() - start:.1f} s)",
                     file=sys.stderr,
                 )
+            if self.selection.stopped and self.progress:
+                tqdm.write(self.selection.summary(), file=sys.stderr)
         if self.run_dir is not None and len(self.data.image_shape) == 3:  # not of vectors
             self.write_picture(self.run_dir / PICTURE_FILE)
         return self.metrics
 
-    def _write_epoch(self, run_dir: Path) -> None:
-        """Write the metrics, then the checkpoint (resume drops metrics rows newer than the
-        checkpoint); a failed write keeps the previous checkpoint and says how to go on."""
+    def _epoch(self) -> dict[str, Any]:
+        """Train one epoch, score it, step the schedule and the selection, write the run
+        directory; the epoch's metrics row (ELBOs in nats per example, the epoch's ``lr``)."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        train_elbo = self.train_epoch()
+        test_elbo = self.test_elbo()
+        if not math.isfinite(test_elbo) or -test_elbo > DIVERGENCE_FACTOR * (
+            abs(train_elbo) + self.data_dim
+        ):
+            self._diverged(
+                f"the test ELBO is {test_elbo:.4g} nats/example (training: {train_elbo:.4g})"
+            )
+        validation_elbo = self.validation_elbo()
+        self.epoch += 1
+        if self.lr_schedule is not None:
+            self.lr_schedule.step()
+        row = {
+            "epoch": self.epoch,
+            "train_elbo": train_elbo,
+            "test_elbo": test_elbo,
+            "world_size": self.world_size,
+            "lr": float(lr),
+        }
+        best = False
+        if validation_elbo is not None:
+            row["validation_elbo"] = validation_elbo
+            best = self.selection.update(self.epoch, validation_elbo)
+        self.metrics.append(row)
+        if self.run_dir is not None:
+            self._write_epoch(self.run_dir, best)
+        return row
+
+    def _write_epoch(self, run_dir: Path, best: bool = False) -> None:
+        """Write the metrics, the best state (when this epoch is the best on the validation
+        split), then the checkpoint (resume drops metrics rows newer than the checkpoint, and
+        redoes the epoch); a failed write keeps the previous checkpoint and says how to go
+        on."""
         try:
             write_metrics(run_dir, self.metrics)
-            save_checkpoint(run_dir, self.state_dict())
+            state = self.state_dict()
+            if best:
+                save_checkpoint(run_dir, state, BEST_FILE)
+            save_checkpoint(run_dir, state, CHECKPOINT_FILE)
         except WriteError as exc:
             kept = f"epoch {self.epoch - 1}" if self.epoch > 1 else "none yet"
             raise WriteError(

@@ -473,8 +473,10 @@ def plot_elbo_curves(
     metrics: Sequence[Mapping[str, float]],
     title: str = "ELBO during training",
 ) -> Figure:
-    """Training and test ELBO per epoch from a run's metrics rows
-    (``{"epoch", "train_elbo", "test_elbo"}``, nats per example)."""
+    """Training, validation and test ELBO per epoch from a run's metrics rows
+    (``{"epoch", "train_elbo", "test_elbo"}`` and, where the run has them,
+    ``"validation_elbo"`` and the epoch's learning rate ``"lr"``; nats per example). A
+    learning rate that changes is drawn on a second, logarithmic axis."""
     if not metrics:
         raise ValueError("no metrics rows to plot: the run has not finished an epoch yet")
     epochs = [row["epoch"] for row in metrics]
@@ -493,11 +495,25 @@ def plot_elbo_curves(
         markersize=3,
         label="test (after the epoch)",
     )
+    if all("validation_elbo" in row for row in metrics):
+        ax.plot(
+            epochs,
+            [row["validation_elbo"] for row in metrics],
+            "^-",
+            markersize=3,
+            label="validation (after the epoch)",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"ELBO ({NATS})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
+    rates = [row.get("lr") for row in metrics]
+    if all(r is not None for r in rates) and len(set(rates)) > 1:
+        lr_axis = ax.twinx()
+        lr_axis.plot(epochs, rates, color="grey", linestyle=":", linewidth=1.2)
+        lr_axis.set_yscale("log")
+        lr_axis.set_ylabel("learning rate (dotted)")
     ax.set_title(title)
     return fig
 
