@@ -73,7 +73,7 @@ from .models import (
     as_program,
     build_model,
 )
-from .training import Trainer, load_run, resume, train
+from .training import Callback, Trainer, load_run, resume, train
 
 __version__ = "0.2.0.dev0"
 
@@ -90,6 +90,7 @@ __all__ = [
     "VAE",
     "AnalyticKLFallbackWarning",
     "AnalyticKL_ELBO",
+    "Callback",
     "CheckpointError",
     "ConfigError",
     "DataError",

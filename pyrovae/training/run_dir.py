@@ -2,7 +2,9 @@
 
 A run directory holds ``config.toml`` (the resolved config), ``checkpoint.pt`` (model,
 optimizer, epoch counter and RNG states, rewritten atomically at each epoch end) and
-``metrics.jsonl`` (one JSON object per epoch; ELBOs in nats per example).
+``metrics.jsonl`` (one JSON object per epoch; ELBOs in nats per example), the picture of
+samples and reconstructions, and what the loggers of ``[log]`` write (``metrics.csv``,
+``tensorboard/``, ``mlflow.db``, ``mlartifacts/``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CHECKPOINT_FORMAT",
     "CONFIG_FILE",
+    "CSV_FILE",
     "METRICS_FILE",
     "PICTURE_FILE",
     "atomic_write_bytes",
@@ -42,6 +45,13 @@ CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
 #: picture of samples and reconstructions written when training ends
 PICTURE_FILE = "samples_reconstructions.png"
+#: the metrics as CSV (``log.csv``), the TensorBoard event files (``log.tensorboard``) and
+#: MLflow's default local store and its artifacts (``log.mlflow``):
+#: :mod:`pyrovae.training.loggers`
+CSV_FILE = "metrics.csv"
+TENSORBOARD_DIR = "tensorboard"
+MLFLOW_DB = "mlflow.db"
+MLFLOW_ARTIFACTS = "mlartifacts"
 #: bumped when the checkpoint layout changes
 CHECKPOINT_FORMAT = 1
 

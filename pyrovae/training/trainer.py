@@ -37,7 +37,7 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -55,12 +55,17 @@ from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
 from ..models.program import Program, as_program
 from ..rng import derived_seed, fixed_rng
+from .callbacks import Pictures
 from .run_dir import PICTURE_FILE, save_checkpoint, write_metrics
 
-__all__ = ["EVAL_SEED", "PICTURE_FILE", "Trainer"]
+__all__ = ["EVAL_SEED", "PICTURE_FILE", "TIMING_KEYS", "Trainer"]
 
 #: seed of the draws used for the per-epoch test ELBO (same for every epoch and run)
 EVAL_SEED = 1234
+#: the keys of a metrics row that time the run (they differ between two runs of the same
+#: numbers): the training examples per second of the epoch, and the seconds since the run
+#: started (resumes included)
+TIMING_KEYS = ("examples_per_second", "wall_time")
 #: an epoch's mean loss per example more than this many times its first batch's (plus one
 #: nat per data element) means training diverged; a learning model shrinks its loss, and
 #: a too large learning rate multiplies it by 10^7 and more within an epoch
@@ -80,6 +85,10 @@ class Trainer:
         device: where the model and data are.
         run_dir: where the checkpoint, metrics and pictures go (``None``: nowhere).
         progress: show tqdm progress bars.
+        callbacks: called around the epochs (:mod:`~pyrovae.training.callbacks`); one may
+            set :attr:`should_stop` to end training after the current epoch.
+        pictures: the samples and reconstructions last drawn (every ``log.images_every``
+            epochs), or ``None``.
         objective: the objective of the config's ``[objective]`` section (built here).
         program: ``vae`` as the contract sees it (:func:`~pyrovae.models.program.as_program`).
     """
@@ -90,8 +99,12 @@ class Trainer:
     device: torch.device
     run_dir: Path | None = None
     progress: bool = True
+    callbacks: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        #: set by a callback to end training after the current epoch
+        self.should_stop = False
+        self.pictures: Pictures | None = None
         train = self.config["train"]
         self.objective: Objective = OBJECTIVES.build(self.config["objective"], "objective")
         self.elbo = self.objective.elbo()
@@ -314,38 +327,75 @@ class Trainer:
         return distributed.broadcast_tensor(mean).item()
 
     def fit(self) -> list[dict[str, Any]]:
-        """Train until ``config["train"]["epochs"]``, checkpointing and logging each epoch."""
+        """Train until ``config["train"]["epochs"]`` (or until a callback sets
+        :attr:`should_stop`), checkpointing and logging each epoch; the callbacks
+        (:mod:`~pyrovae.training.callbacks`) are called around it."""
         epochs = self.config["train"]["epochs"]
-        while self.epoch < epochs:
-            start = time.perf_counter()
-            train_elbo = self.train_epoch()
-            test_elbo = self.test_elbo()
-            if not math.isfinite(test_elbo) or -test_elbo > DIVERGENCE_FACTOR * (
-                abs(train_elbo) + self.data_dim
-            ):
-                self._diverged(
-                    f"the test ELBO is {test_elbo:.4g} nats/example (training: {train_elbo:.4g})"
-                )
-            self.epoch += 1
-            row = {
-                "epoch": self.epoch,
-                "train_elbo": train_elbo,
-                "test_elbo": test_elbo,
-                "world_size": self.world_size,
-            }
-            self.metrics.append(row)
-            if self.run_dir is not None:
-                self._write_epoch(self.run_dir)
-            if self.progress:
-                tqdm.write(
-                    f"epoch {self.epoch}/{epochs}: train ELBO {train_elbo:.2f}, "
-                    f"test ELBO {test_elbo:.2f} nats/example "
-                    f"({time.perf_counter() - start:.1f} s)",
-                    file=sys.stderr,
-                )
-        if self.run_dir is not None and len(self.data.image_shape) == 3:  # not of vectors
-            self.write_picture(self.run_dir / PICTURE_FILE)
+        self.should_stop = False
+        self._call("on_train_start")
+        try:
+            while self.epoch < epochs and not self.should_stop:
+                self._fit_epoch(epochs)
+            drawn = self.pictures is not None and self.pictures.epoch == self.epoch
+            if self.run_dir is not None and self._images and not drawn:
+                self.write_picture(self.run_dir / PICTURE_FILE)
+        finally:
+            self._call("on_train_end")
         return self.metrics
+
+    @property
+    def _images(self) -> bool:
+        """Whether the examples are images (pictures are drawn of images, not of vectors)."""
+        return len(self.data.image_shape) == 3
+
+    def _call(self, hook: str, *args: Any) -> None:
+        """Call ``hook(self, *args)`` of every callback that has it, in order."""
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, *args)
+
+    def _fit_epoch(self, epochs: int) -> None:
+        """One epoch: train, test, the metrics row, the checkpoint, the pictures every
+        ``log.images_every`` epochs, and the callbacks."""
+        start = time.perf_counter()
+        train_elbo = self.train_epoch()  # ends with one read from the device: timed right
+        train_seconds = time.perf_counter() - start
+        test_elbo = self.test_elbo()
+        if not math.isfinite(test_elbo) or -test_elbo > DIVERGENCE_FACTOR * (
+            abs(train_elbo) + self.data_dim
+        ):
+            self._diverged(
+                f"the test ELBO is {test_elbo:.4g} nats/example (training: {train_elbo:.4g})"
+            )
+        self.epoch += 1
+        seconds = time.perf_counter() - start
+        before = self.metrics[-1].get("wall_time", 0.0) if self.metrics else 0.0
+        row = {
+            "epoch": self.epoch,
+            "train_elbo": train_elbo,
+            "test_elbo": test_elbo,
+            "world_size": self.world_size,
+            "examples_per_second": self.data.num_train / train_seconds,
+            "wall_time": before + seconds,
+        }
+        self.metrics.append(row)
+        if self.run_dir is not None:
+            self._write_epoch(self.run_dir)
+        every = self.config["log"]["images_every"]
+        if self._images and every and (self.epoch % every == 0 or self.epoch == epochs):
+            self.pictures = self.draw_pictures()
+            if self.run_dir is not None:
+                self.write_picture(self.run_dir / PICTURE_FILE, self.pictures)
+        if self.progress:
+            tqdm.write(
+                f"epoch {self.epoch}/{epochs}: train ELBO {train_elbo:.2f}, "
+                f"test ELBO {test_elbo:.2f} nats/example ({seconds:.1f} s)",
+                file=sys.stderr,
+            )
+        self._call("on_epoch_end", row)
+        if self.world_size > 1:  # rank 0's callbacks decide for every process
+            self.should_stop = bool(distributed.broadcast_object(self.should_stop))
 
     def _write_epoch(self, run_dir: Path) -> None:
         """Write the metrics, then the checkpoint (resume drops metrics rows newer than the
@@ -360,15 +410,23 @@ class Trainer:
                 f"{shlex.quote(str(run_dir))}`)"
             ) from None
 
-    def write_picture(self, path: Path) -> Path:
-        """Samples from the model and reconstructions of the first test images, as a PNG."""
-        from ..viz.plots import plot_samples_and_reconstructions, save_figure
-
+    def draw_pictures(self) -> Pictures:
+        """Samples from the model (64, fixed draws) and reconstructions of the first 32 test
+        examples: the draws are made with their own seed, and the training stream is left as
+        it was (:func:`~pyrovae.rng.fixed_rng`)."""
         self.program.eval()
         x = self.data.test_images[:32]
         with fixed_rng(EVAL_SEED, self.device):
             samples = self.program.sample(64)
             recon = self.program.reconstruct(x)
+        return Pictures(self.epoch, samples, x, recon)
+
+    def write_picture(self, path: Path, pictures: Pictures | None = None) -> Path:
+        """``pictures`` (default: drawn now, :meth:`draw_pictures`) as a PNG at ``path``,
+        written atomically."""
+        from ..viz.plots import plot_samples_and_reconstructions, save_figure
+
+        pictures = pictures if pictures is not None else self.draw_pictures()
         last = self.metrics[-1] if self.metrics else None
         title = (
             (
@@ -379,6 +437,10 @@ class Trainer:
             else self.data.name
         )
         figure = plot_samples_and_reconstructions(
-            samples, x, recon, self.program.example_shape(), title=title
+            pictures.samples,
+            pictures.originals,
+            pictures.reconstructions,
+            self.program.example_shape(),
+            title=title,
         )
         return save_figure(figure, path)
