@@ -100,15 +100,19 @@ def load_run_source(
 
 def _read(path: Path, data_config: dict[str, Any], run_shape: tuple[int, ...]) -> Examples:
     """The examples of the folder or array file ``path``, read as the run's data was."""
+    if not path.exists():
+        raise DataError(
+            f"--data '{path}' does not exist; give 'test' (the run's test set), a folder of PNG "
+            "or JPEG images, or a .npy or .npz file"
+        )
     if path.is_dir():
         channels = data_config["channels"] or (run_shape[0] if len(run_shape) == 3 else 0)
         examples, _ = read_folder(path, "--data", data_config["image_size"], channels)
         return examples
     if path.suffix.lower() not in (".npy", ".npz"):
-        what = "does not exist" if not path.exists() else "is neither a folder nor a .npy/.npz file"
         raise DataError(
-            f"--data '{path}' {what}; give 'test' (the run's test set), a folder of PNG or "
-            "JPEG images, or a .npy or .npz file"
+            f"--data '{path}' is neither a folder nor a .npy/.npz file; give 'test' (the run's "
+            "test set), a folder of PNG or JPEG images, or a .npy or .npz file"
         )
     train, test, _ = read_array_file(path, "--data")
     return test if test is not None else train
