@@ -8,7 +8,8 @@ base class's do nothing). The trainer calls, in this order:
   after the checkpoint is loaded, ``trainer.epoch`` epochs done);
 * ``on_epoch_end(trainer, row)`` after every epoch, once its checkpoint is written: ``row`` is
   the epoch's metrics row (:attr:`Trainer.metrics`, the line of ``metrics.jsonl``: ``epoch``,
-  ``train_elbo`` and ``test_elbo`` in nats per example, ``examples_per_second``,
+  ``train_elbo`` and ``test_elbo`` in nats per example, ``train_rate`` and
+  ``train_distortion`` (nats per example), ``examples_per_second``,
   ``wall_time`` in seconds since the run started, and whatever else the run reports);
   :attr:`Trainer.pictures` holds the epoch's samples and reconstructions when it drew them
   (every ``log.images_every`` epochs);

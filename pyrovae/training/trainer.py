@@ -12,8 +12,9 @@ not need: the VAE's parameters are not re-registered in Pyro's param store each 
 optimizer holds them), Pyro's validation runs on the first step of each epoch only, the other
 steps replay the loss-and-gradient graph recorded from the Pyro programs
 (:class:`~pyrovae.infer.replay.ELBOGradient`; same numbers, without Pyro's per-step Python), the
-data batches are sliced from tensors already on the device, and the loss is summed on the
-device and read back once per epoch (or when a progress bar shows it), so that on a GPU no
+data batches are sliced from tensors already on the device, and the loss, with its rate and
+distortion (read from the step's own draws: :mod:`~pyrovae.infer.elbo_terms`), is summed on
+the device and read back once per epoch (or when a progress bar shows it), so that on a GPU no
 step waits for the host.
 
 Under ``torchrun`` (:mod:`pyrovae.distributed`) each process trains on its part of every
@@ -104,6 +105,10 @@ class Trainer:
     def __post_init__(self) -> None:
         #: set by a callback to end training after the current epoch
         self.should_stop = False
+        #: the last step's ``(distortion, rate)`` (see :meth:`train_step`) and the last
+        #: epoch's ``train_rate`` and ``train_distortion`` (nats per example)
+        self.step_terms: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.epoch_terms: dict[str, float] = {}
         self.pictures: Pictures | None = None
         train = self.config["train"]
         self.objective: Objective = OBJECTIVES.build(self.config["objective"], "objective")
@@ -214,7 +219,10 @@ class Trainer:
         then those of the global batch.
 
         Returns the batch's loss (negative ELBO summed over the batch, nats) as a detached
-        device tensor: nothing here waits for the device. Runs under the caller's Pyro
+        device tensor: nothing here waits for the device. :attr:`step_terms` is then the
+        ``(distortion, rate)`` of this process's part of the batch (nats per batch, device
+        tensors read from the step's own draws: :mod:`~pyrovae.infer.elbo_terms`), or
+        ``None``. Runs under the caller's Pyro
         validation setting: with validation on, the Pyro programs run (and are checked);
         with it off, the recorded graph is replayed (see :class:`~pyrovae.infer.ELBOGradient`).
         The optimizer updates ``vae.parameters()`` directly; nothing is registered in Pyro's
@@ -222,9 +230,11 @@ class Trainer:
         labels = self.program.model_labels(y)
         if self.gradient_all_reduce is None:
             loss = self.elbo_gradient(x, labels, self.kl_scale)
+            self.step_terms = self.elbo_gradient.terms
         else:
             local = x.shape[0]
             part = self.elbo_gradient(x, labels, self.kl_scale) if local else None
+            self.step_terms = self.elbo_gradient.terms if local else None
             loss = self.gradient_all_reduce(part, local, self.global_batch)
         self.optimizer.step()
         return loss
@@ -263,28 +273,39 @@ class Trainer:
         # and reads values back from the device
         first = torch.zeros((), device=self.device)
         first_size = 1
+        #: the epoch's distortion and rate sums (nats), added up on the device
+        terms = torch.zeros(2, device=self.device)
         for x, y in itertools.islice(batches, 1):
             self._update_kl_scale(0, num_batches)
             seen = first_size = self.global_batch = min(batch_size, num_train)
             with pyro.validation_enabled(True):
                 first = self.train_step(x, y)
                 total += first
+                self._add_terms(terms)
         with pyro.validation_enabled(False):
             for step, (x, y) in enumerate(batches, start=1):
                 self._update_kl_scale(step, num_batches)
                 size = self.global_batch = min(batch_size, num_train - step * batch_size)
                 batch_loss = self.train_step(x, y)
                 total += batch_loss
+                self._add_terms(terms)
                 seen += size
                 if self.progress and step % 50 == 0:
                     # a host sync, only when a progress bar shows it
                     bar.set_postfix(loss=f"{batch_loss.item() / size:.2f}")
-        # one read of the epoch's numbers: the loss sum, the first batch's loss, and whether
-        # every parameter is finite
+        # one read of the epoch's numbers: the loss sum, the first batch's loss, whether
+        # every parameter is finite, and the distortion and rate sums
         finite = torch.stack([p.detach().isfinite().all() for p in self.program.parameters()]).all()
-        loss_sum, first_loss, params_finite = torch.stack(
-            [total, first.to(total.dtype), finite.to(total.dtype)]
+        if self.world_size > 1 and self.elbo_gradient.loss.with_terms:
+            distributed.all_reduce_sum(terms)  # every process's parts of the batches
+        loss_sum, first_loss, params_finite, distortion, rate = torch.cat(
+            [torch.stack([total, first.to(total.dtype), finite.to(total.dtype)]), terms]
         ).tolist()
+        self.epoch_terms = (
+            {"train_rate": rate / seen, "train_distortion": distortion / seen}
+            if self.elbo_gradient.loss.with_terms
+            else {}
+        )
         mean_loss = loss_sum / seen
         if not params_finite:
             self._diverged("a parameter of the model became NaN or infinite")
@@ -295,6 +316,12 @@ class Trainer:
                 f"{-first_loss / first_size:.4g})"
             )
         return -mean_loss
+
+    def _add_terms(self, sums: torch.Tensor) -> None:
+        """Add the last step's ``(distortion, rate)`` to ``sums`` on the device (no read)."""
+        if self.step_terms is not None:
+            sums[0] += self.step_terms[0]
+            sums[1] += self.step_terms[1]
 
     def _diverged(self, what: str) -> NoReturn:
         """Raise the :class:`~pyrovae.errors.DivergenceError` of the current epoch."""
@@ -376,6 +403,7 @@ class Trainer:
             "train_elbo": train_elbo,
             "test_elbo": test_elbo,
             "world_size": self.world_size,
+            **self.epoch_terms,
             "examples_per_second": self.data.num_train / train_seconds,
             "wall_time": before + seconds,
         }

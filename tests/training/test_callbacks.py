@@ -19,7 +19,8 @@ from pyrovae.training.run_dir import CSV_FILE, PICTURE_FILE, TENSORBOARD_DIR, lo
 from conftest import tiny_config
 
 #: the keys every metrics row has, in this order
-ROW_KEYS = ["epoch", "train_elbo", "test_elbo", "world_size", "examples_per_second", "wall_time"]
+ROW_KEYS = ["epoch", "train_elbo", "test_elbo", "world_size", "train_rate", "train_distortion",
+            "examples_per_second", "wall_time"]
 
 
 class Recorder(pyrovae.Callback):
@@ -71,6 +72,17 @@ def test_callbacks_and_pictures_leave_the_training_numbers_as_they_are():
     watched = pyrovae.train(config, progress=False, callbacks=[Recorder()]).metrics
     for a, b in zip(plain, watched):
         assert (a["train_elbo"], a["test_elbo"]) == (b["train_elbo"], b["test_elbo"])
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.5])
+def test_rows_hold_the_rate_and_distortion_of_the_training_objective(beta):
+    """Read from the step's own draws: the training bound is -(distortion + beta * rate),
+    up to float32 rounding of the per-batch sums (~1e-7 relative each, 8 batches)."""
+    config = tiny_config(train={"epochs": 2}, objective={"type": "trace_elbo", "beta": beta})
+    for row in pyrovae.train(config, progress=False).metrics:
+        assert row["train_rate"] > 0  # a KL estimate, averaged over 512 examples
+        bound = -(row["train_distortion"] + beta * row["train_rate"])
+        assert row["train_elbo"] == pytest.approx(bound, rel=1e-5)
 
 
 def test_on_train_end_is_called_when_training_fails():
