@@ -16,8 +16,9 @@ typed dictionaries below; :class:`Config` is the resolved config pyrovae works w
     [train]      epochs, batch_size, lr, seed, device, eval_batch_size, replay_steps
     [eval]       num_samples (K of the importance-sampled test log-likelihood reported after
                  training; 0 skips it)
-    [log]        images_every, csv, tensorboard, mlflow, mlflow_uri, mlflow_experiment (what
-                 a run reports while it trains: :mod:`pyrovae.training.loggers`)
+    [log]        every_steps, images_every, csv, tensorboard, mlflow, mlflow_uri,
+                 mlflow_experiment (what a run reports while it trains:
+                 :mod:`pyrovae.training.loggers`)
 
 :func:`resolve_config` validates a mapping and fills in every default; the result, a plain
 ``dict`` typed as :class:`Config` (so that ``mypy`` rejects a misspelled key inside pyrovae),
@@ -158,6 +159,9 @@ class LogConfig(TypedDict):
     """``[log]``: what a run reports while it trains, besides ``metrics.jsonl`` (the loggers
     are callbacks, :mod:`pyrovae.training.loggers`; rank 0 alone logs under torchrun)."""
 
+    # a step row (train_elbo, train_rate, train_distortion, examples_per_second of the
+    # batches since the last one) every N training steps, for the callbacks and loggers
+    every_steps: Annotated[int, Range(min=0, note="0: epoch rows only"), Default(0)]
     # the samples/reconstructions picture (and the loggers' images and KL histogram) every N
     # epochs, and at the end
     images_every: Annotated[int, Range(min=0, note="0: at the end only"), Default(1)]

@@ -6,6 +6,12 @@ base class's do nothing). The trainer calls, in this order:
 
 * ``on_train_start(trainer)`` once, before the first epoch it trains (of a resumed run:
   after the checkpoint is loaded, ``trainer.epoch`` epochs done);
+* ``on_step_end(trainer, row)`` every ``log.every_steps`` training steps (none by default):
+  ``row`` holds ``epoch`` (the one in progress), ``step`` (counted from the run's start),
+  and ``train_elbo``, ``train_rate``, ``train_distortion`` (nats per example; the last two in
+  a run of one process) and ``examples_per_second`` of the batches since the previous step
+  row (:attr:`Trainer.step_metrics` keeps them); the sums are read once per row, between two
+  steps;
 * ``on_epoch_end(trainer, row)`` after every epoch, once its checkpoint is written: ``row`` is
   the epoch's metrics row (:attr:`Trainer.metrics`, the line of ``metrics.jsonl``: ``epoch``,
   ``train_elbo`` and ``test_elbo`` in nats per example, ``train_rate`` and
@@ -16,10 +22,11 @@ base class's do nothing). The trainer calls, in this order:
 * ``on_train_end(trainer)`` once, when training ends, however it ends (the last epoch, a
   stop, or an error on the way: like a ``finally`` block).
 
-A callback stops training by setting ``trainer.should_stop = True`` (in ``on_epoch_end``):
-the loop ends after that epoch, whose checkpoint is written, so ``pyrovae.resume`` goes on from
-it. Under ``torchrun`` every process calls its callbacks, and rank 0's ``should_stop`` decides
-for all of them; the built-in loggers (:mod:`pyrovae.training.loggers`) exist on rank 0 only.
+A callback stops training by setting ``trainer.should_stop = True`` (in ``on_epoch_end``, or in
+``on_step_end``: it takes effect when the epoch ends): the loop ends after that epoch, whose
+checkpoint is written, so ``pyrovae.resume`` goes on from it. Under ``torchrun`` every process
+calls its callbacks, and rank 0's ``should_stop`` decides for all of them; the built-in loggers
+(:mod:`pyrovae.training.loggers`) exist on rank 0 only.
 
 The callbacks run between the epochs, never inside the training step: they may read tensors
 back from the device, and the training numbers are those of a run without them.
@@ -51,7 +58,7 @@ Trainer = Any
 __all__ = ["HOOKS", "Callback", "Pictures", "check_callbacks"]
 
 #: the methods the trainer calls on a callback
-HOOKS = ("on_train_start", "on_epoch_end", "on_train_end")
+HOOKS = ("on_train_start", "on_step_end", "on_epoch_end", "on_train_end")
 
 
 class Callback:
@@ -60,6 +67,9 @@ class Callback:
 
     def on_train_start(self, trainer: Trainer) -> None:
         """Before the first epoch this call trains."""
+
+    def on_step_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        """Every ``log.every_steps`` training steps; ``row`` is the step row."""
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
         """After an epoch and its checkpoint; ``row`` is its metrics row."""

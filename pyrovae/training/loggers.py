@@ -8,14 +8,16 @@
   ``RUN/mlartifacts``), experiment ``log.mlflow_experiment``; a resumed
   run directory goes on in the MLflow run it started.
 
-TensorBoard and MLflow get every number of each epoch's metrics row as a scalar (``train_elbo``,
-``test_elbo`` in nats per example, ``examples_per_second``, ``wall_time``, and whatever else
-the run reports, such as a learning rate or a validation ELBO), the resolved config as
-hyper-parameters, and, every ``log.images_every`` epochs, the samples and reconstructions
-(in the examples' own channels: grey or colour) and the KL of each latent dimension
-(:func:`~pyrovae.evaluation.kl_per_dimension`, in nats per example, on the first
-:data:`KL_EXAMPLES` test examples) as a histogram, where the model has a single latent space
-of Normal factors. Only rank 0 of a ``torchrun`` run logs (the loggers are made there alone).
+TensorBoard and MLflow get every number of each epoch's metrics row as a scalar
+(``train_elbo``, ``test_elbo`` in nats per example, ``examples_per_second``, ``wall_time``, and
+whatever else the run reports, such as a learning rate or a validation ELBO), the resolved
+config as hyper-parameters, and, every ``log.images_every`` epochs, the samples and
+reconstructions (in the examples' own channels: grey or colour) and the KL of each latent
+dimension (:func:`~pyrovae.evaluation.kl_per_dimension`, in nats per example, on the first
+:data:`KL_EXAMPLES` test examples) as a histogram, where the model has a single latent space of
+Normal factors. Step rows (``log.every_steps``) are logged as the scalars
+``step/train_elbo``... at their step. Only rank 0 of a ``torchrun`` run logs (the loggers are
+made there alone).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ..atomic import atomic_write_bytes
 from ..config import Config, dumps_toml
 from ..errors import ConfigError, PyrovaeError
 from .callbacks import Callback, Pictures
-from .run_dir import CSV_FILE, MLFLOW_ARTIFACTS, MLFLOW_DB, TENSORBOARD_DIR
+from .run_dir import CSV_FILE, MLFLOW_ARTIFACTS, MLFLOW_DB, STEPS_CSV_FILE, TENSORBOARD_DIR
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -52,7 +54,7 @@ __all__ = [
 #: test examples the KL per latent dimension is averaged over
 KL_EXAMPLES = 1000
 #: the row keys that are not measurements (the step, the process count)
-NOT_SCALARS = ("epoch", "world_size")
+NOT_SCALARS = ("epoch", "step", "world_size")
 
 
 def _missing_extra(key: str, package: str, extra: str) -> ConfigError:
@@ -132,16 +134,24 @@ def kl_dimensions(trainer: Trainer) -> torch.Tensor | None:
 
 class CSVLogger(Callback):
     """``RUN/metrics.csv``: one row per epoch, a column per key of the metrics rows (in the
-    order they first appear); rewritten atomically at each epoch end."""
+    order they first appear); with ``log.every_steps``, ``RUN/steps.csv`` likewise holds this
+    call's step rows. Rewritten atomically at each epoch end."""
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
-        columns = list(dict.fromkeys(k for r in trainer.metrics for k in r))
-        text = io.StringIO()
-        writer = csv.DictWriter(text, columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(trainer.metrics)
-        data = text.getvalue().encode()
-        atomic_write_bytes(_run_dir(trainer, "csv") / CSV_FILE, lambda f: f.write(data))
+        run_dir = _run_dir(trainer, "csv")
+        _write_csv(run_dir / CSV_FILE, trainer.metrics)
+        if trainer.step_metrics:
+            _write_csv(run_dir / STEPS_CSV_FILE, trainer.step_metrics)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    data = text.getvalue().encode()
+    atomic_write_bytes(path, lambda f: f.write(data))
 
 
 class TensorBoardLogger(Callback):
@@ -162,6 +172,10 @@ class TensorBoardLogger(Callback):
         self.writer = self._writer_class(log_dir=str(logdir))
         toml = dumps_toml(trainer.config).replace("\n", "  \n")  # Markdown line breaks
         self.writer.add_text("config", toml, global_step=trainer.epoch)
+
+    def on_step_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        for name, value in scalars(row).items():
+            self.writer.add_scalar(f"step/{name}", value, row["step"])
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
         epoch = row["epoch"]
@@ -232,6 +246,12 @@ class MLflowLogger(Callback):
             self.client.log_batch(self.run_id, params=params)
         except self._mlflow.exceptions.MlflowException as exc:
             raise PyrovaeError(f"MLflow at {uri!r}: {str(exc).splitlines()[0]}") from None
+
+    def on_step_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        now = int(time.time() * 1000)
+        Metric = self._mlflow.entities.Metric
+        metrics = [Metric(f"step/{k}", v, now, row["step"]) for k, v in scalars(row).items()]
+        self.client.log_batch(self.run_id, metrics=metrics)
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
         now = int(time.time() * 1000)

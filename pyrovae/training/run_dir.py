@@ -4,7 +4,7 @@ A run directory holds ``config.toml`` (the resolved config), ``checkpoint.pt`` (
 optimizer, epoch counter and RNG states, rewritten atomically at each epoch end) and
 ``metrics.jsonl`` (one JSON object per epoch; ELBOs in nats per example), the picture of
 samples and reconstructions, and what the loggers of ``[log]`` write (``metrics.csv``,
-``tensorboard/``, ``mlflow.db``, ``mlartifacts/``).
+``steps.csv``, ``tensorboard/``, ``mlflow.db``, ``mlartifacts/``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CONFIG_FILE",
     "CSV_FILE",
+    "STEPS_CSV_FILE",
     "METRICS_FILE",
     "PICTURE_FILE",
     "atomic_write_bytes",
@@ -49,6 +50,7 @@ PICTURE_FILE = "samples_reconstructions.png"
 #: MLflow's default local store and its artifacts (``log.mlflow``):
 #: :mod:`pyrovae.training.loggers`
 CSV_FILE = "metrics.csv"
+STEPS_CSV_FILE = "steps.csv"
 TENSORBOARD_DIR = "tensorboard"
 MLFLOW_DB = "mlflow.db"
 MLFLOW_ARTIFACTS = "mlartifacts"

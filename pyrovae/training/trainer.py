@@ -103,13 +103,7 @@ class Trainer:
     callbacks: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        #: set by a callback to end training after the current epoch
-        self.should_stop = False
-        #: the last step's ``(distortion, rate)`` (see :meth:`train_step`) and the last
-        #: epoch's ``train_rate`` and ``train_distortion`` (nats per example)
-        self.step_terms: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.epoch_terms: dict[str, float] = {}
-        self.pictures: Pictures | None = None
+        self._init_observation()
         train = self.config["train"]
         self.objective: Objective = OBJECTIVES.build(self.config["objective"], "objective")
         self.elbo = self.objective.elbo()
@@ -162,6 +156,20 @@ class Trainer:
         )
         if not self.program.trains_with_any_objective:
             self.objective.check_program(self.program, data.test_images[:2], data.test_labels[:2])
+
+    def _init_observation(self) -> None:
+        """What the callbacks and loggers read besides :attr:`metrics`."""
+        #: set by a callback to end training after the current epoch
+        self.should_stop = False
+        #: the last step's ``(distortion, rate)`` (see :meth:`train_step`) and the last
+        #: epoch's ``train_rate`` and ``train_distortion`` (nats per example)
+        self.step_terms: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.epoch_terms: dict[str, float] = {}
+        #: the step rows of this call's training (``log.every_steps``), and the running sums
+        #: (loss, distortion, rate, examples, time) when the last one was read
+        self.step_metrics: list[dict[str, Any]] = []
+        self._interval_start: tuple[float, float, float, int, float] = (0.0, 0.0, 0.0, 0, 0.0)
+        self.pictures: Pictures | None = None
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -275,6 +283,7 @@ class Trainer:
         first_size = 1
         #: the epoch's distortion and rate sums (nats), added up on the device
         terms = torch.zeros(2, device=self.device)
+        self._interval_start = (0.0, 0.0, 0.0, 0, time.perf_counter())
         for x, y in itertools.islice(batches, 1):
             self._update_kl_scale(0, num_batches)
             seen = first_size = self.global_batch = min(batch_size, num_train)
@@ -282,6 +291,7 @@ class Trainer:
                 first = self.train_step(x, y)
                 total += first
                 self._add_terms(terms)
+            self._step_row(0, num_batches, total, terms, seen)
         with pyro.validation_enabled(False):
             for step, (x, y) in enumerate(batches, start=1):
                 self._update_kl_scale(step, num_batches)
@@ -290,9 +300,22 @@ class Trainer:
                 total += batch_loss
                 self._add_terms(terms)
                 seen += size
+                self._step_row(step, num_batches, total, terms, seen)
                 if self.progress and step % 50 == 0:
                     # a host sync, only when a progress bar shows it
                     bar.set_postfix(loss=f"{batch_loss.item() / size:.2f}")
+        return self._end_epoch(total, first, first_size, terms, seen)
+
+    def _end_epoch(
+        self,
+        total: torch.Tensor,
+        first: torch.Tensor,
+        first_size: int,
+        terms: torch.Tensor,
+        seen: int,
+    ) -> float:
+        """The epoch's mean training ELBO from its sums (see :meth:`train_epoch`), its rate
+        and distortion in :attr:`epoch_terms`; a :class:`DivergenceError` when it diverged."""
         # one read of the epoch's numbers: the loss sum, the first batch's loss, whether
         # every parameter is finite, and the distortion and rate sums
         finite = torch.stack([p.detach().isfinite().all() for p in self.program.parameters()]).all()
@@ -316,6 +339,32 @@ class Trainer:
                 f"{-first_loss / first_size:.4g})"
             )
         return -mean_loss
+
+    def _step_row(
+        self, step: int, num_batches: int, total: torch.Tensor, terms: torch.Tensor, seen: int
+    ) -> None:
+        """After batch ``step`` (from 0) of the epoch, every ``log.every_steps`` batches: the
+        step row of the batches since the last one (one read of the running sums, between two
+        steps), appended to :attr:`step_metrics` and given to the callbacks' ``on_step_end``."""
+        every = self.config["log"]["every_steps"]
+        if not every or (step + 1) % every:
+            return
+        loss_sum, distortion, rate = torch.cat([total.reshape(1), terms]).tolist()
+        last_loss, last_distortion, last_rate, last_seen, last_time = self._interval_start
+        now = time.perf_counter()
+        n = seen - last_seen
+        row: dict[str, Any] = {
+            "epoch": self.epoch + 1,
+            "step": self.epoch * num_batches + step + 1,
+            "train_elbo": -(loss_sum - last_loss) / n,
+        }
+        if self.elbo_gradient.loss.with_terms and self.world_size == 1:  # terms: this process's
+            row["train_rate"] = (rate - last_rate) / n
+            row["train_distortion"] = (distortion - last_distortion) / n
+        row["examples_per_second"] = n / (now - last_time)
+        self._interval_start = (loss_sum, distortion, rate, seen, now)
+        self.step_metrics.append(row)
+        self._call("on_step_end", row)
 
     def _add_terms(self, sums: torch.Tensor) -> None:
         """Add the last step's ``(distortion, rate)`` to ``sums`` on the device (no read)."""
