@@ -4,7 +4,8 @@ Both read ``--data SOURCE`` (``test``, a folder of images or an array file, prep
 run's test set is: :func:`~pyrovae.data.run_source.load_run_source`) and write ``--out FILE``
 atomically (:mod:`pyrovae.tables`: ``.npy``, ``.pt`` or ``.csv``). Under ``torchrun``,
 ``score`` shares the examples' blocks among the processes as ``evaluate`` does, and rank 0
-alone writes the file.
+alone writes the file; ``encode`` runs on rank 0 alone (the other processes have nothing to
+do).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def encode(
     """Write the posterior mean and scale of each example of ``data`` under the run
     ``run_dir``'s guide (``mean``, ``scale``: ``(N, latent_dim)``; ``label`` when the examples
     have labels) to ``out``."""
+    from .. import distributed
     from ..data.run_source import load_run_source
     from ..evaluation.encode import encode as encode_examples
     from ..tables import write_columns
@@ -36,6 +38,8 @@ def encode(
 
     check_suffix(out, COLUMN_SUFFIXES)
     check_options(("--batch-size", batch_size, PositiveInt))
+    if not distributed.is_main():  # one process encodes and writes
+        return
     program, config, _ = load_program(run_dir, device=device)
     program.latent_space("encode")  # refuse before reading any data
     x, labels = load_run_source(config, data, device=program.device, root=data_root)
