@@ -15,6 +15,8 @@ The package, one idea per module:
   :mod:`pyrovae.memory`: the memory a device has and a computation takes (the sizes of a
   model and of its passes: :mod:`pyrovae.models.size`);
   :mod:`pyrovae.data`: data sets; :mod:`pyrovae.atomic`: atomic file writes;
+  :mod:`pyrovae.tables`: per-example outputs as data files; :mod:`pyrovae.export`: a
+  trained model's networks for plain PyTorch;
   :mod:`pyrovae.cli`: the ``pyrovae`` command.
 """
 
@@ -42,11 +44,14 @@ from .evaluation import (
     Evaluation,
     ImportanceDiagnostics,
     elbo_per_example,
+    encode,
     evaluate,
+    example_scores,
     kl_per_dimension,
     log_likelihood,
     rate_and_distortion,
 )
+from .export import export_model
 from .infer import (
     ELBO,
     IWAE_ELBO,
@@ -73,7 +78,7 @@ from .models import (
     as_program,
     build_model,
 )
-from .training import Trainer, load_run, resume, train
+from .training import Callback, Trainer, load_run, resume, train
 
 __version__ = "0.2.0.dev0"
 
@@ -90,6 +95,7 @@ __all__ = [
     "VAE",
     "AnalyticKLFallbackWarning",
     "AnalyticKL_ELBO",
+    "Callback",
     "CheckpointError",
     "ConfigError",
     "DataError",
@@ -116,7 +122,10 @@ __all__ = [
     "build_model",
     "describe",
     "elbo_per_example",
+    "encode",
     "evaluate",
+    "example_scores",
+    "export_model",
     "kl_per_dimension",
     "load_config",
     "load_data",

@@ -19,6 +19,9 @@ typed dictionaries below; :class:`Config` is the resolved config pyrovae works w
                  (:mod:`pyrovae.training.optim`)
     [eval]       num_samples (K of the importance-sampled test log-likelihood reported after
                  training; 0 skips it)
+    [log]        every_steps, images_every, csv, tensorboard, mlflow, mlflow_uri,
+                 mlflow_experiment (what a run reports while it trains:
+                 :mod:`pyrovae.training.loggers`)
 
 :func:`resolve_config` validates a mapping and fills in every default; the result, a plain
 ``dict`` typed as :class:`Config` (so that ``mypy`` rejects a misspelled key inside pyrovae),
@@ -50,6 +53,7 @@ __all__ = [
     "EarlyStoppingConfig",
     "EvalConfig",
     "LayerConfig",
+    "LogConfig",
     "ModelConfig",
     "TrainConfig",
     "apply_overrides",
@@ -177,6 +181,25 @@ class EvalConfig(TypedDict):
     num_samples: Annotated[int, Range(min=0, note="0 skips the evaluation"), Default(100)]
 
 
+class LogConfig(TypedDict):
+    """``[log]``: what a run reports while it trains, besides ``metrics.jsonl`` (the loggers
+    are callbacks, :mod:`pyrovae.training.loggers`; rank 0 alone logs under torchrun)."""
+
+    # a step row (train_elbo, train_rate, train_distortion, examples_per_second of the
+    # batches since the last one) every N training steps, for the callbacks and loggers
+    every_steps: Annotated[int, Range(min=0, note="0: epoch rows only"), Default(0)]
+    # the samples/reconstructions picture (and the loggers' images and KL histogram) every N
+    # epochs, and at the end
+    images_every: Annotated[int, Range(min=0, note="0: at the end only"), Default(1)]
+    csv: Annotated[bool, Default(False)]  # RUN/metrics.csv
+    # RUN/tensorboard (pip install 'pyrovae[tensorboard]')
+    tensorboard: Annotated[bool, Default(False)]
+    mlflow: Annotated[bool, Default(False)]  # pip install 'pyrovae[mlflow]'
+    # MLflow's tracking URI ("": a local store in the run directory) and experiment
+    mlflow_uri: Annotated[str, Default("")]
+    mlflow_experiment: Annotated[str, Default("pyrovae")]
+
+
 class DataRecord(TypedDict):
     """What a run records of its data in ``[data]`` (:meth:`pyrovae.ImageData.record`), so
     that its run directory rebuilds the model without the data and finds the data again."""
@@ -195,6 +218,7 @@ class Config(TypedDict):
     model: ModelConfig
     train: TrainConfig
     eval: EvalConfig
+    log: LogConfig
     objective: Annotated[ComponentSpec, Component("objective", "trace_elbo")]
 
 

@@ -63,6 +63,14 @@ def tiny_vae(**model: Any) -> Any:
     return pyrovae.VAE.from_config(tiny_config(model=model))
 
 
+def numbers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Metrics rows without the keys that time a run (the same numbers, not the same
+    seconds)."""
+    from pyrovae.training.trainer import TIMING_KEYS
+
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in rows]
+
+
 def binary_images(n: int, seed: int = 0, p: float = 0.3) -> torch.Tensor:
     """``(n, 784)`` binary "images", each pixel 1 with probability ``p``, drawn with ``seed``."""
     gen = torch.Generator().manual_seed(seed)

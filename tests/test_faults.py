@@ -31,7 +31,7 @@ from pyrovae.config import dumps_toml
 from pyrovae.training import run_dir
 from pyrovae.training.run_guard import hold_run_dir
 
-from conftest import DATA_ROOT, tiny_config
+from conftest import DATA_ROOT, numbers, tiny_config
 
 RAW = DATA_ROOT / "MNIST" / "raw"
 
@@ -697,7 +697,7 @@ def assert_same_run(run: Path, reference: Path) -> None:
             assert torch.equal(u, v) if isinstance(u, torch.Tensor) else u == v
     assert torch.equal(a["torch_rng"], b["torch_rng"]) and torch.equal(a["data_rng"],
                                                                        b["data_rng"])
-    assert run_dir.read_metrics(run) == run_dir.read_metrics(reference)
+    assert numbers(run_dir.read_metrics(run)) == numbers(run_dir.read_metrics(reference))
 
 
 def _cli(*args: str) -> list[str]:

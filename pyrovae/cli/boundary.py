@@ -13,7 +13,8 @@ them.
 Launched by ``torchrun`` (several processes), every command runs in the run's process group
 (:mod:`pyrovae.distributed`): ``train`` and ``evaluate`` share their work, rank 0 alone prints
 results, progress and warnings, and an error is printed once, by the first process that
-meets it, every process then exiting with a non-zero code.
+meets it, every process then exiting with a non-zero code. ``score`` shares its work as
+``evaluate`` does, and rank 0 alone writes its file.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from typing import Any, TextIO
 from ..errors import PyrovaeError, PyrovaeWarning
 from .describe import describe
 from .draw import plot, sample
+from .examples import encode, score
+from .export import export
 from .parser import build_parser
 from .score import compare, evaluate
 from .train import train
@@ -40,6 +43,9 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "compare": compare,
     "sample": sample,
     "plot": plot,
+    "encode": encode,
+    "score": score,
+    "export": export,
 }
 
 

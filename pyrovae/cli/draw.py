@@ -1,4 +1,5 @@
-"""``pyrovae sample`` and ``pyrovae plot``: pictures of a trained run, written as PNGs."""
+"""``pyrovae sample`` and ``pyrovae plot``: pictures of a trained run, written as PNGs (and
+samples as data: ``sample --out FILE.npy``)."""
 
 from __future__ import annotations
 
@@ -21,29 +22,46 @@ def sample(
     seed: int,
     label: int | None,
     checkpoint: Checkpoint = None,
+    draw: bool,
     device: str,
 ) -> None:
-    """Draw ``num`` samples E[x|z], z ~ p(z) (with ``label``: z ~ p(z | y = label)), of the run
-    ``run_dir``'s model (its state ``checkpoint``) with the seed ``seed`` and write them as a
-    grid to ``out``."""
+    """Draw ``num`` samples of the run ``run_dir``'s model (its state ``checkpoint``) with the
+    seed ``seed``: E[x|z], z ~ p(z) (with ``label``: z ~ p(z | y = label)), or x ~ p(x|z) with
+    ``draw``; write them to ``out``: a ``.png`` grid, or the samples as data,
+    ``(num, *example_shape)`` in a ``.npy`` array or ``.pt`` tensor."""
     import torch
 
+    from ..tables import check_suffix, write_array
     from ..training.run import load_program
     from ..viz.plots import plot_samples, save_figure
 
+    suffix = check_suffix(out, (".png", ".npy", ".pt"))
     check_options(("--num", num, SampleCount), ("--seed", seed, Seed))
     program, _, state = load_program(run_dir, device=device, checkpoint=checkpoint)
     torch.manual_seed(seed)
-    samples = program.sample(num, y=label)
+    what = "draws x ~ p(x|z)" if draw else "samples"
+    if draw:
+        y = None
+        if label is not None:
+            program.classes("sample --label")
+            y = torch.full((num,), label, dtype=torch.int64, device=program.device)
+        samples = program.draw(num, y)
+    else:
+        samples = program.sample(num, y=label)
     image_shape = program.example_shape()
-    if label is None:
+    if suffix != ".png":
+        path = write_array(out, samples.reshape(num, *image_shape))
+        print(f"wrote {num} {what} of shape {tuple(image_shape)} to {path}{_of_best(state)}")
+        return
+    prior = "p(z)" if label is None else f"p(z | y = {label})"
+    if draw:
+        figure = plot_samples(samples, image_shape, title=f"draws x ~ p(x|z), z ~ {prior}")
+    elif label is None:
         figure = plot_samples(samples, image_shape)
     else:
-        figure = plot_samples(
-            samples, image_shape, title=f"samples from p(x|z), z ~ p(z | y = {label})"
-        )
+        figure = plot_samples(samples, image_shape, title=f"samples from p(x|z), z ~ {prior}")
     path = save_figure(figure, out)
-    print(f"wrote {num} samples to {path}{_of_best(state)}")
+    print(f"wrote {num} {what} to {path}{_of_best(state)}")
 
 
 def plot(

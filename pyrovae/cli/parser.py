@@ -9,7 +9,7 @@ is ``data_root``, ``--set`` is ``overrides`` and ``--json`` is ``as_json``.
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..viz import FIGURE_KINDS
 
@@ -99,6 +99,76 @@ def _add_scoring_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_device(p, "auto")
     _add_data_root(p)
+
+
+def _add_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="SOURCE",
+        help="test (the run's test set), a folder of PNG/JPEG images, or a .npy/.npz file, "
+        "prepared as the run's test set is (see docs/using_a_trained_model.md)",
+    )
+
+
+def _add_use_commands(sub: Any) -> None:
+    """encode, score and export: a trained run turned into files."""
+    p = sub.add_parser(
+        "encode",
+        help="write the posterior mean and scale of each example",
+        description="Write the mean and scale of q(z|x) of each example of SOURCE under a "
+        "trained run's guide (and its label, when there is one) to FILE.npy, FILE.pt or "
+        "FILE.csv.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    _add_source(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="FILE.npy, FILE.pt or FILE.csv")
+    p.add_argument(
+        "--batch-size", type=int, default=1000, metavar="B", help="examples per pass (1000)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device(p, "auto")
+    _add_data_root(p)
+
+    p = sub.add_parser(
+        "score",
+        help="write the log-likelihood of each example, with its diagnostics",
+        description="Write one row per example of SOURCE: index, log_likelihood (nats), se "
+        "(its Monte Carlo standard error), pareto_k (PSIS, importance sampling only; above "
+        "0.7: unreliable), ess (effective sample size) and label, to FILE.csv (or .npy, "
+        ".pt). The numbers are pyrovae.log_likelihood's for the same seed; under torchrun "
+        "the processes share the work as for evaluate.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    _add_source(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="FILE.csv, FILE.npy or FILE.pt")
+    _add_estimator(p, bdmc=False)
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="seed of the random draws (default: the one evaluate uses)",
+    )
+    p.add_argument(
+        "--max-batch-elements",
+        type=int,
+        metavar="M",
+        help="most (sample or chain, example) pairs per vectorized pass (default 16384)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_device(p, "auto")
+    _add_data_root(p)
+
+    p = sub.add_parser(
+        "export",
+        help="export a trained run's encoder and decoder for plain PyTorch",
+        description="Write the encoder (x -> loc, scale of q(z|x)) and the decoder (z -> "
+        "E[x|z]) of a trained run as torch.export programs (TorchScript where export cannot "
+        "trace them) into a new folder, with model.json describing their shapes and meaning.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    _add_device(p, "cpu")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -207,12 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "sample",
-        help="draw samples from a trained run's model into a PNG",
-        description="Draw N samples E[x|z], z ~ p(z), from a trained run and save them as a grid.",
+        help="draw samples from a trained run's model into a PNG or a data file",
+        description="Draw N samples E[x|z], z ~ p(z) (or draws x ~ p(x|z) with --draw), from "
+        "a trained run and save them as a grid (--out FILE.png) or as data (--out FILE.npy or "
+        "FILE.pt: an array (N, C, H, W), or (N, D) for vectors).",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--num", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the grid")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="where to write them: FILE.png (a grid), FILE.npy or FILE.pt (the samples as data)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--label",
@@ -221,7 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="draw every sample of this class (needs model.prior.type = 'conditional')",
     )
     _add_checkpoint(p)
+    p.add_argument(
+        "--draw",
+        action="store_true",
+        help="draw x ~ p(x|z) (e.g. binary pixels) instead of the likelihood's mean E[x|z]",
+    )
     _add_device(p, "auto")
+
+    _add_use_commands(sub)
 
     p = sub.add_parser(
         "plot",

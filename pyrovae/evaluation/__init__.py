@@ -9,6 +9,9 @@
 * :mod:`~pyrovae.evaluation.compare`: paired comparison of models on the same examples;
 * :mod:`~pyrovae.evaluation.metrics`: the ELBO, rate and distortion per example, and the KL
   per latent dimension;
+* :mod:`~pyrovae.evaluation.encode`: the posterior mean and scale of each example;
+* :mod:`~pyrovae.evaluation.example_scores`: a table of per-example log-likelihoods with
+  their standard errors and diagnostics;
 * :mod:`~pyrovae.evaluation.bits_per_dim`: log-likelihoods of masses on 8-bit (or binary)
   data in bits per dimension;
 * :mod:`~pyrovae.evaluation.evaluate`: all of it summarized with standard errors
@@ -23,7 +26,9 @@ from .ais import AISDiagnostics
 from .bdmc import BDMCResult, bdmc
 from .bits_per_dim import bits_per_dim, bits_per_dim_note
 from .compare import Comparison, compare
+from .encode import encode
 from .evaluate import Evaluation, evaluate, evaluate_test_set
+from .example_scores import example_scores
 from .importance import ImportanceDiagnostics, RunningLogMeanExp
 from .log_likelihood import METHODS, log_likelihood
 from .metrics import elbo_per_example, kl_per_dimension, rate_and_distortion
@@ -42,8 +47,10 @@ __all__ = [
     "bits_per_dim_note",
     "compare",
     "elbo_per_example",
+    "encode",
     "evaluate",
     "evaluate_test_set",
+    "example_scores",
     "kl_per_dimension",
     "log_likelihood",
     "mean_and_se",

@@ -13,7 +13,7 @@ from ..models.program import as_program
 from ..registry import PositiveInt, Seed, check_value
 from ..rng import fixed_rng
 
-__all__ = ["elbo_per_example", "kl_per_dimension", "rate_and_distortion"]
+__all__ = ["elbo_per_example", "kl_per_dimension", "normal_factors", "rate_and_distortion"]
 
 
 @torch.no_grad()
@@ -74,7 +74,7 @@ def rate_and_distortion(
     return torch.cat(rates), torch.cat(distortions)
 
 
-def _normal_factors(d: torch.distributions.Distribution) -> torch.distributions.Normal | None:
+def normal_factors(d: torch.distributions.Distribution) -> torch.distributions.Normal | None:
     """The per-dimension Normals of a diagonal Normal over z (``Normal(...).to_event(1)``)."""
     if isinstance(d, torch.distributions.Independent) and isinstance(
         d.base_dist, torch.distributions.Normal
@@ -111,8 +111,8 @@ def kl_per_dimension(
         )
     total = torch.zeros(space.latent_dim, device=x.device)
     for xb, yb in batches(x, y, batch_size):
-        q = _normal_factors(space.posterior(xb))
-        p = _normal_factors(space.prior.distribution(program.model_labels(yb)))
+        q = normal_factors(space.posterior(xb))
+        p = normal_factors(space.prior.distribution(program.model_labels(yb)))
         if q is None or p is None:
             raise ConfigError(
                 "the KL per latent dimension needs a prior and a guide that are products of "

@@ -34,7 +34,7 @@ from typing import Any
 
 import pyro
 import torch
-from pyro.infer import ELBO
+from pyro.infer import ELBO, TraceEnum_ELBO
 from pyro.infer.util import is_validation_enabled
 from torch import nn
 from torch.func import functional_call
@@ -42,6 +42,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from ..models.program import Program, as_program
 from ..rng import preserved_rng
+from .elbo_terms import ELBOTerms
 from .latent_scale import scale_latents
 
 #: relative and absolute tolerance of the check of a first replay against an eager run: the
@@ -56,30 +57,50 @@ class _NegativeELBO(nn.Module):
     """``elbo.differentiable_loss(model, guide, x, y)`` as a module, the latent sites of
     ``vae.model`` and ``vae.guide`` weighted by ``kl_scale`` (:func:`scale_latents`) when it is
     given, so that :func:`torch.func.functional_call` can swap in the parameters being
-    recorded; ``kl_scale`` is an input of the recorded graph, read afresh at every replay."""
+    recorded; ``kl_scale`` is an input of the recorded graph, read afresh at every replay.
+
+    Returns ``(loss, distortion, rate)``, the last two read from the same draws
+    (:class:`~pyrovae.infer.elbo_terms.ELBOTerms`), or ``(loss,)`` for an objective that
+    enumerates discrete latents (whose sites' values are not one draw per example)."""
 
     def __init__(self, vae: Program, elbo: ELBO) -> None:
         super().__init__()
         self.vae = vae
         self.elbo: Any = elbo  # Pyro's ELBO interface: any Pyro ELBO works
+        self.with_terms = not isinstance(elbo, TraceEnum_ELBO)
 
     def forward(
         self, x: torch.Tensor, y: torch.Tensor | None, kl_scale: torch.Tensor | None
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, ...]:
         model, guide = self.vae.model, self.vae.guide
         if kl_scale is not None:
             model, guide = scale_latents(model, kl_scale), scale_latents(guide, kl_scale)
+        if not self.with_terms:
+            with self.vae.param_store_registration(False):
+                return (self.elbo.differentiable_loss(model, guide, x, y),)
+        model_terms, guide_terms = ELBOTerms(), ELBOTerms()
         with self.vae.param_store_registration(False):
-            return self.elbo.differentiable_loss(model, guide, x, y)
+            loss = self.elbo.differentiable_loss(model_terms(model), guide_terms(guide), x, y)
+        zero = loss.new_zeros(())
+        particles = self.elbo.num_particles
+        distortion = -_or(model_terms.observed, zero) / particles
+        rate = (_or(guide_terms.latent, zero) - _or(model_terms.latent, zero)) / particles
+        return loss, distortion, rate
+
+
+def _or(value: torch.Tensor | None, default: torch.Tensor) -> torch.Tensor:
+    return default if value is None else value
 
 
 @dataclass
 class _Record:
-    """A recorded graph ``(*params, *state, x, y, kl_scale) -> [loss, *grads]`` and which
-    parameters it returns gradients for (those the loss does not use get none)."""
+    """A recorded graph ``(*params, *state, x, y, kl_scale) -> [loss, *terms, *grads]``, how
+    many terms (distortion and rate, or none) it returns, and which parameters it returns
+    gradients for (those the loss does not use get none)."""
 
     graph: Callable[..., list[torch.Tensor]]
     has_grad: list[bool]
+    num_terms: int
     checked: bool = False
 
 
@@ -116,6 +137,10 @@ class ELBOGradient:
             **{n: p for n, p in named if not p.requires_grad},
         }
         self._records: dict[Signature, _Record | None] = {}
+        #: ``(distortion, rate)`` of the last call's batch (nats per batch, detached device
+        #: tensors: see :mod:`~pyrovae.infer.elbo_terms`), or ``None`` for an objective that
+        #: enumerates discrete latents
+        self.terms: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def records(self) -> dict[Signature, str]:
@@ -132,7 +157,7 @@ class ELBOGradient:
         self, x: torch.Tensor, y: torch.Tensor | None = None, kl_scale: torch.Tensor | None = None
     ) -> torch.Tensor:
         if not self.replay or is_validation_enabled():
-            loss, grads = self._eager(x, y, kl_scale)
+            losses, grads = self._eager(x, y, kl_scale)
         else:
             inputs = [*self.params.values(), *self.state.values(), x, y, kl_scale]
             signature = (self.loss.vae.training, *map(_describe, inputs))
@@ -140,24 +165,27 @@ class ELBOGradient:
                 self._records[signature] = self._record(inputs)
             record = self._records[signature]
             if record is None:
-                loss, grads = self._eager(x, y, kl_scale)
+                losses, grads = self._eager(x, y, kl_scale)
             elif not record.checked:
-                loss, grads = self._check(record, signature, inputs)
+                losses, grads = self._check(record, signature, inputs)
             else:
-                loss, grads = _replay(record, inputs)
+                losses, grads = _replay(record, inputs)
         for param, grad in zip(self.params.values(), grads):
             param.grad = grad
+        loss, *terms = losses
+        self.terms = (terms[0], terms[1]) if terms else None
         return loss
 
     # ------------------------------------------------------------------ eager
     def _eager(
         self, x: torch.Tensor, y: torch.Tensor | None, kl_scale: torch.Tensor | None
-    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-        loss = self.loss(x, y, kl_scale)
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+        """``[loss, *terms]`` (detached) and the gradients, from a run of the programs."""
+        loss, *terms = self.loss(x, y, kl_scale)
         grads = torch.autograd.grad(
             loss / x.shape[0], list(self.params.values()), allow_unused=True
         )
-        return loss.detach(), list(grads)
+        return [loss.detach(), *(t.detach() for t in terms)], list(grads)
 
     # ------------------------------------------------------------------ record and replay
     def _record(self, inputs: list[Any]) -> _Record | None:
@@ -167,13 +195,15 @@ class ELBOGradient:
         names = [*self.params, *self.state]
         num_params = len(self.params)
         has_grad: list[bool] = []
+        num_terms = 2 if self.loss.with_terms else 0
 
         def loss_and_grads(*inputs: Any) -> list[torch.Tensor]:
             *tensors, x, y, kl_scale = inputs
-            loss = functional_call(self.loss, dict(zip(names, tensors)), (x, y, kl_scale))
+            loss, *terms = functional_call(self.loss, dict(zip(names, tensors)), (x, y, kl_scale))
             grads = torch.autograd.grad(loss / x.shape[0], tensors[:num_params], allow_unused=True)
             has_grad[:] = [g is not None for g in grads]
-            return [loss.detach(), *(g for g in grads if g is not None)]
+            detached = [loss.detach(), *(t.detach() for t in terms)]
+            return [*detached, *(g for g in grads if g is not None)]
 
         try:
             with pyro.validation_enabled(False), torch.enable_grad():
@@ -187,18 +217,22 @@ class ELBOGradient:
             return None
         graph.graph.eliminate_dead_code()
         graph.recompile()
-        return _Record(graph, has_grad)
+        return _Record(graph, has_grad, num_terms)
 
     def _check(
         self, record: _Record, signature: Signature, inputs: list[Any]
-    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
         """Replay, then run eagerly from the same random state; keep the record only if both
-        give the same loss and gradients. Returns the eager results (and random state)."""
+        give the same loss, terms and gradients. Returns the eager results (and random
+        state)."""
         x, y, kl_scale = inputs[-3:]
         with preserved_rng(x.device):
-            replayed_loss, replayed_grads = _replay(record, inputs)
-        loss, grads = self._eager(x, y, kl_scale)
-        pairs: list[tuple[Any, Any]] = [(replayed_loss, loss), *zip(replayed_grads, grads)]
+            replayed_losses, replayed_grads = _replay(record, inputs)
+        losses, grads = self._eager(x, y, kl_scale)
+        pairs: list[tuple[Any, Any]] = [
+            *zip(replayed_losses, losses),
+            *zip(replayed_grads, grads),
+        ]
         agree = all(
             (a is None and b is None)
             or (
@@ -218,16 +252,20 @@ class ELBOGradient:
                 "the replayed graph disagreed with the eager programs (do they read "
                 "Python state that changes between calls?)",
             )
-        return loss, grads
+        return losses, grads
 
 
-def _replay(record: _Record, inputs: list[Any]) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+def _replay(
+    record: _Record, inputs: list[Any]
+) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    """``[loss, *terms]`` and the gradients, from the recorded graph."""
     with torch.no_grad():
-        loss, *grads = record.graph(*inputs)
+        outputs = record.graph(*inputs)
+    losses, grads = list(outputs[: 1 + record.num_terms]), outputs[1 + record.num_terms :]
     if len(grads) == len(record.has_grad):
-        return loss, list(grads)
+        return losses, list(grads)
     found = iter(grads)
-    return loss, [next(found) if has else None for has in record.has_grad]
+    return losses, [next(found) if has else None for has in record.has_grad]
 
 
 def _describe(t: torch.Tensor | None) -> Any:

@@ -41,6 +41,7 @@ from pyro.poutine.util import site_is_subsample
 from torch import nn
 
 from ..errors import ConfigError, DataError
+from ..registry import PositiveInt, check_value
 from ..viz.kinds import PROGRAM_KINDS
 
 if TYPE_CHECKING:  # annotations only: the components do not depend on the contract
@@ -126,6 +127,7 @@ class Program(nn.Module, abc.ABC):
     :meth:`check_values`         finite values
     :meth:`model_labels`         the programs get every label ``y``
     :meth:`sample`               the mean of site ``"x"`` in a run of the model from its prior
+    :meth:`draw`                 the value of site ``"x"`` in a run of the model from its prior
     :meth:`reconstruct`          the mean of site ``"x"`` replayed on one draw of the guide
     :meth:`describe`             the class, parameter count and latent sites of the guide
     :meth:`param_store_registration`  nothing to switch (the programs run as written)
@@ -330,6 +332,18 @@ class Program(nn.Module, abc.ABC):
                 self._template(num), None
             )
         return _site_mean(trace)
+
+    @torch.no_grad()
+    def draw(self, num: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """``num`` draws x ~ p(x) (latents from the prior, then x from the likelihood):
+        ``(num, data_dim)``, the value of site ``"x"`` in runs of the model from its prior
+        (``y``: ``(num,)`` labels, for label-conditional models)."""
+        check_value(num, PositiveInt, "num")
+        with self.quiet():
+            trace = poutine.trace(poutine.uncondition(self.model)).get_trace(self._template(num), y)
+        value = trace.nodes["x"]["value"]
+        assert isinstance(value, torch.Tensor)
+        return value
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ only it shows progress; a checkpoint written by N processes resumes under any nu
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +26,8 @@ from ..models.factory import build_model
 from ..models.program import Program
 from ..models.size import check_training_step_fits
 from ..registry import PositiveInt, check_value
+from .callbacks import check_callbacks
+from .loggers import loggers_from_config
 from .run_dir import (
     BEST_FILE,
     CHECKPOINT_FILE,
@@ -116,6 +118,7 @@ def train(
     *,
     train_data: Any = None,
     test_data: Any = None,
+    callbacks: Sequence[Any] | None = None,
 ) -> Trainer:
     """Train a new VAE as ``config`` says; with ``out``, write a run directory there.
 
@@ -137,6 +140,10 @@ def train(
     an epoch (:func:`~pyrovae.training.run_guard.check_new_run_dir`); it is locked while the
     run trains (:func:`~pyrovae.training.run_guard.hold_run_dir`).
 
+    ``callbacks``: objects called around the epochs (:mod:`~pyrovae.training.callbacks`;
+    one may stop training), after the loggers that ``[log]`` chooses
+    (:mod:`~pyrovae.training.loggers`).
+
     Returns:
         the :class:`Trainer`, whose ``vae`` is trained and ``metrics`` filled in.
 
@@ -147,8 +154,10 @@ def train(
     """
     config = resolve_config(config)
     data = (train_data, test_data)
+    hooks = _callbacks(config, callbacks, out is not None)
     if out is None:
         trainer = _trainer(config, data_root, progress, None, model, data)
+        trainer.callbacks = hooks
         trainer.fit()
         return trainer
     run_dir = Path(out)
@@ -161,6 +170,7 @@ def train(
             write_metrics(run_dir, [])
             write_config(run_dir, config)  # the run's marker files, metrics first
             trainer.run_dir = run_dir
+        trainer.callbacks = hooks
         trainer.fit()
     return trainer
 
@@ -174,9 +184,11 @@ def resume(
     *,
     train_data: Any = None,
     test_data: Any = None,
+    callbacks: Sequence[Any] | None = None,
 ) -> Trainer:
     """Continue the run in ``run_dir`` from its last checkpoint, up to ``epochs`` in total
     (default: the run's configured epochs). On CPU the result equals an uninterrupted run.
+    ``callbacks`` as for :func:`train` (the loggers of the run's ``[log]`` come first).
 
     ``model``: the program module of a run trained with ``train(config, model=...)`` (its
     weights are replaced by the checkpoint's). A run trained on data given in Python needs it
@@ -219,8 +231,23 @@ def resume(
         trainer.metrics = [r for r in metrics if r["epoch"] <= trainer.epoch]
         if epochs is not None and main:
             write_config(run_dir, config)
+        trainer.callbacks = _callbacks(config, callbacks, True)
         trainer.fit()
     return trainer
+
+
+def _callbacks(config: Config, callbacks: Sequence[Any] | None, run_dir: bool) -> list[Any]:
+    """The loggers of ``[log]`` (on rank 0 alone), then ``callbacks``; a :class:`ConfigError`
+    for a logger without a run directory (``run_dir`` false) to write in."""
+    hooks = check_callbacks(callbacks)
+    loggers = loggers_from_config(config) if distributed.is_main() else []
+    if loggers and not run_dir:
+        chosen = [k for k in ("csv", "tensorboard", "mlflow") if config["log"][k]]
+        raise ConfigError(
+            f"log.{chosen[0]} = true writes into the run directory; give one "
+            "(pyrovae.train(config, out=...), pyrovae train --out)"
+        )
+    return [*loggers, *hooks]
 
 
 def _run_model(run_dir: Path, state: dict[str, Any], model: Any) -> Any:

@@ -3,8 +3,10 @@
 A run directory holds ``config.toml`` (the resolved config), ``checkpoint.pt`` (model,
 optimizer, learning-rate schedule, epoch counter, early-stopping counter and RNG states,
 rewritten atomically at each epoch end), with a validation split ``best.pt`` (the same, of the
-epoch with the best validation ELBO so far) and ``metrics.jsonl`` (one JSON object per epoch;
-ELBOs in nats per example, the epoch's learning rate).
+epoch with the best validation ELBO so far), ``metrics.jsonl`` (one JSON object per epoch;
+ELBOs in nats per example, the epoch's learning rate), the picture of samples and
+reconstructions, and what the loggers of ``[log]`` write (``metrics.csv``, ``steps.csv``,
+``tensorboard/``, ``mlflow.db``, ``mlartifacts/``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CHECKPOINT_FORMAT",
     "CONFIG_FILE",
+    "CSV_FILE",
+    "STEPS_CSV_FILE",
     "METRICS_FILE",
     "PICTURE_FILE",
     "atomic_write_bytes",
@@ -47,6 +51,14 @@ BEST_FILE = "best.pt"
 METRICS_FILE = "metrics.jsonl"
 #: picture of samples and reconstructions written when training ends
 PICTURE_FILE = "samples_reconstructions.png"
+#: the metrics as CSV (``log.csv``), the TensorBoard event files (``log.tensorboard``) and
+#: MLflow's default local store and its artifacts (``log.mlflow``):
+#: :mod:`pyrovae.training.loggers`
+CSV_FILE = "metrics.csv"
+STEPS_CSV_FILE = "steps.csv"
+TENSORBOARD_DIR = "tensorboard"
+MLFLOW_DB = "mlflow.db"
+MLFLOW_ARTIFACTS = "mlartifacts"
 #: bumped when the checkpoint layout changes
 CHECKPOINT_FORMAT = 1
 

@@ -34,14 +34,28 @@ from typing import NoReturn
 
 from ..atomic import TEMP_SUFFIX, temp_prefix, write_error
 from ..errors import RunDirectoryError
-from .run_dir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PICTURE_FILE
+from .run_dir import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    CSV_FILE,
+    METRICS_FILE,
+    PICTURE_FILE,
+    STEPS_CSV_FILE,
+)
 
 __all__ = ["check_new_run_dir", "hold_run_dir", "is_run_dir"]
 
 #: the files that mark a folder as a run directory
 MARKER_FILES = (CONFIG_FILE, METRICS_FILE)
 #: the files a training run writes (atomically, through temporary files)
-WRITTEN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, PICTURE_FILE)
+WRITTEN_FILES = (
+    CONFIG_FILE,
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    PICTURE_FILE,
+    CSV_FILE,
+    STEPS_CSV_FILE,
+)
 
 
 def is_run_dir(path: Path) -> bool:

@@ -14,8 +14,9 @@ not need: the VAE's parameters are not re-registered in Pyro's param store each 
 optimizer holds them), Pyro's validation runs on the first step of each epoch only, the other
 steps replay the loss-and-gradient graph recorded from the Pyro programs
 (:class:`~pyrovae.infer.replay.ELBOGradient`; same numbers, without Pyro's per-step Python), the
-data batches are sliced from tensors already on the device, and the loss is summed on the
-device and read back once per epoch (or when a progress bar shows it), so that on a GPU no
+data batches are sliced from tensors already on the device, and the loss, with its rate and
+distortion (read from the step's own draws: :mod:`~pyrovae.infer.elbo_terms`), is summed on
+the device and read back once per epoch (or when a progress bar shows it), so that on a GPU no
 step waits for the host. The optimizer step, the clipping
 (:func:`torch.nn.utils.clip_grad_norm_`, ``foreach``, no read-back) and the learning rate are
 outside the recorded graph: a schedule never forces a new record.
@@ -47,7 +48,7 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -65,14 +66,19 @@ from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
 from ..models.program import Program, as_program
 from ..rng import derived_seed, fixed_rng
+from .callbacks import Pictures
 from .optim import LR_SCHEDULES, OPTIMIZERS
 from .run_dir import BEST_FILE, CHECKPOINT_FILE, PICTURE_FILE, save_checkpoint, write_metrics
 from .selection import Selection
 
-__all__ = ["EVAL_SEED", "PICTURE_FILE", "Trainer"]
+__all__ = ["EVAL_SEED", "PICTURE_FILE", "TIMING_KEYS", "Trainer"]
 
 #: seed of the draws used for the per-epoch test ELBO (same for every epoch and run)
 EVAL_SEED = 1234
+#: the keys of a metrics row that time the run (they differ between two runs of the same
+#: numbers): the training examples per second of the epoch, and the seconds since the run
+#: started (resumes included)
+TIMING_KEYS = ("examples_per_second", "wall_time")
 #: an epoch's mean loss per example more than this many times its first batch's (plus one
 #: nat per data element) means training diverged; a learning model shrinks its loss, and
 #: a too large learning rate multiplies it by 10^7 and more within an epoch
@@ -92,6 +98,10 @@ class Trainer:
         device: where the model and data are.
         run_dir: where the checkpoint, metrics and pictures go (``None``: nowhere).
         progress: show tqdm progress bars.
+        callbacks: called around the epochs (:mod:`~pyrovae.training.callbacks`); one may
+            set :attr:`should_stop` to end training after the current epoch.
+        pictures: the samples and reconstructions last drawn (every ``log.images_every``
+            epochs), or ``None``.
         objective: the objective of the config's ``[objective]`` section (built here).
         program: ``vae`` as the contract sees it (:func:`~pyrovae.models.program.as_program`).
     """
@@ -102,8 +112,10 @@ class Trainer:
     device: torch.device
     run_dir: Path | None = None
     progress: bool = True
+    callbacks: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._init_observation()
         train = self.config["train"]
         self.objective: Objective = OBJECTIVES.build(self.config["objective"], "objective")
         self.elbo = self.objective.elbo()
@@ -171,6 +183,20 @@ class Trainer:
         self.clipped = list(self.elbo_gradient.params.values()) if train["grad_clip"] else []
         #: the best validation epoch and the early-stopping counter
         self.selection = Selection(**train["early_stopping"])
+
+    def _init_observation(self) -> None:
+        """What the callbacks and loggers read besides :attr:`metrics`."""
+        #: set by a callback to end training after the current epoch
+        self.should_stop = False
+        #: the last step's ``(distortion, rate)`` (see :meth:`train_step`) and the last
+        #: epoch's ``train_rate`` and ``train_distortion`` (nats per example)
+        self.step_terms: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.epoch_terms: dict[str, float] = {}
+        #: the step rows of this call's training (``log.every_steps``), and the running sums
+        #: (loss, distortion, rate, examples, time) when the last one was read
+        self.step_metrics: list[dict[str, Any]] = []
+        self._interval_start: tuple[float, float, float, int, float] = (0.0, 0.0, 0.0, 0, 0.0)
+        self.pictures: Pictures | None = None
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -253,7 +279,10 @@ class Trainer:
         then those of the global batch.
 
         Returns the batch's loss (negative ELBO summed over the batch, nats) as a detached
-        device tensor: nothing here waits for the device. Runs under the caller's Pyro
+        device tensor: nothing here waits for the device. :attr:`step_terms` is then the
+        ``(distortion, rate)`` of this process's part of the batch (nats per batch, device
+        tensors read from the step's own draws: :mod:`~pyrovae.infer.elbo_terms`), or
+        ``None``. Runs under the caller's Pyro
         validation setting: with validation on, the Pyro programs run (and are checked);
         with it off, the recorded graph is replayed (see :class:`~pyrovae.infer.ELBOGradient`).
         The optimizer updates ``vae.parameters()`` directly; nothing is registered in Pyro's
@@ -261,9 +290,11 @@ class Trainer:
         labels = self.program.model_labels(y)
         if self.gradient_all_reduce is None:
             loss = self.elbo_gradient(x, labels, self.kl_scale)
+            self.step_terms = self.elbo_gradient.terms
         else:
             local = x.shape[0]
             part = self.elbo_gradient(x, labels, self.kl_scale) if local else None
+            self.step_terms = self.elbo_gradient.terms if local else None
             loss = self.gradient_all_reduce(part, local, self.global_batch)
         if self.clipped:  # on the device, no read-back (foreach kernels)
             torch.nn.utils.clip_grad_norm_(
@@ -306,28 +337,54 @@ class Trainer:
         # and reads values back from the device
         first = torch.zeros((), device=self.device)
         first_size = 1
+        #: the epoch's distortion and rate sums (nats), added up on the device
+        terms = torch.zeros(2, device=self.device)
+        self._interval_start = (0.0, 0.0, 0.0, 0, time.perf_counter())
         for x, y in itertools.islice(batches, 1):
             self._update_kl_scale(0, num_batches)
             seen = first_size = self.global_batch = min(batch_size, num_train)
             with pyro.validation_enabled(True):
                 first = self.train_step(x, y)
                 total += first
+                self._add_terms(terms)
+            self._step_row(0, num_batches, total, terms, seen)
         with pyro.validation_enabled(False):
             for step, (x, y) in enumerate(batches, start=1):
                 self._update_kl_scale(step, num_batches)
                 size = self.global_batch = min(batch_size, num_train - step * batch_size)
                 batch_loss = self.train_step(x, y)
                 total += batch_loss
+                self._add_terms(terms)
                 seen += size
+                self._step_row(step, num_batches, total, terms, seen)
                 if self.progress and step % 50 == 0:
                     # a host sync, only when a progress bar shows it
                     bar.set_postfix(loss=f"{batch_loss.item() / size:.2f}")
-        # one read of the epoch's numbers: the loss sum, the first batch's loss, and whether
-        # every parameter is finite
+        return self._end_epoch(total, first, first_size, terms, seen)
+
+    def _end_epoch(
+        self,
+        total: torch.Tensor,
+        first: torch.Tensor,
+        first_size: int,
+        terms: torch.Tensor,
+        seen: int,
+    ) -> float:
+        """The epoch's mean training ELBO from its sums (see :meth:`train_epoch`), its rate
+        and distortion in :attr:`epoch_terms`; a :class:`DivergenceError` when it diverged."""
+        # one read of the epoch's numbers: the loss sum, the first batch's loss, whether
+        # every parameter is finite, and the distortion and rate sums
         finite = torch.stack([p.detach().isfinite().all() for p in self.program.parameters()]).all()
-        loss_sum, first_loss, params_finite = torch.stack(
-            [total, first.to(total.dtype), finite.to(total.dtype)]
+        if self.world_size > 1 and self.elbo_gradient.loss.with_terms:
+            distributed.all_reduce_sum(terms)  # every process's parts of the batches
+        loss_sum, first_loss, params_finite, distortion, rate = torch.cat(
+            [torch.stack([total, first.to(total.dtype), finite.to(total.dtype)]), terms]
         ).tolist()
+        self.epoch_terms = (
+            {"train_rate": rate / seen, "train_distortion": distortion / seen}
+            if self.elbo_gradient.loss.with_terms
+            else {}
+        )
         mean_loss = loss_sum / seen
         if not params_finite:
             self._diverged("a parameter of the model became NaN or infinite")
@@ -338,6 +395,38 @@ class Trainer:
                 f"{-first_loss / first_size:.4g})"
             )
         return -mean_loss
+
+    def _step_row(
+        self, step: int, num_batches: int, total: torch.Tensor, terms: torch.Tensor, seen: int
+    ) -> None:
+        """After batch ``step`` (from 0) of the epoch, every ``log.every_steps`` batches: the
+        step row of the batches since the last one (one read of the running sums, between two
+        steps), appended to :attr:`step_metrics` and given to the callbacks' ``on_step_end``."""
+        every = self.config["log"]["every_steps"]
+        if not every or (step + 1) % every:
+            return
+        loss_sum, distortion, rate = torch.cat([total.reshape(1), terms]).tolist()
+        last_loss, last_distortion, last_rate, last_seen, last_time = self._interval_start
+        now = time.perf_counter()
+        n = seen - last_seen
+        row: dict[str, Any] = {
+            "epoch": self.epoch + 1,
+            "step": self.epoch * num_batches + step + 1,
+            "train_elbo": -(loss_sum - last_loss) / n,
+        }
+        if self.elbo_gradient.loss.with_terms and self.world_size == 1:  # terms: this process's
+            row["train_rate"] = (rate - last_rate) / n
+            row["train_distortion"] = (distortion - last_distortion) / n
+        row["examples_per_second"] = n / (now - last_time)
+        self._interval_start = (loss_sum, distortion, rate, seen, now)
+        self.step_metrics.append(row)
+        self._call("on_step_end", row)
+
+    def _add_terms(self, sums: torch.Tensor) -> None:
+        """Add the last step's ``(distortion, rate)`` to ``sums`` on the device (no read)."""
+        if self.step_terms is not None:
+            sums[0] += self.step_terms[0]
+            sums[1] += self.step_terms[1]
 
     def _diverged(self, what: str) -> NoReturn:
         """Raise the :class:`~pyrovae.errors.DivergenceError` of the current epoch."""
@@ -381,32 +470,43 @@ class Trainer:
         return distributed.broadcast_tensor(mean).item()
 
     def fit(self) -> list[dict[str, Any]]:
-        """Train until ``config["train"]["epochs"]`` (or early stopping), checkpointing and
-        logging each epoch."""
+        """Train until ``config["train"]["epochs"]``, until early stopping
+        (``train.early_stopping``) or until a callback sets :attr:`should_stop`, checkpointing
+        and logging each epoch; the callbacks (:mod:`~pyrovae.training.callbacks`) are called
+        around it."""
         epochs = self.config["train"]["epochs"]
-        while self.epoch < epochs and not self.selection.stopped:
-            start = time.perf_counter()
-            row = self._epoch()
-            if self.progress:
-                validation = row.get("validation_elbo")
-                tqdm.write(
-                    f"epoch {self.epoch}/{epochs}: train ELBO {row['train_elbo']:.2f}, "
-                    + ("" if validation is None else f"validation ELBO {validation:.2f}, ")
-                    + f"test ELBO {row['test_elbo']:.2f} nats/example, lr {row['lr']:.3g} "
-                    f"({time.perf_counter() - start:.1f} s)",
-                    file=sys.stderr,
-                )
-            if self.selection.stopped and self.progress:
-                tqdm.write(self.selection.summary(), file=sys.stderr)
-        if self.run_dir is not None and len(self.data.image_shape) == 3:  # not of vectors
-            self.write_picture(self.run_dir / PICTURE_FILE)
+        self.should_stop = False
+        self._call("on_train_start")
+        try:
+            while self.epoch < epochs and not self.should_stop and not self.selection.stopped:
+                self._fit_epoch(epochs)
+            drawn = self.pictures is not None and self.pictures.epoch == self.epoch
+            if self.run_dir is not None and self._images and not drawn:
+                self.write_picture(self.run_dir / PICTURE_FILE)
+        finally:
+            self._call("on_train_end")
         return self.metrics
 
-    def _epoch(self) -> dict[str, Any]:
-        """Train one epoch, score it, step the schedule and the selection, write the run
-        directory; the epoch's metrics row (ELBOs in nats per example, the epoch's ``lr``)."""
+    @property
+    def _images(self) -> bool:
+        """Whether the examples are images (pictures are drawn of images, not of vectors)."""
+        return len(self.data.image_shape) == 3
+
+    def _call(self, hook: str, *args: Any) -> None:
+        """Call ``hook(self, *args)`` of every callback that has it, in order."""
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, *args)
+
+    def _fit_epoch(self, epochs: int) -> None:
+        """One epoch: train, test, validate, step the schedule and the selection, the metrics
+        row (ELBOs in nats per example, the epoch's ``lr``), the checkpoint (and ``best.pt``),
+        the pictures every ``log.images_every`` epochs, and the callbacks."""
+        start = time.perf_counter()
         lr = self.optimizer.param_groups[0]["lr"]
-        train_elbo = self.train_epoch()
+        train_elbo = self.train_epoch()  # ends with one read from the device: timed right
+        train_seconds = time.perf_counter() - start
         test_elbo = self.test_elbo()
         if not math.isfinite(test_elbo) or -test_elbo > DIVERGENCE_FACTOR * (
             abs(train_elbo) + self.data_dim
@@ -418,21 +518,46 @@ class Trainer:
         self.epoch += 1
         if self.lr_schedule is not None:
             self.lr_schedule.step()
+        seconds = time.perf_counter() - start
+        before = self.metrics[-1].get("wall_time", 0.0) if self.metrics else 0.0
         row = {
             "epoch": self.epoch,
             "train_elbo": train_elbo,
             "test_elbo": test_elbo,
             "world_size": self.world_size,
             "lr": float(lr),
+            **({} if validation_elbo is None else {"validation_elbo": validation_elbo}),
+            **self.epoch_terms,
+            "examples_per_second": self.data.num_train / train_seconds,
+            "wall_time": before + seconds,
         }
-        best = False
-        if validation_elbo is not None:
-            row["validation_elbo"] = validation_elbo
-            best = self.selection.update(self.epoch, validation_elbo)
+        best = validation_elbo is not None and self.selection.update(self.epoch, validation_elbo)
         self.metrics.append(row)
         if self.run_dir is not None:
             self._write_epoch(self.run_dir, best)
-        return row
+        every = self.config["log"]["images_every"]
+        if self._images and every and (self.epoch % every == 0 or self.epoch == epochs):
+            self.pictures = self.draw_pictures()
+            if self.run_dir is not None:
+                self.write_picture(self.run_dir / PICTURE_FILE, self.pictures)
+        if self.progress:
+            self._report_epoch(row, epochs, seconds)
+        self._call("on_epoch_end", row)
+        if self.world_size > 1:  # rank 0's callbacks decide for every process
+            self.should_stop = bool(distributed.broadcast_object(self.should_stop))
+
+    def _report_epoch(self, row: dict[str, Any], epochs: int, seconds: float) -> None:
+        """The epoch's progress line (and early stopping's one line when it stops)."""
+        validation = row.get("validation_elbo")
+        tqdm.write(
+            f"epoch {self.epoch}/{epochs}: train ELBO {row['train_elbo']:.2f}, "
+            + ("" if validation is None else f"validation ELBO {validation:.2f}, ")
+            + f"test ELBO {row['test_elbo']:.2f} nats/example, lr {row['lr']:.3g} "
+            f"({seconds:.1f} s)",
+            file=sys.stderr,
+        )
+        if self.selection.stopped:
+            tqdm.write(self.selection.summary(), file=sys.stderr)
 
     def _write_epoch(self, run_dir: Path, best: bool = False) -> None:
         """Write the metrics, the best state (when this epoch is the best on the validation
@@ -452,15 +577,23 @@ class Trainer:
                 f"{shlex.quote(str(run_dir))}`)"
             ) from None
 
-    def write_picture(self, path: Path) -> Path:
-        """Samples from the model and reconstructions of the first test images, as a PNG."""
-        from ..viz.plots import plot_samples_and_reconstructions, save_figure
-
+    def draw_pictures(self) -> Pictures:
+        """Samples from the model (64, fixed draws) and reconstructions of the first 32 test
+        examples: the draws are made with their own seed, and the training stream is left as
+        it was (:func:`~pyrovae.rng.fixed_rng`)."""
         self.program.eval()
         x = self.data.test_images[:32]
         with fixed_rng(EVAL_SEED, self.device):
             samples = self.program.sample(64)
             recon = self.program.reconstruct(x)
+        return Pictures(self.epoch, samples, x, recon)
+
+    def write_picture(self, path: Path, pictures: Pictures | None = None) -> Path:
+        """``pictures`` (default: drawn now, :meth:`draw_pictures`) as a PNG at ``path``,
+        written atomically."""
+        from ..viz.plots import plot_samples_and_reconstructions, save_figure
+
+        pictures = pictures if pictures is not None else self.draw_pictures()
         last = self.metrics[-1] if self.metrics else None
         title = (
             (
@@ -471,6 +604,10 @@ class Trainer:
             else self.data.name
         )
         figure = plot_samples_and_reconstructions(
-            samples, x, recon, self.program.example_shape(), title=title
+            pictures.samples,
+            pictures.originals,
+            pictures.reconstructions,
+            self.program.example_shape(),
+            title=title,
         )
         return save_figure(figure, path)
