@@ -1,8 +1,9 @@
 """Callbacks: code of one's own run by the training loop, ``pyrovae.train(config,
 callbacks=[...])``.
 
-A callback is any object with some of the methods of :class:`Callback` (each optional; the
-base class's do nothing). The trainer calls, in this order:
+A callback is a :class:`Callback` overriding the hooks it needs (the base class's do
+nothing); an object of another class with some of these methods is adapted to it once, where
+it is given. The trainer calls, in this order:
 
 * ``on_train_start(trainer)`` once, before the first epoch it trains (of a resumed run:
   after the checkpoint is loaded, ``trainer.epoch`` epochs done);
@@ -92,23 +93,44 @@ class Pictures:
     reconstructions: torch.Tensor
 
 
-def check_callbacks(callbacks: Iterable[Any] | None) -> list[Any]:
-    """``callbacks`` as a list; a :class:`ConfigError` naming the first that has none of the
-    hooks (:data:`HOOKS`), or one that is a class rather than an instance."""
+class _Adapted(Callback):
+    """A callback object that does not subclass :class:`Callback`, seen through it: the hooks
+    it has are its own, the others do nothing (asked once, where it is given)."""
+
+    def __init__(self, callback: Any) -> None:
+        self.callback = callback
+        for hook in HOOKS:
+            method = getattr(callback, hook, None)
+            if callable(method):
+                setattr(self, hook, lambda trainer, *args, _method=method: _method(trainer, *args))
+
+    def __repr__(self) -> str:
+        return repr(self.callback)
+
+
+def check_callbacks(callbacks: Iterable[Any] | None) -> list[Callback]:
+    """``callbacks`` as a list of :class:`Callback` (an object with some of the hooks but not
+    of the class is adapted once, here); a :class:`ConfigError` naming the first that has none
+    of the hooks (:data:`HOOKS`), or one that is a class rather than an instance."""
     if callbacks is None:
         return []
     if not isinstance(callbacks, Sequence) or isinstance(callbacks, str):
         raise ConfigError(
             f"callbacks must be a list of callback objects, got {type(callbacks).__name__}"
         )
+    checked: list[Callback] = []
     for callback in callbacks:
         if isinstance(callback, type):
             raise ConfigError(
                 f"callback {callback.__name__} is a class; pass an instance: {callback.__name__}()"
             )
-        if not any(callable(getattr(callback, hook, None)) for hook in HOOKS):
+        if isinstance(callback, Callback):
+            checked.append(callback)
+        elif any(callable(getattr(callback, hook, None)) for hook in HOOKS):
+            checked.append(_Adapted(callback))
+        else:
             raise ConfigError(
                 f"callback {callback!r} has none of the methods {', '.join(HOOKS)}; subclass "
                 "pyrovae.Callback and override the ones you need"
             )
-    return list(callbacks)
+    return checked

@@ -66,7 +66,7 @@ from ..infer.objectives import OBJECTIVES, Objective
 from ..infer.replay import ELBOGradient
 from ..models.program import Program, as_program
 from ..rng import derived_seed, fixed_rng
-from .callbacks import Pictures
+from .callbacks import Callback, Pictures, check_callbacks
 from .optim import LR_SCHEDULES, OPTIMIZERS
 from .run_dir import BEST_FILE, CHECKPOINT_FILE, PICTURE_FILE, save_checkpoint, write_metrics
 from .selection import Selection
@@ -112,9 +112,10 @@ class Trainer:
     device: torch.device
     run_dir: Path | None = None
     progress: bool = True
-    callbacks: list[Any] = field(default_factory=list)
+    callbacks: list[Callback] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.callbacks = check_callbacks(self.callbacks)
         self._init_observation()
         train = self.config["train"]
         self.objective: Objective = OBJECTIVES.build(self.config["objective"], "objective")
@@ -420,7 +421,8 @@ class Trainer:
         row["examples_per_second"] = n / (now - last_time)
         self._interval_start = (loss_sum, distortion, rate, seen, now)
         self.step_metrics.append(row)
-        self._call("on_step_end", row)
+        for callback in self.callbacks:
+            callback.on_step_end(self, row)
 
     def _add_terms(self, sums: torch.Tensor) -> None:
         """Add the last step's ``(distortion, rate)`` to ``sums`` on the device (no read)."""
@@ -476,7 +478,8 @@ class Trainer:
         around it."""
         epochs = self.config["train"]["epochs"]
         self.should_stop = False
-        self._call("on_train_start")
+        for callback in self.callbacks:
+            callback.on_train_start(self)
         try:
             while self.epoch < epochs and not self.should_stop and not self.selection.stopped:
                 self._fit_epoch(epochs)
@@ -484,20 +487,14 @@ class Trainer:
             if self.run_dir is not None and self._images and not drawn:
                 self.write_picture(self.run_dir / PICTURE_FILE)
         finally:
-            self._call("on_train_end")
+            for callback in self.callbacks:
+                callback.on_train_end(self)
         return self.metrics
 
     @property
     def _images(self) -> bool:
         """Whether the examples are images (pictures are drawn of images, not of vectors)."""
         return len(self.data.image_shape) == 3
-
-    def _call(self, hook: str, *args: Any) -> None:
-        """Call ``hook(self, *args)`` of every callback that has it, in order."""
-        for callback in self.callbacks:
-            method = getattr(callback, hook, None)
-            if method is not None:
-                method(self, *args)
 
     def _fit_epoch(self, epochs: int) -> None:
         """One epoch: train, test, validate, step the schedule and the selection, the metrics
@@ -542,7 +539,8 @@ class Trainer:
                 self.write_picture(self.run_dir / PICTURE_FILE, self.pictures)
         if self.progress:
             self._report_epoch(row, epochs, seconds)
-        self._call("on_epoch_end", row)
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, row)
         if self.world_size > 1:  # rank 0's callbacks decide for every process
             self.should_stop = bool(distributed.broadcast_object(self.should_stop))
 

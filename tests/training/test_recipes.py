@@ -18,7 +18,7 @@ from pyrovae.training import load_run
 from pyrovae.training.optim import LR_SCHEDULES, OPTIMIZERS, burda_milestones
 from pyrovae.training.run_dir import BEST_FILE, CHECKPOINT_FILE, load_checkpoint, read_metrics
 
-from conftest import tiny_config
+from conftest import numbers, tiny_config
 
 #: float64 unit roundoff (a learning rate is a Python float)
 EPS64 = torch.finfo(torch.float64).eps
@@ -138,7 +138,8 @@ def test_the_defaults_are_the_trainers_fused_adam_at_a_constant_rate(tiny):
     assert (group["betas"], group["eps"], group["weight_decay"]) == ((0.9, 0.999), 1e-8, 0.0)
     assert not trainer.clipped and trainer.data.validation_images is None
     row = trainer.fit()[0]
-    assert set(row) == {"epoch", "train_elbo", "test_elbo", "world_size", "lr"}
+    assert {"epoch", "train_elbo", "test_elbo", "world_size", "lr"} <= set(row)
+    assert "validation_elbo" not in row
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS.names())
@@ -270,7 +271,7 @@ def test_a_run_killed_mid_schedule_and_mid_patience_resumes_bitwise(tmp_path, mo
             assert torch.equal(value, b["model"][key]), (name, key)
         assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
         assert a["lr_schedule"] == b["lr_schedule"] and a["selection"] == b["selection"]
-    assert read_metrics(tmp_path / "split") == read_metrics(tmp_path / "full")
+    assert numbers(read_metrics(tmp_path / "split")) == numbers(read_metrics(tmp_path / "full"))
 
 
 def test_the_replayed_step_under_a_schedule_and_clipping_is_the_eager_one():
