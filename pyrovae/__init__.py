@@ -74,8 +74,7 @@ from .models import (
     build_model,
 )
 from .training import Trainer, load_run, resume, train
-
-__version__ = "0.2.0.dev0"
+from .version import __version__
 
 __all__ = [
     "DATASETS",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
+from ..version import __version__
 from ..viz import FIGURE_KINDS
 
 
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyrovae",
         description="Variational autoencoders as Pyro programs: train, evaluate, sample.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
