@@ -9,25 +9,37 @@ from ..registry import Seed
 from .options import SampleCount, check_options
 
 
-def sample(run_dir: str, *, num: int, out: str, seed: int, label: int | None, device: str) -> None:
-    """Draw ``num`` samples E[x|z], z ~ p(z) (with ``label``: z ~ p(z | y = label)), of the run
-    ``run_dir``'s model with the seed ``seed`` and write them as a grid to ``out``."""
+def class_index(label: str, class_names: list[str]) -> int:
+    """The class ``label`` names: one of the run's ``class_names`` (its data's class
+    subfolders), or a class number."""
+    if label in class_names:
+        return class_names.index(label)
+    try:
+        return int(label)
+    except ValueError:
+        known = f"its classes are {', '.join(class_names)}" if class_names else "give a number"
+        raise PyrovaeError(f"--label {label!r} is not a class of this run; {known}") from None
+
+
+def sample(run_dir: str, *, num: int, out: str, seed: int, label: str | None, device: str) -> None:
+    """Draw ``num`` samples E[x|z], z ~ p(z) (with ``label``, a class name or number: z ~ p(z
+    | y = label)), of the run ``run_dir``'s model with the seed ``seed`` and write them as a
+    grid to ``out``."""
     import torch
 
     from ..training.run import load_program
     from ..viz.plots import plot_samples, save_figure
 
     check_options(("--num", num, SampleCount), ("--seed", seed, Seed))
-    program, _, _ = load_program(run_dir, device=device)
+    program, config, _ = load_program(run_dir, device=device)
+    y = None if label is None else class_index(label, config["data"]["class_names"])
     torch.manual_seed(seed)
-    samples = program.sample(num, y=label)
+    samples = program.sample(num, y=y)
     image_shape = program.example_shape()
     if label is None:
         figure = plot_samples(samples, image_shape)
     else:
-        figure = plot_samples(
-            samples, image_shape, title=f"samples from p(x|z), z ~ p(z | y = {label})"
-        )
+        figure = plot_samples(samples, image_shape, title=f"samples E[x|z], z ~ p(z | y = {label})")
     path = save_figure(figure, out)
     print(f"wrote {num} samples to {path}")
 
@@ -57,6 +69,9 @@ def plot(
     data = None
     if kind in NEEDS_DATA:
         data = load_data(config["data"], device=program.device, root=data_root)
-    figure = figures.draw(kind, program, data=data, metrics=metrics, seed=seed)
+    figure = figures.draw(
+        kind, program, data=data, metrics=metrics, seed=seed,
+        class_names=config["data"]["class_names"],
+    )
     path = save_figure(figure, Path(out) if out else Path(run_dir) / f"{kind}.png")
     print(f"wrote the {kind} figure to {path}")

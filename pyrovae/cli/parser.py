@@ -208,9 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--label",
-        type=int,
         metavar="CLASS",
-        help="draw every sample of this class (needs model.prior.type = 'conditional')",
+        help="draw every sample of this class, a name of the run's classes (a folder's class "
+        "subfolders) or a number (needs model.prior.type = 'conditional')",
     )
     _add_device(p, "auto")
 

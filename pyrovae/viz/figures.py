@@ -67,9 +67,15 @@ def samples_figure(
     return plots.plot_samples(images, program.example_shape())
 
 
-def classes_figure(vae: nn.Module, per_class: int = 10, seed: int = 0) -> Figure:
+def classes_figure(
+    vae: nn.Module,
+    per_class: int = 10,
+    seed: int = 0,
+    class_names: Sequence[str] | None = None,
+) -> Figure:
     """One row of ``per_class`` samples E[x|z], z ~ p(z|y), for each class y (label-conditional
-    models only: a class-conditional prior).
+    models only: a class-conditional prior), labelled with ``class_names`` when given (else
+    the class numbers).
 
     Raises:
         ConfigError: the model is not label-conditional.
@@ -80,7 +86,7 @@ def classes_figure(vae: nn.Module, per_class: int = 10, seed: int = 0) -> Figure
     with fixed_rng(seed, program.device):
         images = program.sample(len(y), y)
     return plots.plot_class_rows(
-        images.reshape(num_classes, per_class, -1), program.example_shape()
+        images.reshape(num_classes, per_class, -1), program.example_shape(), class_names or None
     )
 
 
@@ -220,9 +226,12 @@ def draw(
     metrics: Sequence[Mapping[str, Any]] = (),
     seed: int = 0,
     image_shape: tuple[int, ...] | None = None,
+    class_names: Sequence[str] = (),
 ) -> Figure:
     """The figure ``kind`` (one of :data:`~pyrovae.viz.FIGURE_KINDS`) of ``vae``
-    (``image_shape``: the data's, for a program module without one).
+    (``image_shape``: the data's, for a program module without one; ``class_names``: the
+    names of the classes, label 0 first, for the "classes" and "latent" figures; default:
+    the data's, else the class numbers).
 
     ``data`` (its test set) is needed by the kinds in :data:`~pyrovae.viz.NEEDS_DATA`;
     ``metrics`` (a run's rows) by "curves". A model has the kinds of its
@@ -230,6 +239,7 @@ def draw(
     if kind not in FIGURE_KINDS:
         raise ValueError(f"unknown figure kind {kind!r}; expected one of {', '.join(FIGURE_KINDS)}")
     shape = image_shape or (data.image_shape if data is not None else None)
+    names = list(class_names) or (data.class_names if data is not None else [])
     program = as_program(vae, shape)
     check_kind(kind, program)
     if kind == "samples":
@@ -239,13 +249,13 @@ def draw(
     if kind == "manifold":
         return manifold_figure(program)
     if kind == "classes":
-        return classes_figure(program, seed=seed)
+        return classes_figure(program, seed=seed, class_names=names)
     if data is None:
         raise ValueError(f"the {kind!r} figure needs the data set")
     if kind == "reconstructions":
         return reconstructions_figure(program, data.test_images, seed=seed)
     if kind == "latent":
-        return latent_figure(program, data.test_images, data.test_labels)
+        return latent_figure(program, data.test_images, data.test_labels, names or None)
     if kind == "kl_per_dimension":
         return kl_per_dimension_figure(program, data.test_images, data.test_labels)
     return interpolation_figure(program, data.test_images, data.test_labels, seed=seed)
