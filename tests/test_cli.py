@@ -475,13 +475,41 @@ def untrained_run(run_dir: Path, data: dict | None = None, **model) -> Path:
 def runs(tmp_path_factory) -> dict[int | str, Path]:
     """Run directories: a 2-D latent space (trained for one tiny epoch), an 8-D one and a
     class-conditional one (untrained: the refusals happen before any data is needed, and the
-    class rows need none)."""
+    class rows need none), and a 2-D one on unlabelled data (an array file without labels)."""
     run2 = tmp_path_factory.mktemp("run2")
     config = tiny_config(model={"latent_dim": 2}, data={"train_limit": 256, "test_limit": 256})
     pyrovae.train(config, out=run2, progress=False)
+    unlabelled = tmp_path_factory.mktemp("unlabelled")
+    array = unlabelled / "x.npy"
+    np.save(array, np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8))
+    config = tiny_config(model={"latent_dim": 2},
+                         data={"dataset": "array", "path": str(array), "train_limit": 0,
+                               "test_limit": 0, "test_fraction": 0.5})
+    pyrovae.train(config, out=unlabelled / "run", progress=False)
     return {2: run2, 8: untrained_run(tmp_path_factory.mktemp("run8"), latent_dim=8),
             "conditional": untrained_run(tmp_path_factory.mktemp("runc"),
-                                         prior={"type": "conditional", "init_spread": 3.0})}
+                                         prior={"type": "conditional", "init_spread": 3.0}),
+            "unlabelled": unlabelled / "run"}
+
+
+@pytest.mark.parametrize("run", [2, 8, "conditional", "unlabelled"])
+def test_every_plot_kind_on_every_kind_of_run_draws_or_refuses_in_one_line(run, runs, tmp_path,
+                                                                          capsys):
+    drawn = set()
+    for kind in FIGURE_KINDS:
+        out = tmp_path / f"{kind}.png"
+        code = main(["plot", str(runs[run]), "--kind", kind, "--out", str(out), "--device",
+                     "cpu"])
+        out_text, err = capsys.readouterr()
+        if code == 0:
+            assert_picture(out)
+            drawn.add(kind)
+        else:
+            assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (kind, err)
+            assert not out.exists()
+    # every kind of a 2-D latent space but the class rows draws, labelled or not
+    if run in (2, "unlabelled"):
+        assert drawn == set(FIGURE_KINDS) - {"classes"}, drawn
 
 
 @pytest.mark.parametrize("kind", FIGURE_KINDS)

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..data import ImageData, StreamingImageData
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..evaluation.metrics import kl_per_dimension
 from ..models.program import LatentSpace, Program, as_program
 from ..rng import fixed_rng
@@ -119,7 +119,8 @@ def latent_figure(
     labels: torch.Tensor,
     class_names: Sequence[str] | None = None,
 ) -> Figure:
-    """Scatter of the posterior means of ``images`` coloured by ``labels`` (2-D latents only).
+    """Scatter of the posterior means of ``images`` coloured by ``labels`` (2-D latents only;
+    in one colour when unlabelled: labels -1).
 
     Raises:
         ConfigError: the model has no single latent space, or its latent_dim is not 2.
@@ -146,10 +147,23 @@ def manifold_figure(vae: nn.Module, n: int = 15) -> Figure:
 
 def interpolation_pairs(labels: torch.Tensor, pairs: int, seed: int = 0) -> torch.Tensor:
     """``(pairs, 2)`` indices of examples, each pair of two different classes, chosen at
-    random with ``seed``."""
+    random with ``seed``; for unlabelled examples (every label -1), pairs of different
+    examples (as many as there are, up to ``pairs``).
+
+    Raises:
+        DataError: fewer than two examples, or labelled examples of fewer than two classes
+            or too few to make ``pairs`` pairs of different classes.
+    """
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(labels.shape[0], generator=gen)
     labels = labels.cpu()
+    if labels.shape[0] < 2:
+        raise DataError(
+            f"the interpolation figure needs two test examples or more, got {labels.shape[0]}"
+        )
+    if bool((labels < 0).all()):  # unlabelled: any two different examples
+        count = min(pairs, labels.shape[0] // 2)
+        return order[: 2 * count].reshape(count, 2)
     chosen: list[tuple[int, int]] = []
     i = 0
     while len(chosen) < pairs and i + 1 < len(order):
@@ -160,7 +174,10 @@ def interpolation_pairs(labels: torch.Tensor, pairs: int, seed: int = 0) -> torc
         else:
             i += 1
     if len(chosen) < pairs:
-        raise ValueError(f"found only {len(chosen)} pairs of differently labelled examples")
+        raise DataError(
+            f"the interpolation figure needs {pairs} pairs of test examples of different "
+            f"classes, found only {len(chosen)}; give a test set with more classes or examples"
+        )
     return torch.tensor(chosen)
 
 
@@ -174,7 +191,8 @@ def interpolation_figure(
     seed: int = 0,
 ) -> Figure:
     """Decoder means along straight lines between the posterior means of ``pairs`` pairs of
-    differently labelled ``images``, ``steps`` points each, inputs shown at either side."""
+    differently labelled ``images`` (of different images, when unlabelled: labels -1),
+    ``steps`` points each, inputs shown at either side."""
     program = as_program(vae)
     space = program.latent_space("the interpolation figure")
     index = interpolation_pairs(labels, pairs, seed).to(images.device)

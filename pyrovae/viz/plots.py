@@ -356,7 +356,7 @@ def plot_latent_scatter(
     title: str = "posterior means E[z|x] of test images",
 ) -> Figure:
     """Scatter of 2-D posterior means ``(N, 2)`` coloured by class ``labels`` ``(N,)``, with a
-    colour bar naming the classes.
+    colour bar naming the classes; unlabelled means (every label -1) in one colour.
 
     Raises:
         ConfigError: the means are not 2-D (the model's latent_dim is not 2).
@@ -365,6 +365,8 @@ def plot_latent_scatter(
     if means.ndim != 2:
         raise ValueError(f"means must have shape (N, latent_dim), got {tuple(means.shape)}")
     require_2d_latent(means.shape[1], "latent scatter")
+    if not bool((labels >= 0).any()):
+        return _plot_unlabelled_scatter(means, f"{title} (unlabelled)")
     num_classes = int(labels.max().item()) + 1 if class_names is None else len(class_names)
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
     base = matplotlib.colormaps["tab10" if num_classes <= 10 else "tab20"]
@@ -388,6 +390,18 @@ def plot_latent_scatter(
         bar.solids.set_alpha(1.0)  # the key shows the full colours, not the points' transparency
     bar.ax.set_yticklabels(names)
     bar.set_label("class")
+    ax.set_xlabel("posterior mean of $z_1$")
+    ax.set_ylabel("posterior mean of $z_2$")
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+    return fig
+
+
+def _plot_unlabelled_scatter(means: torch.Tensor, title: str) -> Figure:
+    """The scatter of :func:`plot_latent_scatter` for unlabelled means, in one colour."""
+    fig, ax = _figure(figsize=(6, 6))
+    size = float(np.clip(20000 / max(len(means), 1), 2, 16))
+    ax.scatter(means[:, 0], means[:, 1], s=size, alpha=0.7, linewidths=0, rasterized=True)
     ax.set_xlabel("posterior mean of $z_1$")
     ax.set_ylabel("posterior mean of $z_2$")
     ax.set_title(title)
