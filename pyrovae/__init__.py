@@ -27,6 +27,7 @@ from .config import load_config, resolve_config
 from .data import DATASETS, ImageData, load_data
 from .describe import describe
 from .errors import (
+    BinarizedColourWarning,
     CheckpointError,
     ConfigError,
     DataError,
@@ -77,6 +78,7 @@ from .training import Trainer, load_run, resume, train
 from .version import __version__
 
 __all__ = [
+    "__version__",
     "DATASETS",
     "DECODERS",
     "ELBO",
@@ -106,6 +108,7 @@ __all__ = [
     "Program",
     "PyrovaeError",
     "PyrovaeWarning",
+    "BinarizedColourWarning",
     "RunDirectoryError",
     "Trace_ELBO",
     "Trainer",

@@ -500,7 +500,7 @@ def test_every_plot_kind_on_every_kind_of_run_draws_or_refuses_in_one_line(run, 
         out = tmp_path / f"{kind}.png"
         code = main(["plot", str(runs[run]), "--kind", kind, "--out", str(out), "--device",
                      "cpu"])
-        out_text, err = capsys.readouterr()
+        err = capsys.readouterr().err
         if code == 0:
             assert_picture(out)
             drawn.add(kind)

@@ -3,7 +3,8 @@
 * ``mnist``, ``fashion_mnist``, ``kmnist``: torchvision's MNIST family, read from their IDX
   files under the data root (downloaded by torchvision when missing and downloads are on);
 * ``cifar10``, ``svhn``: read by torchvision's own dataset classes under the data root;
-* ``folder``: a folder of images (``data.path``; PNG, JPEG, BMP, TIFF, WebP, GIF...), flat or one subfolder per class;
+* ``folder``: a folder of images (``data.path``; PNG, JPEG, BMP, TIFF, WebP, GIF...), flat or
+  one subfolder per class;
 * ``array``: a ``.npy`` or ``.npz`` file (``data.path``);
 * ``tensors``: tensors, arrays or a Dataset given in Python (``pyrovae.train(config,
   train_data=...)``); a run trained on them records their hash, not the data.

@@ -10,6 +10,7 @@ only it shows progress; a checkpoint written by N processes resumes under any nu
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ import torch
 
 from .. import distributed
 from ..config import Config, resolve_config
-from ..data import load_data
-from ..errors import CheckpointError, ConfigError
+from ..data import ImageData, StreamingImageData, load_data
+from ..errors import BinarizedColourWarning, CheckpointError, ConfigError
 from ..infer.objectives import OBJECTIVES
 from ..models.factory import build_model
 from ..models.program import Program
@@ -88,6 +89,22 @@ def _check_training_step(program: Program, config: Config, loaded: Any) -> None:
     check_training_step_fits(program, objective.elbo(), x, y, what)
 
 
+def _warn_binarized_colour(data: ImageData | StreamingImageData) -> None:
+    """Say, in one line, that a new run binarizes colour images (the default
+    ``data.binarize = "dynamic"``, made for the Bernoulli likelihood of binary MNIST)."""
+    shape = data.image_shape
+    if data.binarize != "none" and len(shape) == 3 and shape[0] == 3:
+        warnings.warn(
+            BinarizedColourWarning(
+                f"data.binarize = {data.binarize!r} binarizes the colour images of {data.name} "
+                "(each channel's 8-bit levels become 0 or 1); to model their colours set "
+                "model.likelihood = 'discretized_logistic' and data.binarize = 'none' (as "
+                "configs/cifar10.toml does)"
+            ),
+            stacklevel=3,
+        )
+
+
 def train(
     config: Mapping[str, Any],
     out: str | Path | None = None,
@@ -130,6 +147,7 @@ def train(
     data = (train_data, test_data)
     if out is None:
         trainer = _trainer(config, data_root, progress, None, model, data)
+        _warn_binarized_colour(trainer.data)
         trainer.fit()
         return trainer
     run_dir = Path(out)
@@ -137,6 +155,7 @@ def train(
     if main:
         check_new_run_dir(run_dir)  # refuse before the data is loaded; again under the lock
     trainer = _trainer(config, data_root, progress, None, model, data)
+    _warn_binarized_colour(trainer.data)
     with hold_run_dir(run_dir, new=True) if main else contextlib.nullcontext():
         if main:
             write_metrics(run_dir, [])

@@ -17,8 +17,9 @@ its first epoch, and every later writer of the run (the epochs, ``--resume``) ke
   trained: a second ``train`` into the same folder or a ``--resume`` of a run in training
   fails at once. The operating system drops the lock when the process ends, however it ends,
   so a killed run never stays locked. The lock file is only ever made in a folder that is
-  empty or a run (a folder of other files is refused before it is locked). Holding the lock, the guard removes the temporary files that a kill
-  during an atomic write leaves behind (``.checkpoint.pt.XXXX.tmp``...).
+  empty or a run (a folder of other files is refused before it is locked). Holding the
+  lock, the guard removes the temporary files that a kill during an atomic write leaves
+  behind (``.checkpoint.pt.XXXX.tmp``...).
 
 Reading a run (``evaluate``, ``sample``, ``plot``) takes no lock: every file of a run is
 replaced atomically, so a reader sees either the previous or the next epoch's file.

@@ -161,3 +161,32 @@ def test_class_subfolders_name_the_classes_of_a_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'bird' is not a class of this run" in err, err
     assert "its classes are cat, dog" in err, err
+
+
+def test_binarizing_colour_images_is_said_in_one_line(tmp_path):
+    """The default data.binarize = "dynamic" turns colour images into 0/1 channels: a new run
+    says so, naming the likelihood that models 8-bit colour; grey images (binary MNIST's
+    setting) and colour kept as it is say nothing."""
+    import warnings
+
+    colour = write_png_folder(tmp_path / "colour", mode="RGB")
+    grey = write_png_folder(tmp_path / "grey")
+
+    def train(folder, likelihood="bernoulli", **data):
+        config = tiny_config(data={"dataset": "folder", "path": str(folder), "train_limit": 0,
+                                   "test_limit": 0, **data},
+                             model={"latent_dim": 2, "likelihood": likelihood},
+                             train={"batch_size": 4},
+                             eval={"num_samples": 0})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pyrovae.train(config, progress=False)
+        return [w for w in caught if issubclass(w.category, pyrovae.PyrovaeWarning)]
+
+    said = train(colour)
+    assert len(said) == 1 and issubclass(said[0].category, pyrovae.BinarizedColourWarning)
+    message = str(said[0].message)
+    assert "\n" not in message and "binarizes the colour images" in message, message
+    assert "model.likelihood = 'discretized_logistic'" in message, message
+    assert train(grey) == []
+    assert train(colour, binarize="none", likelihood="continuous_bernoulli") == []
