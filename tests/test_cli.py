@@ -590,3 +590,40 @@ def test_a_program_that_cannot_be_imported_is_a_one_line_error(tmp_path, tiny_to
     assert_one_line_error(proc, "model.program = 'no_such_package.models:build'",
                           "importing 'no_such_package.models' failed", "PYTHONPATH")
     assert not (tmp_path / "run").exists()
+
+
+PROGRAM_SOURCE = '''
+"""A user's program module, kept in a folder of its own."""
+from pyrovae import VAE
+
+
+def build(config):
+    return VAE.from_resolved_config(config)
+'''
+
+
+def test_a_program_run_keeps_its_source_and_rebuilds_from_it_elsewhere(tmp_path, tiny_toml,
+                                                                       capsys, monkeypatch):
+    """``train --program`` keeps a copy of the module's file in the run directory; from a
+    folder where the module cannot be imported, evaluate rebuilds the model from that copy
+    and says so in one line."""
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "p23_user_program.py").write_text(PROGRAM_SOURCE)
+    run = tmp_path / "run"
+    monkeypatch.chdir(home)  # the current folder is searched first
+    assert main(["train", "--config", str(tiny_toml), "--out", str(run), "--quiet",
+                 "--program", "p23_user_program:build", "--set", "eval.num_samples=0"]) == 0
+    assert (run / "program.py").read_text() == PROGRAM_SOURCE
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "p23_user_program")
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--num-samples", "5", "--limit", "8", "--json",
+                 "--quiet", "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["num_examples"] == 8
+    assert err.count("\n") == 1 and "module 'p23_user_program' is not importable here" in err
+    assert str(run / "program.py") in err, err
+    sys.modules.pop("p23_user_program", None)

@@ -70,7 +70,11 @@ def plot(
     if kind in NEEDS_DATA:
         data = load_data(config["data"], device=program.device, root=data_root)
     figure = figures.draw(
-        kind, program, data=data, metrics=metrics, seed=seed,
+        kind,
+        program,
+        data=data,
+        metrics=metrics,
+        seed=seed,
         class_names=config["data"]["class_names"],
     )
     path = save_figure(figure, Path(out) if out else Path(run_dir) / f"{kind}.png")

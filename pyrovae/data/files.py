@@ -42,6 +42,7 @@ def image_suffixes() -> frozenset[str]:
 
     return frozenset(s for s, f in Image.registered_extensions().items() if f in Image.OPEN)
 
+
 #: PIL modes read as one grey channel (every other mode is read as RGB)
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
@@ -172,9 +173,7 @@ def read_folder(
             with Image.open(path) as image:
                 size, mode = image.size, image.mode
         except (OSError, ValueError):
-            raise DataError(
-                f"'{path}' is not a readable image; replace or remove it"
-            ) from None
+            raise DataError(f"'{path}' is not a readable image; replace or remove it") from None
         found = (size, 1 if mode in GREY_MODES else 3)
         if first is None:
             first, first_path = found, path

@@ -27,7 +27,15 @@ from ..models.factory import build_model
 from ..models.program import Program
 from ..models.size import check_training_step_fits
 from ..registry import PositiveInt, check_value
-from .run_dir import load_checkpoint, read_config, read_metrics, write_config, write_metrics
+from .run_dir import (
+    PROGRAM_FILE,
+    load_checkpoint,
+    read_config,
+    read_metrics,
+    write_config,
+    write_metrics,
+    write_program_source,
+)
 from .run_guard import check_new_run_dir, hold_run_dir
 from .trainer import Trainer
 
@@ -52,11 +60,14 @@ def _trainer(
     run_dir: Path | None,
     model: Any = None,
     data: tuple[Any, Any] = (None, None),
+    program_source: Path | None = None,
 ) -> Trainer:
     """A Trainer for the resolved ``config``: a freshly initialised VAE (or the program
     ``model``, or the one ``model.program`` builds; see :func:`build_model`) and its data (the
     config's source, or ``data = (train_data, test_data)`` given in Python). The config's
-    ``data`` section is completed with the record of the data (:meth:`ImageData.record`)."""
+    ``data`` section is completed with the record of the data (:meth:`ImageData.record`).
+    ``program_source``: a run's copy of its ``model.program`` module (see
+    :func:`build_model`)."""
     device = select_device(config["train"]["device"])
     distributed.check_global_batch(config["train"]["batch_size"])
     progress = progress and distributed.is_main()
@@ -67,7 +78,9 @@ def _trainer(
     config["data"].update(loaded.record())  # the run's model is rebuilt from this record
     pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
     # a built-in model is measured on the meta device before a single parameter is allocated
-    vae = build_model(config, model, training=True, device=device).to(device)
+    vae = build_model(
+        config, model, training=True, device=device, program_source=program_source
+    ).to(device)
     _check_training_step(vae, config, loaded)
     return Trainer(vae.module, loaded, config, device, run_dir=run_dir, progress=progress)
 
@@ -160,6 +173,8 @@ def train(
         if main:
             write_metrics(run_dir, [])
             write_config(run_dir, config)  # the run's marker files, metrics first
+            if config["model"]["program"]:
+                write_program_source(run_dir, config["model"]["program"])
             trainer.run_dir = run_dir
         trainer.fit()
     return trainer
@@ -214,6 +229,7 @@ def resume(
             run_dir,
             _run_model(run_dir, state, model),
             (train_data, test_data),
+            run_dir / PROGRAM_FILE,
         )
         trainer.load_state_dict(state)
         trainer.metrics = [r for r in metrics if r["epoch"] <= trainer.epoch]
@@ -263,7 +279,9 @@ def load_program(
     config = read_config(run_dir)
     dev = select_device(device)
     state = load_checkpoint(run_dir, map_location=dev)
-    program = build_model(config, _run_model(run_dir, state, model)).to(dev)
+    program = build_model(
+        config, _run_model(run_dir, state, model), program_source=run_dir / PROGRAM_FILE
+    ).to(dev)
     try:
         program.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as exc:

@@ -2,14 +2,17 @@
 
 A run directory holds ``config.toml`` (the resolved config), ``checkpoint.pt`` (model,
 optimizer, epoch counter and RNG states, rewritten atomically at each epoch end) and
-``metrics.jsonl`` (one JSON object per epoch; ELBOs in nats per example).
+``metrics.jsonl`` (one JSON object per epoch; ELBOs in nats per example); a run of a
+``model.program`` module also keeps a copy of its source file, ``program.py``.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import pickle
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +31,7 @@ __all__ = [
     "CONFIG_FILE",
     "METRICS_FILE",
     "PICTURE_FILE",
+    "PROGRAM_FILE",
     "atomic_write_bytes",
     "load_checkpoint",
     "read_config",
@@ -35,6 +39,7 @@ __all__ = [
     "save_checkpoint",
     "write_config",
     "write_metrics",
+    "write_program_source",
 ]
 
 CONFIG_FILE = "config.toml"
@@ -42,8 +47,26 @@ CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
 #: picture of samples and reconstructions written when training ends
 PICTURE_FILE = "samples_reconstructions.png"
+#: the copy of a ``model.program`` module's source file (imported when the module is not)
+PROGRAM_FILE = "program.py"
 #: bumped when the checkpoint layout changes
 CHECKPOINT_FORMAT = 1
+
+
+def write_program_source(run_dir: Path, spec: str) -> None:
+    """Keep a copy of the source file of the (imported) module of ``model.program = spec`` in
+    ``run_dir/program.py``, so that the run rebuilds its model where the module cannot be
+    imported (:func:`~pyrovae.models.factory.load_factory`); nothing for a module without
+    a source file."""
+    module = sys.modules.get(spec.split(":")[0])
+    try:
+        source = inspect.getsourcefile(module) if module is not None else None
+    except TypeError:  # a built-in module
+        source = None
+    if source is None:
+        return
+    code = Path(source).read_bytes()
+    atomic_write_bytes(Path(run_dir) / PROGRAM_FILE, lambda f: f.write(code))
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:

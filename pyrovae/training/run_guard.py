@@ -38,7 +38,7 @@ from filelock import FileLock, Timeout
 
 from ..atomic import TEMP_SUFFIX, temp_prefix, write_error
 from ..errors import RunDirectoryError
-from .run_dir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PICTURE_FILE
+from .run_dir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PICTURE_FILE, PROGRAM_FILE
 
 __all__ = ["LOCK_FILE", "check_new_run_dir", "hold_run_dir", "is_run_dir"]
 
@@ -48,7 +48,7 @@ LOCK_FILE = ".pyrovae.lock"
 #: the files that mark a folder as a run directory
 MARKER_FILES = (CONFIG_FILE, METRICS_FILE)
 #: the files a training run writes (atomically, through temporary files)
-WRITTEN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, PICTURE_FILE)
+WRITTEN_FILES = (CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE, PICTURE_FILE, PROGRAM_FILE)
 
 
 def is_run_dir(path: Path) -> bool:
