@@ -29,6 +29,7 @@ from .config import load_config, resolve_config
 from .data import DATASETS, ImageData, load_data
 from .describe import describe
 from .errors import (
+    BinarizedColourWarning,
     CheckpointError,
     ConfigError,
     DataError,
@@ -79,10 +80,10 @@ from .models import (
     build_model,
 )
 from .training import Callback, Trainer, load_run, resume, train
-
-__version__ = "0.2.0.dev0"
+from .version import __version__
 
 __all__ = [
+    "__version__",
     "DATASETS",
     "DECODERS",
     "ELBO",
@@ -113,6 +114,7 @@ __all__ = [
     "Program",
     "PyrovaeError",
     "PyrovaeWarning",
+    "BinarizedColourWarning",
     "RunDirectoryError",
     "Trace_ELBO",
     "Trainer",

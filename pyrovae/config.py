@@ -114,6 +114,7 @@ class DataConfig(TypedDict):
     # recorded by training: the data's shape and classes, and the hash of its files
     shape: Annotated[list[PositiveInt], Default([])]
     num_classes: Annotated[int, Range(min=0, note="0: unlabelled"), Default(0)]
+    class_names: Annotated[list[str], Default([])]  # a folder's class subfolders, label 0 first
     sha256: Annotated[str, Default("")]
 
 
@@ -209,6 +210,7 @@ class DataRecord(TypedDict):
     sha256: str
     shape: list[int]
     num_classes: int
+    class_names: list[str]
 
 
 class Config(TypedDict):

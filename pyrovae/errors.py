@@ -46,6 +46,11 @@ class PyrovaeWarning(UserWarning):
     """Base class of all warnings pyrovae issues."""
 
 
+class BinarizedColourWarning(PyrovaeWarning):
+    """Colour images are binarized (``data.binarize`` is not ``"none"``): each channel's 8-bit
+    levels become 0 or 1, and the model learns blobs of a few saturated colours."""
+
+
 class UnreliableEstimateWarning(PyrovaeWarning):
     """An estimate cannot be trusted, e.g. importance-sampled log p(x) of examples whose
     importance weights have Pareto shape k > 0.7 (see :mod:`pyrovae.evaluation.psis`)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -292,6 +293,9 @@ def test_evaluate_text_defaults_to_the_runs_num_samples(run_dir, capsys):
     assert main(["evaluate", str(run_dir), "--limit", "16", "--quiet"]) == 0
     text = capsys.readouterr().out
     assert "16 test examples" in text and "K=20" in text
+    # trained with binarize = "dynamic"; the test set is binarized once, for every run
+    assert "(binarized once with a fixed seed, as for every run on binary data)" in text
+    assert "static" not in text
     assert "test ELBO:" in text and "test log-likelihood:" in text and "±" in text
     assert "effective sample size" in text
     assert "PSIS Pareto k: not estimated (K < 46" in text  # K = 20
@@ -320,15 +324,18 @@ def test_evaluate_text_has_a_pareto_k_line(run_dir, capsys):
     assert err.startswith("pyrovae evaluate: warning: ") and err.count("\n") == 1, err
 
 
-def test_train_warns_in_one_line_through_its_final_evaluation(tmp_path, capsys):
+def test_train_says_how_many_estimates_are_unreliable_in_its_summary_line(tmp_path, capsys):
+    """After one epoch the guide is poor: with K = 100 nearly every example has k > 0.7. The
+    summary line says how many, and the command for a number to trust; no warning."""
     config = tiny_config(eval={"num_samples": 100}, data={"train_limit": 128, "test_limit": 16})
     path = tmp_path / "c.toml"
     path.write_text(tomli_w.dumps(config))
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "r"), "--quiet"]) == 0
     out, err = capsys.readouterr()
-    assert "test log-likelihood:" in out
-    assert err.startswith("pyrovae train: warning: ") and err.count("\n") == 1, err
-    assert "of 16 examples" in err
+    assert err == ""
+    line = next(line for line in out.splitlines() if line.startswith("test log-likelihood:"))
+    assert re.search(r"unreliable for \d+ of 16 examples by PSIS", line), line
+    assert "--num-samples 5000` or `--method ais`" in line, line
 
 
 def test_main_shows_only_pyrovae_warnings_in_its_own_format(monkeypatch, capsys):
@@ -468,13 +475,41 @@ def untrained_run(run_dir: Path, data: dict | None = None, **model) -> Path:
 def runs(tmp_path_factory) -> dict[int | str, Path]:
     """Run directories: a 2-D latent space (trained for one tiny epoch), an 8-D one and a
     class-conditional one (untrained: the refusals happen before any data is needed, and the
-    class rows need none)."""
+    class rows need none), and a 2-D one on unlabelled data (an array file without labels)."""
     run2 = tmp_path_factory.mktemp("run2")
     config = tiny_config(model={"latent_dim": 2}, data={"train_limit": 256, "test_limit": 256})
     pyrovae.train(config, out=run2, progress=False)
+    unlabelled = tmp_path_factory.mktemp("unlabelled")
+    array = unlabelled / "x.npy"
+    np.save(array, np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8))
+    config = tiny_config(model={"latent_dim": 2},
+                         data={"dataset": "array", "path": str(array), "train_limit": 0,
+                               "test_limit": 0, "test_fraction": 0.5})
+    pyrovae.train(config, out=unlabelled / "run", progress=False)
     return {2: run2, 8: untrained_run(tmp_path_factory.mktemp("run8"), latent_dim=8),
             "conditional": untrained_run(tmp_path_factory.mktemp("runc"),
-                                         prior={"type": "conditional", "init_spread": 3.0})}
+                                         prior={"type": "conditional", "init_spread": 3.0}),
+            "unlabelled": unlabelled / "run"}
+
+
+@pytest.mark.parametrize("run", [2, 8, "conditional", "unlabelled"])
+def test_every_plot_kind_on_every_kind_of_run_draws_or_refuses_in_one_line(run, runs, tmp_path,
+                                                                          capsys):
+    drawn = set()
+    for kind in FIGURE_KINDS:
+        out = tmp_path / f"{kind}.png"
+        code = main(["plot", str(runs[run]), "--kind", kind, "--out", str(out), "--device",
+                     "cpu"])
+        err = capsys.readouterr().err
+        if code == 0:
+            assert_picture(out)
+            drawn.add(kind)
+        else:
+            assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (kind, err)
+            assert not out.exists()
+    # every kind of a 2-D latent space but the class rows draws, labelled or not
+    if run in (2, "unlabelled"):
+        assert drawn == set(FIGURE_KINDS) - {"classes"}, drawn
 
 
 @pytest.mark.parametrize("kind", FIGURE_KINDS)
@@ -555,3 +590,40 @@ def test_a_program_that_cannot_be_imported_is_a_one_line_error(tmp_path, tiny_to
     assert_one_line_error(proc, "model.program = 'no_such_package.models:build'",
                           "importing 'no_such_package.models' failed", "PYTHONPATH")
     assert not (tmp_path / "run").exists()
+
+
+PROGRAM_SOURCE = '''
+"""A user's program module, kept in a folder of its own."""
+from pyrovae import VAE
+
+
+def build(config):
+    return VAE.from_resolved_config(config)
+'''
+
+
+def test_a_program_run_keeps_its_source_and_rebuilds_from_it_elsewhere(tmp_path, tiny_toml,
+                                                                       capsys, monkeypatch):
+    """``train --program`` keeps a copy of the module's file in the run directory; from a
+    folder where the module cannot be imported, evaluate rebuilds the model from that copy
+    and says so in one line."""
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "p23_user_program.py").write_text(PROGRAM_SOURCE)
+    run = tmp_path / "run"
+    monkeypatch.chdir(home)  # the current folder is searched first
+    assert main(["train", "--config", str(tiny_toml), "--out", str(run), "--quiet",
+                 "--program", "p23_user_program:build", "--set", "eval.num_samples=0"]) == 0
+    assert (run / "program.py").read_text() == PROGRAM_SOURCE
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "p23_user_program")
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--num-samples", "5", "--limit", "8", "--json",
+                 "--quiet", "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["num_examples"] == 8
+    assert err.count("\n") == 1 and "module 'p23_user_program' is not importable here" in err
+    assert str(run / "program.py") in err, err
+    sys.modules.pop("p23_user_program", None)

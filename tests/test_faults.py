@@ -29,7 +29,7 @@ from pyrovae import DataError
 from pyrovae.cli import main
 from pyrovae.config import dumps_toml
 from pyrovae.training import run_dir
-from pyrovae.training.run_guard import hold_run_dir
+from pyrovae.training.run_guard import LOCK_FILE, hold_run_dir
 
 from conftest import DATA_ROOT, numbers, tiny_config
 
@@ -297,8 +297,8 @@ OWN_DATA = {
                     "set data.image_size"),
     "grey and colour": (_tree({"a.png": GREY, "b.png": COLOUR}), "folder", "set data.channels"),
     "a non-image file": (_tree({"a.png": GREY, "notes.txt": b"hi"}), "folder",
-                         "is not a PNG or JPEG image"),
-    "a broken png": (_tree({"a.png": GREY, "b.png": b"no"}), "folder", "is not a readable PNG"),
+                         "is not an image"),
+    "a broken png": (_tree({"a.png": GREY, "b.png": b"no"}), "folder", "is not a readable image"),
     "empty class folder": (_tree({"cat/a.png": GREY, "dog": None}), "folder", "is empty"),
     "no such folder": (lambda d: d / "nowhere", "folder", "does not exist"),
     "NaN in an array": (_array("x.npy", x=[[0.5, float("nan")]] * 10), "array",
@@ -650,7 +650,8 @@ def test_a_diverging_run_stops_with_a_clear_error(tmp_path, tiny_toml, capsys):
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "training diverged in epoch 1" in err and "lower train.lr" in err, err
     # a run with no finished epoch: no checkpoint, no picture; it may be started afresh
-    assert {p.name for p in out.iterdir()} == {run_dir.CONFIG_FILE, run_dir.METRICS_FILE}
+    assert {p.name for p in out.iterdir()} == {run_dir.CONFIG_FILE, run_dir.METRICS_FILE,
+                                               LOCK_FILE}
 
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path, trained, monkeypatch):

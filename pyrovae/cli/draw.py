@@ -13,6 +13,17 @@ from .options import SampleCount, check_options
 if TYPE_CHECKING:
     from ..training.run import Checkpoint
 
+def class_index(label: str, class_names: list[str]) -> int:
+    """The class ``label`` names: one of the run's ``class_names`` (its data's class
+    subfolders), or a class number."""
+    if label in class_names:
+        return class_names.index(label)
+    try:
+        return int(label)
+    except ValueError:
+        known = f"its classes are {', '.join(class_names)}" if class_names else "give a number"
+        raise PyrovaeError(f"--label {label!r} is not a class of this run; {known}") from None
+
 
 def sample(
     run_dir: str,
@@ -20,15 +31,15 @@ def sample(
     num: int,
     out: str,
     seed: int,
-    label: int | None,
+    label: str | None,
     checkpoint: Checkpoint = None,
     draw: bool,
     device: str,
 ) -> None:
     """Draw ``num`` samples of the run ``run_dir``'s model (its state ``checkpoint``) with the
-    seed ``seed``: E[x|z], z ~ p(z) (with ``label``: z ~ p(z | y = label)), or x ~ p(x|z) with
-    ``draw``; write them to ``out``: a ``.png`` grid, or the samples as data,
-    ``(num, *example_shape)`` in a ``.npy`` array or ``.pt`` tensor."""
+    seed ``seed``: E[x|z], z ~ p(z) (with ``label``, a class name or number: z ~ p(z | y =
+    label)), or x ~ p(x|z) with ``draw``; write them to ``out``: a ``.png`` grid, or the
+    samples as data, ``(num, *example_shape)`` in a ``.npy`` array or ``.pt`` tensor."""
     import torch
 
     from ..tables import check_suffix, write_array
@@ -37,17 +48,18 @@ def sample(
 
     suffix = check_suffix(out, (".png", ".npy", ".pt"))
     check_options(("--num", num, SampleCount), ("--seed", seed, Seed))
-    program, _, state = load_program(run_dir, device=device, checkpoint=checkpoint)
+    program, config, state = load_program(run_dir, device=device, checkpoint=checkpoint)
+    y = None if label is None else class_index(label, config["data"]["class_names"])
     torch.manual_seed(seed)
     what = "draws x ~ p(x|z)" if draw else "samples"
     if draw:
-        y = None
-        if label is not None:
+        labels = None
+        if y is not None:
             program.classes("sample --label")
-            y = torch.full((num,), label, dtype=torch.int64, device=program.device)
-        samples = program.draw(num, y)
+            labels = torch.full((num,), y, dtype=torch.int64, device=program.device)
+        samples = program.draw(num, labels)
     else:
-        samples = program.sample(num, y=label)
+        samples = program.sample(num, y=y)
     image_shape = program.example_shape()
     if suffix != ".png":
         path = write_array(out, samples.reshape(num, *image_shape))
@@ -59,7 +71,7 @@ def sample(
     elif label is None:
         figure = plot_samples(samples, image_shape)
     else:
-        figure = plot_samples(samples, image_shape, title=f"samples from p(x|z), z ~ {prior}")
+        figure = plot_samples(samples, image_shape, title=f"samples E[x|z], z ~ {prior}")
     path = save_figure(figure, out)
     print(f"wrote {num} {what} to {path}{_of_best(state)}")
 
@@ -96,7 +108,14 @@ def plot(
     data = None
     if kind in NEEDS_DATA:
         data = load_data(config["data"], device=program.device, root=data_root)
-    figure = figures.draw(kind, program, data=data, metrics=metrics, seed=seed)
+    figure = figures.draw(
+        kind,
+        program,
+        data=data,
+        metrics=metrics,
+        seed=seed,
+        class_names=config["data"]["class_names"],
+    )
     path = save_figure(figure, Path(out) if out else Path(run_dir) / f"{kind}.png")
     print(f"wrote the {kind} figure to {path}{_of_best(state)}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, NoReturn
 
+from ..version import __version__
 from ..viz import FIGURE_KINDS
 
 
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyrovae",
         description="Variational autoencoders as Pyro programs: train, evaluate, sample.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -293,9 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--label",
-        type=int,
         metavar="CLASS",
-        help="draw every sample of this class (needs model.prior.type = 'conditional')",
+        help="draw every sample of this class, a name of the run's classes (a folder's class "
+        "subfolders) or a number (needs model.prior.type = 'conditional')",
     )
     _add_checkpoint(p)
     p.add_argument(

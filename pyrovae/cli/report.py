@@ -71,6 +71,14 @@ def _pareto_k(pareto_k_max: float | None, num_above: int, num_examples: int) -> 
     )
 
 
+def _test_binarization(binarize: str) -> str:
+    """How the test set was binarized, in words: once, with a fixed seed, for every run
+    trained on binary data (``"dynamic"`` or ``"static"``), so that runs compare."""
+    if binarize == "none":
+        return " (not binarized)"
+    return " (binarized once with a fixed seed, as for every run on binary data)"
+
+
 def training_elbo(last_epoch: Mapping[str, Any]) -> str:
     """The test ELBO of a run's last epoch (a line of its ``metrics.jsonl``)."""
     return (
@@ -94,14 +102,27 @@ def training_end(
 ) -> str:
     """The end of ``train``: the test log-likelihood ``result`` of
     :func:`~pyrovae.evaluation.evaluate.evaluate_test_set` estimated by importance sampling
-    (where ``eval.num_samples`` > 0) with its bits per dimension, then the run directory."""
+    (where ``eval.num_samples`` > 0) with its bits per dimension, then the run directory.
+
+    The estimate's line says, once, for how many examples the PSIS diagnostic finds it
+    unreliable (Pareto k > 0.7) and the command that gives a number to trust, in place of a
+    warning."""
     lines = []
     if result is not None and estimator is not None:
-        again = f"`pyrovae evaluate {shlex.quote(str(run_dir))} --num-samples 5000` for K=5000"
+        run = shlex.quote(str(run_dir))
+        unreliable = result["num_pareto_k_above_0_7"]
+        if unreliable:
+            note = (
+                f"unreliable for {unreliable} of {result['num_examples']} examples by PSIS "
+                f"(Pareto k > 0.7; likely too low): `pyrovae evaluate {run} --num-samples "
+                "5000` or `--method ais` gives a number to trust"
+            )
+        else:
+            note = f"`pyrovae evaluate {run} --num-samples 5000` for K=5000"
         lines += [
             f"test log-likelihood: {result['log_likelihood']:.2f}"
             f"{_se(result['log_likelihood_se'])} nats/example ({how_estimated(estimator)}; "
-            f"{again})",
+            f"{note})",
             f"test bits/dim: {_bits_per_dim(result)}",
         ]
     return "\n".join([*lines, f"run directory: {run_dir}"])
@@ -117,7 +138,7 @@ def evaluation(
     lines = [
         f"run {run_dir} (epoch {result['epoch']}, {_state(result['checkpoint'])}), "
         f"{result['num_examples']} test examples of "
-        f"{result['dataset']} (binarization: {result['binarize']}), seed {seed}:",
+        f"{result['dataset']}{_test_binarization(result['binarize'])}, seed {seed}:",
         f"  test ELBO:           {result['elbo']:.2f}{_se(result['elbo_se'])} nats/example",
         f"  test log-likelihood: {result['log_likelihood']:.2f}"
         f"{_se(result['log_likelihood_se'])} nats/example ({how_estimated(estimator)})",

@@ -4,9 +4,10 @@ ELBO and (where ``eval.num_samples`` > 0) its importance-sampled test log-likeli
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
-from ..errors import PyrovaeError
+from ..errors import PyrovaeError, UnreliableEstimateWarning
 from ..registry import PositiveInt, Seed
 from . import report
 from .options import Estimator, check_options
@@ -59,14 +60,17 @@ def train(
     if not num_samples:
         print(report.training_end(run_dir))
         return
-    result = evaluate_test_set(
-        trainer.program,
-        trainer.data,
-        trainer.config,
-        num_samples=num_samples,
-        seed=EVAL_SEED,
-        progress=not quiet,
-    )
+    with warnings.catch_warnings():
+        # said once, with what to do, in the summary line (report.training_end)
+        warnings.simplefilter("ignore", UnreliableEstimateWarning)
+        result = evaluate_test_set(
+            trainer.program,
+            trainer.data,
+            trainer.config,
+            num_samples=num_samples,
+            seed=EVAL_SEED,
+            progress=not quiet,
+        )
     print(report.training_end(run_dir, result, Estimator("is", num_samples)))
 
 

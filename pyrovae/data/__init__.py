@@ -250,7 +250,12 @@ def _test_split(
         "test_labels": test_y.to(device),
         "image_shape": train.item_shape,
         "num_classes": max(train.num_classes, test.num_classes),
-        "source": {"dataset": name, "path": splits.path, "sha256": splits.sha256},
+        "source": {
+            "dataset": name,
+            "path": splits.path,
+            "sha256": splits.sha256,
+            "class_names": list(splits.class_names),
+        },
     }
 
 

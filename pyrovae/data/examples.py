@@ -45,12 +45,15 @@ class Examples:
     Attributes:
         item_shape: ``(C, H, W)`` of an image or ``(D,)`` of a vector.
         num_classes: the number of classes of the labels (0: unlabelled).
+        class_names: the name of each class, label 0 first, where the source names them (a
+            folder of class subfolders), else empty.
         where: what the examples are, for error messages (``"'data/train.npy'"``).
     """
 
     item_shape: tuple[int, ...]
     num_classes: int
     where: str
+    class_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         raise NotImplementedError

@@ -1,4 +1,7 @@
-"""People's own data on disk: a folder of PNG/JPEG images, or a ``.npy``/``.npz`` array file.
+"""People's own data on disk: a folder of images, or a ``.npy``/``.npz`` array file.
+
+A folder holds images of any format Pillow reads (PNG, JPEG, BMP, TIFF, WebP, GIF, whose
+first frame is read, ...: :func:`image_suffixes`).
 
 A folder is either flat (every image unlabelled) or holds one subfolder per class, as
 torchvision's ``ImageFolder`` lays it out (labels 0, 1, ... in the sorted order of the
@@ -11,6 +14,7 @@ file holds one array (``.npy``) or the train and test arrays (``.npz``: ``x_trai
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,14 +22,27 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from ..errors import DataError
 from .examples import NO_LABEL, ArrayExamples, Examples
 
 __all__ = ["FolderExamples", "file_sha256", "read_array_file", "read_folder"]
 
-#: file name endings of the images a folder may hold
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: folders of at least this many images show a progress bar (on a terminal) while their
+#: headers are read and their files hashed
+PROGRESS_MIN_FILES = 2000
+
+
+@functools.cache
+def image_suffixes() -> frozenset[str]:
+    """The file name endings (lower case, with the dot) of the images a folder may hold: those
+    of every format that Pillow opens (``PIL.Image.registered_extensions``)."""
+    from PIL import Image
+
+    return frozenset(s for s, f in Image.registered_extensions().items() if f in Image.OPEN)
+
+
 #: PIL modes read as one grey channel (every other mode is read as RGB)
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
@@ -35,10 +52,17 @@ def _visible(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if not p.name.startswith("."))
 
 
+def _progress(paths: Sequence[Path], what: str) -> Any:
+    """``paths``, iterated with a progress bar on stderr saying ``what`` is done when there are
+    at least :data:`PROGRESS_MIN_FILES` of them and stderr is a terminal."""
+    many = len(paths) >= PROGRESS_MIN_FILES
+    return tqdm(paths, desc=what, unit="file", leave=False, disable=None if many else True)
+
+
 def file_sha256(paths: Sequence[Path], root: Path) -> str:
     """SHA-256 of the files ``paths``: each one's name relative to ``root`` and its bytes."""
     digest = hashlib.sha256()
-    for path in paths:
+    for path in _progress(paths, "hashing the data's files"):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         with path.open("rb") as f:
             while chunk := f.read(1 << 20):
@@ -47,20 +71,21 @@ def file_sha256(paths: Sequence[Path], root: Path) -> str:
 
 
 class FolderExamples(Examples):
-    """The images ``paths`` (labels ``labels``, -1 for none), each read as ``(C, H, W)``
-    float32 in [0, 1] when its batch is read."""
+    """The images ``paths`` (labels ``labels``, -1 for none, indices into ``class_names``),
+    each read as ``(C, H, W)`` float32 in [0, 1] when its batch is read."""
 
     def __init__(
         self,
         paths: list[Path],
         labels: list[int],
-        num_classes: int,
+        class_names: Sequence[str],
         item_shape: tuple[int, int, int],
         resize: bool,
         where: str,
     ) -> None:
         self.paths, self.labels = paths, torch.tensor(labels, dtype=torch.int64)
-        self.item_shape, self.num_classes, self.where = item_shape, num_classes, where
+        self.class_names, self.num_classes = tuple(class_names), len(class_names)
+        self.item_shape, self.where = item_shape, where
         self.resize = resize
 
     def __len__(self) -> int:
@@ -96,15 +121,16 @@ class FolderExamples(Examples):
         return (torch.stack(x) if x else torch.empty(0, self.dim)), self.labels[idx]
 
 
-def folder_files(folder: Path, key: str) -> tuple[list[Path], list[int], int]:
-    """The image files of ``folder`` with their labels and number of classes."""
+def folder_files(folder: Path, key: str) -> tuple[list[Path], list[int], list[str]]:
+    """The image files of ``folder`` with their labels and the names of the classes (the
+    class subfolders' names, sorted; none for a flat folder)."""
     if not folder.is_dir():
         what = "does not exist" if not folder.exists() else "is not a folder"
-        raise DataError(f"{key} = '{folder}' {what}; give a folder of PNG or JPEG images")
+        raise DataError(f"{key} = '{folder}' {what}; give a folder of images")
     entries = _visible(folder)
     dirs = [p for p in entries if p.is_dir()]
     if not entries:
-        raise DataError(f"{key} = '{folder}' is an empty folder; put PNG or JPEG images in it")
+        raise DataError(f"{key} = '{folder}' is an empty folder; put images in it")
     if dirs and len(dirs) != len(entries):
         stray = next(p for p in entries if not p.is_dir())
         raise DataError(
@@ -119,14 +145,15 @@ def folder_files(folder: Path, key: str) -> tuple[list[Path], list[int], int]:
         if not files:
             raise DataError(f"class folder '{group}' is empty; put images in it or remove it")
         for path in files:
-            if path.is_dir() or path.suffix.lower() not in IMAGE_SUFFIXES:
+            if path.is_dir() or path.suffix.lower() not in image_suffixes():
                 raise DataError(
-                    f"'{path}' is not a PNG or JPEG image (expected names ending in "
-                    f"{', '.join(IMAGE_SUFFIXES)}); remove it from {key} = '{folder}'"
+                    f"'{path}' is not an image (expected a format Pillow reads: names ending "
+                    f"in .png, .jpg, .bmp, .tif, .webp, .gif, ...); remove it from {key} = "
+                    f"'{folder}'"
                 )
             paths.append(path)
             labels.append(label)
-    return paths, labels, len(dirs)
+    return paths, labels, [d.name for d in dirs]
 
 
 def read_folder(
@@ -139,16 +166,14 @@ def read_folder(
     not given (0 or empty), is a :class:`DataError` naming it before training starts."""
     from PIL import Image
 
-    paths, labels, num_classes = folder_files(folder, key)
+    paths, labels, class_names = folder_files(folder, key)
     first: tuple[tuple[int, int], int] | None = None
-    for path in paths:
+    for path in _progress(paths, "reading the images' headers"):
         try:
             with Image.open(path) as image:
                 size, mode = image.size, image.mode
         except (OSError, ValueError):
-            raise DataError(
-                f"'{path}' is not a readable PNG or JPEG image; replace or remove it"
-            ) from None
+            raise DataError(f"'{path}' is not a readable image; replace or remove it") from None
         found = (size, 1 if mode in GREY_MODES else 3)
         if first is None:
             first, first_path = found, path
@@ -171,7 +196,7 @@ def read_folder(
     if image_size:
         h, w = image_size
     shape = (channels or c, h, w)
-    examples = FolderExamples(paths, labels, num_classes, shape, bool(image_size), f"'{folder}'")
+    examples = FolderExamples(paths, labels, class_names, shape, bool(image_size), f"'{folder}'")
     return examples, file_sha256(paths, folder)
 
 

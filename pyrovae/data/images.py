@@ -109,6 +109,12 @@ class TrainTestData:
     def num_train(self) -> int:
         raise NotImplementedError
 
+    @property
+    def class_names(self) -> list[str]:
+        """The name of each class, label 0 first (a folder's class subfolders), or ``[]``
+        where the source does not name them."""
+        return list(self.source.get("class_names", []))
+
     def record(self) -> DataRecord:
         """The ``data`` config keys that record where the data came from and its shape, so
         that a run directory can rebuild its model without the data and find it again."""
@@ -118,6 +124,7 @@ class TrainTestData:
             "sha256": self.source["sha256"],
             "shape": list(self.image_shape),
             "num_classes": self.num_classes,
+            "class_names": self.class_names,
         }
 
     def train_batches(
@@ -157,7 +164,8 @@ class ImageData(TrainTestData):
         image_shape: ``(C, H, W)`` of an image, or ``(D,)`` of a vector.
         num_classes: number of classes of the labels (0: unlabelled).
         source: where the data came from, as recorded in a run's config (``dataset``,
-            ``path``, ``sha256``, ``shape``, ``num_classes``; see :meth:`record`).
+            ``path``, ``sha256``, ``class_names``; with ``shape`` and ``num_classes``, see
+            :meth:`record`).
         validation_images, validation_labels: the examples held out of the training set to
             validate on (``train.validation``), like the test set; ``None`` without.
     """

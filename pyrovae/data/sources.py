@@ -3,7 +3,8 @@
 * ``mnist``, ``fashion_mnist``, ``kmnist``: torchvision's MNIST family, read from their IDX
   files under the data root (downloaded by torchvision when missing and downloads are on);
 * ``cifar10``, ``svhn``: read by torchvision's own dataset classes under the data root;
-* ``folder``: a folder of PNG/JPEG images (``data.path``), flat or one subfolder per class;
+* ``folder``: a folder of images (``data.path``; PNG, JPEG, BMP, TIFF, WebP, GIF...), flat or
+  one subfolder per class;
 * ``array``: a ``.npy`` or ``.npz`` file (``data.path``);
 * ``tensors``: tensors, arrays or a Dataset given in Python (``pyrovae.train(config,
   train_data=...)``); a run trained on them records their hash, not the data.
@@ -85,12 +86,15 @@ class Splits:
         path: the file or folder read (absolute), ``""`` for a named data set or data given
             in Python.
         sha256: hash of the files read, or of the arrays given in Python (``""``: none).
+        class_names: the name of each class, label 0 first (a folder's class subfolders),
+            or empty where the source does not name them.
     """
 
     train: Examples
     test: Examples
     path: str = ""
     sha256: str = ""
+    class_names: tuple[str, ...] = ()
 
 
 class DataSource:
@@ -329,7 +333,7 @@ class _OwnFiles(DataSource):
     def open(cls, data: dict[str, Any], root: Path, download: bool) -> Splits:
         path = Path(data["path"]).expanduser().resolve()
         train, test, sha = cls.read(path, "data.path", data)
-        hashes = [sha]
+        hashes, class_names = [sha], train.class_names
         if data["test_path"]:
             if test is not None:
                 raise DataError(
@@ -344,17 +348,23 @@ class _OwnFiles(DataSource):
                     f"the test examples {test.where} have shape {test.item_shape}, the training "
                     f"examples {train.item_shape}; they must be alike"
                 )
+            if test.class_names != class_names:
+                raise DataError(
+                    f"the test examples {test.where} have the classes {list(test.class_names)}, "
+                    f"the training examples {list(class_names)}; give both the same class "
+                    "subfolders"
+                )
         if test is None:
             train, test = split_examples(train, data["test_fraction"], data["split_seed"])
-        return Splits(train, test, str(path), _combined_sha256(*hashes))
+        return Splits(train, test, str(path), _combined_sha256(*hashes), class_names)
 
 
 @DATASETS.register("folder")
 class Folder(_OwnFiles):
-    """A folder of PNG/JPEG images, flat or one subfolder per class (see
+    """A folder of images (any format Pillow reads), flat or one subfolder per class (see
     :mod:`pyrovae.data.files`)."""
 
-    what = "'DIR' (a folder of PNG or JPEG images)"
+    what = "'DIR' (a folder of images)"
     _FILE_KEYS = ()
 
     @classmethod
@@ -376,7 +386,7 @@ class Folder(_OwnFiles):
     def peek(cls, data: dict[str, Any]) -> tuple[tuple[int, ...], int] | None:
         from PIL import Image
 
-        paths, _, num_classes = folder_files(Path(data["path"]).expanduser(), "data.path")
+        paths, _, class_names = folder_files(Path(data["path"]).expanduser(), "data.path")
         try:
             with Image.open(paths[0]) as image:
                 (w, h), mode = image.size, image.mode
@@ -384,7 +394,7 @@ class Folder(_OwnFiles):
             return None
         if data["image_size"]:
             h, w = data["image_size"]
-        return (data["channels"] or (1 if mode in GREY_MODES else 3), h, w), num_classes
+        return (data["channels"] or (1 if mode in GREY_MODES else 3), h, w), len(class_names)
 
 
 @DATASETS.register("array")

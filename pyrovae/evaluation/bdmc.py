@@ -230,8 +230,8 @@ def bdmc(
         vae: a module with Pyro programs ``model(x, y)`` and ``guide(x, y)``.
         x: ``(N, data_dim)`` template of the simulated data (see :func:`simulate`), e.g. the
             first N test examples; ``y``: their labels for label-conditional priors.
-        num_chains, num_steps, num_leapfrog_steps, init, initial_step_size,
-        max_batch_elements: the :class:`~pyrovae.evaluation.ais.AISSettings`, as in
+        num_chains, num_steps, num_leapfrog_steps, init, initial_step_size, max_batch_elements:
+            the :class:`~pyrovae.evaluation.ais.AISSettings`, as in
             :func:`pyrovae.evaluation.ais.ais_log_likelihood`; the reverse chains run the
             forward pass's adapted step sizes in reverse order.
         seed: seeds the simulation and the chains.

@@ -22,17 +22,20 @@ Example::
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from ..data import DataShape, data_shape
-from ..errors import ConfigError
+from ..errors import ConfigError, PyrovaeWarning
 from .guides import GUIDES
 from .likelihoods import LIKELIHOODS
 from .networks import DECODERS, ENCODERS
@@ -80,12 +83,14 @@ def build_model(
     *,
     training: bool = False,
     device: torch.device | None = None,
+    program_source: Path | None = None,
 ) -> Program:
     """The model a resolved ``config`` trains, as a :class:`~pyrovae.models.program.Program`:
     ``model`` when given (a module of one's own, adapted), else the module the factory of
-    ``model.program`` returns, else the built-in model (:func:`build_builtin`, checked to fit
-    in the memory of ``device``, with ``training`` together with its gradients and optimizer
-    state).
+    ``model.program`` returns (imported from ``program_source``, a run's copy of the
+    module's file, when the module is not importable), else the built-in model
+    (:func:`build_builtin`, checked to fit in the memory of ``device``, with ``training``
+    together with its gradients and optimizer state).
 
     Raises:
         ConfigError: ``model`` or the factory's module is not a program; the factory cannot
@@ -97,7 +102,7 @@ def build_model(
     spec = config["model"].get("program", "")
     if not spec:
         return build_builtin(config, training=training, device=device)
-    module = load_factory(spec)(dict(config))
+    module = load_factory(spec, program_source)(dict(config))
     return as_program(
         module,
         _known_image_shape(config),
@@ -277,9 +282,12 @@ def _build_hierarchy(cls: type[Program], config: Mapping[str, Any], shape: DataS
 _SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
-def load_factory(spec: str) -> Callable[[dict[str, Any]], Any]:
+def load_factory(spec: str, source: Path | None = None) -> Callable[[dict[str, Any]], Any]:
     """The callable named by ``spec`` = ``"package.module:attribute"`` (imported; the current
     folder is searched first, as ``python -m`` does). Importing runs that module's code.
+
+    ``source``: a copy of the module's file (a run directory keeps one), imported instead
+    when the module itself cannot be found, with a one-line :class:`PyrovaeWarning` saying so.
 
     Raises:
         ConfigError: ``spec`` is malformed, the module cannot be imported, it has no such
@@ -292,7 +300,7 @@ def load_factory(spec: str) -> Callable[[dict[str, Any]], Any]:
             "module)"
         )
     module_name, attribute = spec.split(":")
-    target: Any = _import(spec, module_name)
+    target: Any = _import(spec, module_name, source)
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise ConfigError(
@@ -308,21 +316,54 @@ def load_factory(spec: str) -> Callable[[dict[str, Any]], Any]:
     return target
 
 
-def _import(spec: str, module_name: str) -> Any:
-    """Import ``module_name`` with the current folder searched first."""
+def _import(spec: str, module_name: str, source: Path | None = None) -> Any:
+    """Import ``module_name`` with the current folder searched first; from the file
+    ``source`` when it exists and the module cannot be found."""
     cwd = os.getcwd()
     added = cwd not in sys.path
     if added:
         sys.path.insert(0, cwd)
     try:
         return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name is not None and (module_name + ".").startswith(exc.name + ".")
+        if not (missing and source is not None and source.is_file()):
+            raise _import_error(spec, module_name, exc) from None
     except Exception as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ConfigError(
-            f"model.program = {spec!r}: importing {module_name!r} failed "
-            f"({type(exc).__name__}: {message}); make the module importable (install it, run "
-            "from the folder that holds it, or add that folder to PYTHONPATH)"
-        ) from None
+        raise _import_error(spec, module_name, exc) from None
     finally:
         if added:
             sys.path.remove(cwd)
+    assert source is not None  # only a module that is missing, with its copy, comes here
+    return _import_copy(spec, module_name, source)
+
+
+def _import_copy(spec: str, module_name: str, source: Path) -> Any:
+    """Import the module ``module_name`` from its copy ``source``, saying so in one line."""
+    warnings.warn(
+        PyrovaeWarning(
+            f"model.program = {spec!r}: module {module_name!r} is not importable here; using "
+            f"the copy of its source that the run keeps, '{source}'"
+        ),
+        stacklevel=4,
+    )
+    found = importlib.util.spec_from_file_location(module_name, source)
+    assert found is not None and found.loader is not None  # a .py file always has a loader
+    module = importlib.util.module_from_spec(found)
+    sys.modules[module_name] = module
+    try:
+        found.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise _import_error(spec, module_name, exc) from None
+    return module
+
+
+def _import_error(spec: str, module_name: str, exc: Exception) -> ConfigError:
+    """The error of a module that cannot be imported."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return ConfigError(
+        f"model.program = {spec!r}: importing {module_name!r} failed "
+        f"({type(exc).__name__}: {message}); make the module importable (install it, run "
+        "from the folder that holds it, or add that folder to PYTHONPATH)"
+    )

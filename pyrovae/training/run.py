@@ -10,6 +10,7 @@ only it shows progress; a checkpoint written by N processes resumes under any nu
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -19,8 +20,8 @@ import torch
 
 from .. import distributed
 from ..config import Config, resolve_config
-from ..data import load_data
-from ..errors import CheckpointError, ConfigError
+from ..data import ImageData, StreamingImageData, load_data
+from ..errors import BinarizedColourWarning, CheckpointError, ConfigError
 from ..infer.objectives import OBJECTIVES
 from ..models.factory import build_model
 from ..models.program import Program
@@ -31,11 +32,13 @@ from .loggers import loggers_from_config
 from .run_dir import (
     BEST_FILE,
     CHECKPOINT_FILE,
+    PROGRAM_FILE,
     load_checkpoint,
     read_config,
     read_metrics,
     write_config,
     write_metrics,
+    write_program_source,
 )
 from .run_guard import check_new_run_dir, hold_run_dir
 from .trainer import Trainer
@@ -65,11 +68,14 @@ def _trainer(
     run_dir: Path | None,
     model: Any = None,
     data: tuple[Any, Any] = (None, None),
+    program_source: Path | None = None,
 ) -> Trainer:
     """A Trainer for the resolved ``config``: a freshly initialised VAE (or the program
     ``model``, or the one ``model.program`` builds; see :func:`build_model`) and its data (the
     config's source, or ``data = (train_data, test_data)`` given in Python). The config's
-    ``data`` section is completed with the record of the data (:meth:`ImageData.record`)."""
+    ``data`` section is completed with the record of the data (:meth:`ImageData.record`).
+    ``program_source``: a run's copy of its ``model.program`` module (see
+    :func:`build_model`)."""
     device = select_device(config["train"]["device"])
     distributed.check_global_batch(config["train"]["batch_size"])
     progress = progress and distributed.is_main()
@@ -87,7 +93,9 @@ def _trainer(
     config["data"].update(loaded.record())  # the run's model is rebuilt from this record
     pyro.set_rng_seed(config["train"]["seed"])  # initial weights and Monte Carlo draws
     # a built-in model is measured on the meta device before a single parameter is allocated
-    vae = build_model(config, model, training=True, device=device).to(device)
+    vae = build_model(
+        config, model, training=True, device=device, program_source=program_source
+    ).to(device)
     _check_training_step(vae, config, loaded)
     return Trainer(vae.module, loaded, config, device, run_dir=run_dir, progress=progress)
 
@@ -107,6 +115,22 @@ def _check_training_step(program: Program, config: Config, loaded: Any) -> None:
         f"{objective.num_particles:,} x {config['train']['batch_size']:,}"
     )
     check_training_step_fits(program, objective.elbo(), x, y, what)
+
+
+def _warn_binarized_colour(data: ImageData | StreamingImageData) -> None:
+    """Say, in one line, that a new run binarizes colour images (the default
+    ``data.binarize = "dynamic"``, made for the Bernoulli likelihood of binary MNIST)."""
+    shape = data.image_shape
+    if data.binarize != "none" and len(shape) == 3 and shape[0] == 3:
+        warnings.warn(
+            BinarizedColourWarning(
+                f"data.binarize = {data.binarize!r} binarizes the colour images of {data.name} "
+                "(each channel's 8-bit levels become 0 or 1); to model their colours set "
+                "model.likelihood = 'discretized_logistic' and data.binarize = 'none' (as "
+                "configs/cifar10.toml does)"
+            ),
+            stacklevel=3,
+        )
 
 
 def train(
@@ -158,6 +182,7 @@ def train(
     if out is None:
         trainer = _trainer(config, data_root, progress, None, model, data)
         trainer.callbacks = hooks
+        _warn_binarized_colour(trainer.data)
         trainer.fit()
         return trainer
     run_dir = Path(out)
@@ -165,10 +190,13 @@ def train(
     if main:
         check_new_run_dir(run_dir)  # refuse before the data is loaded; again under the lock
     trainer = _trainer(config, data_root, progress, None, model, data)
+    _warn_binarized_colour(trainer.data)
     with hold_run_dir(run_dir, new=True) if main else contextlib.nullcontext():
         if main:
             write_metrics(run_dir, [])
             write_config(run_dir, config)  # the run's marker files, metrics first
+            if config["model"]["program"]:
+                write_program_source(run_dir, config["model"]["program"])
             trainer.run_dir = run_dir
         trainer.callbacks = hooks
         trainer.fit()
@@ -226,6 +254,7 @@ def resume(
             run_dir,
             _run_model(run_dir, state, model),
             (train_data, test_data),
+            run_dir / PROGRAM_FILE,
         )
         trainer.load_state_dict(state)
         trainer.metrics = [r for r in metrics if r["epoch"] <= trainer.epoch]
@@ -313,7 +342,9 @@ def load_program(
     name = checkpoint_file(run_dir, checkpoint)
     state = load_checkpoint(run_dir, map_location=dev, name=name)
     state["checkpoint"] = "best" if name == BEST_FILE else "last"
-    program = build_model(config, _run_model(run_dir, state, model)).to(dev)
+    program = build_model(
+        config, _run_model(run_dir, state, model), program_source=run_dir / PROGRAM_FILE
+    ).to(dev)
     try:
         program.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as exc:

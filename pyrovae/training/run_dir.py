@@ -6,14 +6,17 @@ rewritten atomically at each epoch end), with a validation split ``best.pt`` (th
 epoch with the best validation ELBO so far), ``metrics.jsonl`` (one JSON object per epoch;
 ELBOs in nats per example, the epoch's learning rate), the picture of samples and
 reconstructions, and what the loggers of ``[log]`` write (``metrics.csv``, ``steps.csv``,
-``tensorboard/``, ``mlflow.db``, ``mlartifacts/``).
+``tensorboard/``, ``mlflow.db``, ``mlartifacts/``); a run of a ``model.program`` module also
+keeps a copy of its source file, ``program.py``.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import pickle
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +38,7 @@ __all__ = [
     "STEPS_CSV_FILE",
     "METRICS_FILE",
     "PICTURE_FILE",
+    "PROGRAM_FILE",
     "atomic_write_bytes",
     "load_checkpoint",
     "read_config",
@@ -42,6 +46,7 @@ __all__ = [
     "save_checkpoint",
     "write_config",
     "write_metrics",
+    "write_program_source",
 ]
 
 CONFIG_FILE = "config.toml"
@@ -59,8 +64,26 @@ STEPS_CSV_FILE = "steps.csv"
 TENSORBOARD_DIR = "tensorboard"
 MLFLOW_DB = "mlflow.db"
 MLFLOW_ARTIFACTS = "mlartifacts"
+#: the copy of a ``model.program`` module's source file (imported when the module is not)
+PROGRAM_FILE = "program.py"
 #: bumped when the checkpoint layout changes
 CHECKPOINT_FORMAT = 1
+
+
+def write_program_source(run_dir: Path, spec: str) -> None:
+    """Keep a copy of the source file of the (imported) module of ``model.program = spec`` in
+    ``run_dir/program.py``, so that the run rebuilds its model where the module cannot be
+    imported (:func:`~pyrovae.models.factory.load_factory`); nothing for a module without
+    a source file."""
+    module = sys.modules.get(spec.split(":")[0])
+    try:
+        source = inspect.getsourcefile(module) if module is not None else None
+    except TypeError:  # a built-in module
+        source = None
+    if source is None:
+        return
+    code = Path(source).read_bytes()
+    atomic_write_bytes(Path(run_dir) / PROGRAM_FILE, lambda f: f.write(code))
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any], name: str = CHECKPOINT_FILE) -> None:

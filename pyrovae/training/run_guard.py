@@ -11,12 +11,15 @@ its first epoch, and every later writer of the run (the epochs, ``--resume``) ke
   afresh). A file, a run with a checkpoint, and a folder holding anything else (say a
   hand-written ``config.toml``) are refused, and nothing in them changes. The folder is
   looked at under its lock, so a run another process is starting is reported as in use.
-* :func:`hold_run_dir` holds an exclusive lock on the run (``fcntl.flock`` on the folder
-  itself, taken without waiting; no lock file) for as long as the run is trained: a second
-  ``train`` into the same folder or a ``--resume`` of a run in training fails at once. The
-  operating system drops the lock when the process ends, however it ends, so a killed run
-  never stays locked. Holding the lock, the guard removes the temporary files that a kill
-  during an atomic write leaves behind (``.checkpoint.pt.XXXX.tmp``...).
+* :func:`hold_run_dir` holds an exclusive lock on the run (the ``filelock`` package's
+  :class:`~filelock.FileLock` on the hidden file ``.pyrovae.lock`` in the folder: ``flock``
+  on POSIX, ``msvcrt.locking`` on Windows; taken without waiting) for as long as the run is
+  trained: a second ``train`` into the same folder or a ``--resume`` of a run in training
+  fails at once. The operating system drops the lock when the process ends, however it ends,
+  so a killed run never stays locked. The lock file is only ever made in a folder that is
+  empty or a run (a folder of other files is refused before it is locked). Holding the
+  lock, the guard removes the temporary files that a kill during an atomic write leaves
+  behind (``.checkpoint.pt.XXXX.tmp``...).
 
 Reading a run (``evaluate``, ``sample``, ``plot``) takes no lock: every file of a run is
 replaced atomically, so a reader sees either the previous or the next epoch's file.
@@ -25,25 +28,31 @@ replaced atomically, so a reader sees either the previous or the next epoch's fi
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
+from filelock import FileLock, Timeout
+
 from ..atomic import TEMP_SUFFIX, temp_prefix, write_error
 from ..errors import RunDirectoryError
 from .run_dir import (
+    BEST_FILE,
     CHECKPOINT_FILE,
     CONFIG_FILE,
     CSV_FILE,
     METRICS_FILE,
     PICTURE_FILE,
+    PROGRAM_FILE,
     STEPS_CSV_FILE,
 )
 
-__all__ = ["check_new_run_dir", "hold_run_dir", "is_run_dir"]
+__all__ = ["LOCK_FILE", "check_new_run_dir", "hold_run_dir", "is_run_dir"]
+
+#: the file whose lock is the run's (hidden; kept, empty, after the run)
+LOCK_FILE = ".pyrovae.lock"
 
 #: the files that mark a folder as a run directory
 MARKER_FILES = (CONFIG_FILE, METRICS_FILE)
@@ -51,10 +60,12 @@ MARKER_FILES = (CONFIG_FILE, METRICS_FILE)
 WRITTEN_FILES = (
     CONFIG_FILE,
     CHECKPOINT_FILE,
+    BEST_FILE,
     METRICS_FILE,
     PICTURE_FILE,
     CSV_FILE,
     STEPS_CSV_FILE,
+    PROGRAM_FILE,
 )
 
 
@@ -80,11 +91,14 @@ def check_new_run_dir(path: Path) -> None:
     rather than as a folder of other files."""
     path = Path(path)
     if _check_path(path):
-        fd = _lock(path)
+        if not (path / LOCK_FILE).exists():
+            _check_contents(path)  # no pyrovae process has been here: nothing to wait for
+            return
+        lock = _lock(path)
         try:
             _check_contents(path)
         finally:
-            os.close(fd)
+            lock.release()
 
 
 def _check_path(path: Path) -> bool:
@@ -109,7 +123,7 @@ def _check_contents(path: Path) -> None:
             f"{path}` or choose another --out"
         )
     try:
-        entries = sorted(e for e in os.listdir(path) if not _is_temporary(e))
+        entries = sorted(e for e in os.listdir(path) if not _is_temporary(e) and e != LOCK_FILE)
     except OSError as exc:
         raise RunDirectoryError(f"--out '{path}' cannot be read: {exc.strerror}") from None
     if entries and not is_run_dir(path) and not _is_run_cut_at_start(path, entries):
@@ -126,21 +140,19 @@ def _is_run_cut_at_start(path: Path, entries: list[str]) -> bool:
     return entries == [METRICS_FILE] and (path / METRICS_FILE).stat().st_size == 0
 
 
-def _lock(path: Path) -> int:
-    """Open the folder ``path`` and lock it; the open descriptor holds the lock."""
+def _lock(path: Path) -> FileLock:
+    """Take the lock of the run directory ``path`` (without waiting) and return it."""
+    lock = FileLock(path / LOCK_FILE, timeout=0)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise RunDirectoryError(f"'{path}' cannot be opened: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+        lock.acquire()
+    except Timeout:
         raise RunDirectoryError(
             f"'{path}' is in use by another pyrovae process (training or resuming it); wait "
             "for it to finish or choose another folder"
         ) from None
-    return fd
+    except OSError as exc:
+        raise RunDirectoryError(f"'{path}' cannot be locked: {exc.strerror}") from None
+    return lock
 
 
 def _remove_stale_temporaries(path: Path) -> None:
@@ -181,11 +193,13 @@ def hold_run_dir(path: Path, new: bool) -> Iterator[Path]:
             pass
         except OSError as exc:
             raise write_error(path, exc) from None
-    elif not path.is_dir():
+    elif not is_run_dir(path):
         _refuse_not_a_run(path)
+    if new and not (path / LOCK_FILE).exists():
+        _check_contents(path)  # a folder of other files is refused before a lock file is made
     # if the lock is taken, the folder is another process's run now (even if this one made
     # it): leave it as it is
-    fd = _lock(path)
+    lock = _lock(path)
     try:
         # the contents are looked at now that no other pyrovae process can write in them
         if new:
@@ -200,4 +214,4 @@ def hold_run_dir(path: Path, new: bool) -> Iterator[Path]:
         _remove_stale_temporaries(path)
         yield path
     finally:
-        os.close(fd)
+        lock.release()

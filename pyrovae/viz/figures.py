@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..data import ImageData, StreamingImageData
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..evaluation.metrics import kl_per_dimension
 from ..models.program import LatentSpace, Program, as_program
 from ..rng import fixed_rng
@@ -67,9 +67,15 @@ def samples_figure(
     return plots.plot_samples(images, program.example_shape())
 
 
-def classes_figure(vae: nn.Module, per_class: int = 10, seed: int = 0) -> Figure:
+def classes_figure(
+    vae: nn.Module,
+    per_class: int = 10,
+    seed: int = 0,
+    class_names: Sequence[str] | None = None,
+) -> Figure:
     """One row of ``per_class`` samples E[x|z], z ~ p(z|y), for each class y (label-conditional
-    models only: a class-conditional prior).
+    models only: a class-conditional prior), labelled with ``class_names`` when given (else
+    the class numbers).
 
     Raises:
         ConfigError: the model is not label-conditional.
@@ -80,7 +86,7 @@ def classes_figure(vae: nn.Module, per_class: int = 10, seed: int = 0) -> Figure
     with fixed_rng(seed, program.device):
         images = program.sample(len(y), y)
     return plots.plot_class_rows(
-        images.reshape(num_classes, per_class, -1), program.example_shape()
+        images.reshape(num_classes, per_class, -1), program.example_shape(), class_names or None
     )
 
 
@@ -113,7 +119,8 @@ def latent_figure(
     labels: torch.Tensor,
     class_names: Sequence[str] | None = None,
 ) -> Figure:
-    """Scatter of the posterior means of ``images`` coloured by ``labels`` (2-D latents only).
+    """Scatter of the posterior means of ``images`` coloured by ``labels`` (2-D latents only;
+    in one colour when unlabelled: labels -1).
 
     Raises:
         ConfigError: the model has no single latent space, or its latent_dim is not 2.
@@ -140,10 +147,23 @@ def manifold_figure(vae: nn.Module, n: int = 15) -> Figure:
 
 def interpolation_pairs(labels: torch.Tensor, pairs: int, seed: int = 0) -> torch.Tensor:
     """``(pairs, 2)`` indices of examples, each pair of two different classes, chosen at
-    random with ``seed``."""
+    random with ``seed``; for unlabelled examples (every label -1), pairs of different
+    examples (as many as there are, up to ``pairs``).
+
+    Raises:
+        DataError: fewer than two examples, or labelled examples of fewer than two classes
+            or too few to make ``pairs`` pairs of different classes.
+    """
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(labels.shape[0], generator=gen)
     labels = labels.cpu()
+    if labels.shape[0] < 2:
+        raise DataError(
+            f"the interpolation figure needs two test examples or more, got {labels.shape[0]}"
+        )
+    if bool((labels < 0).all()):  # unlabelled: any two different examples
+        count = min(pairs, labels.shape[0] // 2)
+        return order[: 2 * count].reshape(count, 2)
     chosen: list[tuple[int, int]] = []
     i = 0
     while len(chosen) < pairs and i + 1 < len(order):
@@ -154,7 +174,10 @@ def interpolation_pairs(labels: torch.Tensor, pairs: int, seed: int = 0) -> torc
         else:
             i += 1
     if len(chosen) < pairs:
-        raise ValueError(f"found only {len(chosen)} pairs of differently labelled examples")
+        raise DataError(
+            f"the interpolation figure needs {pairs} pairs of test examples of different "
+            f"classes, found only {len(chosen)}; give a test set with more classes or examples"
+        )
     return torch.tensor(chosen)
 
 
@@ -168,7 +191,8 @@ def interpolation_figure(
     seed: int = 0,
 ) -> Figure:
     """Decoder means along straight lines between the posterior means of ``pairs`` pairs of
-    differently labelled ``images``, ``steps`` points each, inputs shown at either side."""
+    differently labelled ``images`` (of different images, when unlabelled: labels -1),
+    ``steps`` points each, inputs shown at either side."""
     program = as_program(vae)
     space = program.latent_space("the interpolation figure")
     index = interpolation_pairs(labels, pairs, seed).to(images.device)
@@ -220,9 +244,12 @@ def draw(
     metrics: Sequence[Mapping[str, Any]] = (),
     seed: int = 0,
     image_shape: tuple[int, ...] | None = None,
+    class_names: Sequence[str] = (),
 ) -> Figure:
     """The figure ``kind`` (one of :data:`~pyrovae.viz.FIGURE_KINDS`) of ``vae``
-    (``image_shape``: the data's, for a program module without one).
+    (``image_shape``: the data's, for a program module without one; ``class_names``: the
+    names of the classes, label 0 first, for the "classes" and "latent" figures; default:
+    the data's, else the class numbers).
 
     ``data`` (its test set) is needed by the kinds in :data:`~pyrovae.viz.NEEDS_DATA`;
     ``metrics`` (a run's rows) by "curves". A model has the kinds of its
@@ -230,6 +257,7 @@ def draw(
     if kind not in FIGURE_KINDS:
         raise ValueError(f"unknown figure kind {kind!r}; expected one of {', '.join(FIGURE_KINDS)}")
     shape = image_shape or (data.image_shape if data is not None else None)
+    names = list(class_names) or (data.class_names if data is not None else [])
     program = as_program(vae, shape)
     check_kind(kind, program)
     if kind == "samples":
@@ -239,13 +267,13 @@ def draw(
     if kind == "manifold":
         return manifold_figure(program)
     if kind == "classes":
-        return classes_figure(program, seed=seed)
+        return classes_figure(program, seed=seed, class_names=names)
     if data is None:
         raise ValueError(f"the {kind!r} figure needs the data set")
     if kind == "reconstructions":
         return reconstructions_figure(program, data.test_images, seed=seed)
     if kind == "latent":
-        return latent_figure(program, data.test_images, data.test_labels)
+        return latent_figure(program, data.test_images, data.test_labels, names or None)
     if kind == "kl_per_dimension":
         return kl_per_dimension_figure(program, data.test_images, data.test_labels)
     return interpolation_figure(program, data.test_images, data.test_labels, seed=seed)

@@ -7,7 +7,8 @@ Each ``plot_*`` function draws one kind of figure from tensors (or arrays) onto 
 drawing never changes the user's matplotlib backend or keeps figures alive. Conventions:
 
 * images are flat vectors ``(N, C*H*W)`` with values in [0, 1], shown with
-  ``image_shape = (C, H, W)`` (colour channels are averaged to grey);
+  ``image_shape = (C, H, W)``: one channel in grey, three in colour (RGB), any other number
+  averaged to grey;
 * log-likelihoods, ELBOs and KL divergences are in nats per example;
 * text never overlaps and every axis says what it measures and in which unit.
 """
@@ -94,16 +95,21 @@ def require_2d_latent(latent_dim: int, what: str) -> None:
 
 
 def image_grid(images: torch.Tensor, image_shape: tuple[int, ...], ncols: int) -> torch.Tensor:
-    """Tile ``(N, C*H*W)`` images into one ``(rows*H, ncols*W)`` grey image (1 px white gaps)."""
+    """Tile ``(N, C*H*W)`` images, ``ncols`` a row, with 1 px white gaps (torchvision's
+    :func:`~torchvision.utils.make_grid`, its outer border cut): ``(rows*(H+1)-1,
+    ncols*(W+1)-1)`` grey levels for one channel (or any number but three, averaged), or the
+    same ``(..., 3)`` in colour for three (RGB). Missing cells of the last row are white."""
+    from torchvision.utils import make_grid
+
     c, h, w = image_shape if len(image_shape) == 3 else (1, *image_shape)
-    images = _tensor(images).reshape(-1, c, h, w).mean(1)
+    images = _tensor(images).reshape(-1, c, h, w).clamp(0.0, 1.0)
+    if c != 3:
+        images = images.mean(1, keepdim=True)
     n = images.shape[0]
-    nrows = -(-n // ncols)
-    grid = torch.ones(nrows * (h + 1) - 1, ncols * (w + 1) - 1)
-    for i in range(n):
-        r, col = divmod(i, ncols)
-        grid[r * (h + 1) : r * (h + 1) + h, col * (w + 1) : col * (w + 1) + w] = images[i]
-    return grid
+    cells = -(-n // ncols) * ncols
+    images = torch.cat([images, images.new_ones(cells - n, *images.shape[1:])])
+    grid = make_grid(images, nrow=ncols, padding=1, pad_value=1.0)[:, 1:-1, 1:-1]
+    return grid[0] if c != 3 else grid.permute(1, 2, 0).contiguous()
 
 
 def _image_height(image_shape: tuple[int, ...]) -> int:
@@ -111,6 +117,7 @@ def _image_height(image_shape: tuple[int, ...]) -> int:
 
 
 def _show_grid(ax: Axes, grid: torch.Tensor, title: str = "") -> None:
+    """Show an :func:`image_grid` (grey ``(H, W)`` or colour ``(H, W, 3)``) without ticks."""
     ax.imshow(grid.numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     if title:
         ax.set_title(title)
@@ -172,7 +179,7 @@ def _show_pairs(
     grid = image_grid(pair_rows(inputs, reconstructions, ncols), image_shape, ncols)
     pair_height = 2 * (h + 1)  # two rows and their 1 px gaps
     blocks = -(-grid.shape[0] // pair_height)
-    strip = torch.ones(gap, grid.shape[1])
+    strip = torch.ones(gap, *grid.shape[1:])
     parts = []
     for b in range(blocks):
         parts += [grid[b * pair_height : b * pair_height + 2 * h + 1]] + [strip] * (b < blocks - 1)
@@ -349,7 +356,7 @@ def plot_latent_scatter(
     title: str = "posterior means E[z|x] of test images",
 ) -> Figure:
     """Scatter of 2-D posterior means ``(N, 2)`` coloured by class ``labels`` ``(N,)``, with a
-    colour bar naming the classes.
+    colour bar naming the classes; unlabelled means (every label -1) in one colour.
 
     Raises:
         ConfigError: the means are not 2-D (the model's latent_dim is not 2).
@@ -358,6 +365,8 @@ def plot_latent_scatter(
     if means.ndim != 2:
         raise ValueError(f"means must have shape (N, latent_dim), got {tuple(means.shape)}")
     require_2d_latent(means.shape[1], "latent scatter")
+    if not bool((labels >= 0).any()):
+        return _plot_unlabelled_scatter(means, f"{title} (unlabelled)")
     num_classes = int(labels.max().item()) + 1 if class_names is None else len(class_names)
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
     base = matplotlib.colormaps["tab10" if num_classes <= 10 else "tab20"]
@@ -381,6 +390,18 @@ def plot_latent_scatter(
         bar.solids.set_alpha(1.0)  # the key shows the full colours, not the points' transparency
     bar.ax.set_yticklabels(names)
     bar.set_label("class")
+    ax.set_xlabel("posterior mean of $z_1$")
+    ax.set_ylabel("posterior mean of $z_2$")
+    ax.set_title(title)
+    ax.set_aspect("equal", adjustable="datalim")
+    return fig
+
+
+def _plot_unlabelled_scatter(means: torch.Tensor, title: str) -> Figure:
+    """The scatter of :func:`plot_latent_scatter` for unlabelled means, in one colour."""
+    fig, ax = _figure(figsize=(6, 6))
+    size = float(np.clip(20000 / max(len(means), 1), 2, 16))
+    ax.scatter(means[:, 0], means[:, 1], s=size, alpha=0.7, linewidths=0, rasterized=True)
     ax.set_xlabel("posterior mean of $z_1$")
     ax.set_ylabel("posterior mean of $z_2$")
     ax.set_title(title)

@@ -4,6 +4,8 @@ CIFAR-10 and SVHN read by torchvision's own loaders from fake files in their lay
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -83,3 +85,108 @@ def test_torchvision_colour_sets_are_read_by_torchvision(tmp_path, monkeypatch, 
     assert torch.equal(data.test_images, images) and data.test_labels.tolist() == labels
     with pytest.raises(pyrovae.DataError, match="downloads are off"):
         pyrovae.load_data(resolved_data(dataset=dataset), root=tmp_path / "empty")
+
+
+def test_a_folder_takes_every_format_pillow_reads(tmp_path):
+    """BMP, TIFF, WebP (lossless) and PNG images are read as they are; a GIF by its first
+    frame (a red frame before a blue one reads as red)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    pixels = {s: rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+              for s in (".bmp", ".tiff", ".webp", ".png")}
+    for suffix, array in pixels.items():
+        Image.fromarray(array).save(folder / f"a{suffix}", lossless=True)
+    red, blue = (Image.new("RGB", (W, H), colour) for colour in ((255, 0, 0), (0, 0, 255)))
+    red.save(folder / "b.gif", save_all=True, append_images=[blue])
+    data = pyrovae.load_data(resolved_data(dataset="folder", path=str(folder), test_fraction=0.2,
+                                           binarize="none"))
+    assert data.image_shape == (3, H, W) and data.num_train + len(data.test_images) == 5
+    rows = {tuple(row.tolist()) for row in torch.cat([data.train_images, data.test_images])}
+    for array in pixels.values():
+        assert tuple((torch.from_numpy(array).permute(2, 0, 1).reshape(-1) / 255).tolist()) in rows
+    first_frame = torch.tensor([1.0, 0.0, 0.0])[:, None].expand(3, H * W).reshape(-1)
+    assert tuple(first_frame.tolist()) in rows
+
+
+def test_a_large_folder_shows_a_progress_bar_while_read_and_hashed(tmp_path, monkeypatch,
+                                                                   capsys):
+    from pyrovae.data import files
+
+    folder = write_png_folder(tmp_path / "images")
+    monkeypatch.setattr(files, "PROGRESS_MIN_FILES", 12)  # the folder's 12 images are "many"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal
+    pyrovae.load_data(resolved_data(dataset="folder", path=str(folder), binarize="none"))
+    err = capsys.readouterr().err
+    assert "reading the images' headers" in err and "hashing the data's files" in err, err
+    assert "0/12" in err, err  # the bar counts the files
+    monkeypatch.setattr(files, "PROGRESS_MIN_FILES", 13)  # a small folder: no bar
+    pyrovae.load_data(resolved_data(dataset="folder", path=str(folder), binarize="none"))
+    assert capsys.readouterr().err == ""
+
+
+def test_class_subfolders_name_the_classes_of_a_run(tmp_path, capsys):
+    """The names of the class subfolders are recorded in the run, label the rows of the
+    "classes" figure and are what `sample --label` takes."""
+    from pyrovae.cli import main
+    from pyrovae.viz import figures
+
+    from png_checks import assert_legible
+
+    folder = tmp_path / "pets"
+    write_png_folder(folder, per_class=8, classes=2)
+    for label, name in enumerate(("cat", "dog")):
+        (folder / f"class_{label}").rename(folder / name)
+    out = tmp_path / "run"
+    trainer = pyrovae.train(
+        tiny_config(data={"dataset": "folder", "path": str(folder), "binarize": "none",
+                          "train_limit": 0, "test_limit": 0},
+                    model={"latent_dim": 2, "prior": {"type": "conditional"},
+                           "likelihood": "continuous_bernoulli"},
+                    train={"batch_size": 4}, eval={"num_samples": 0}),
+        out=out, progress=False)
+    assert pyrovae.load_config(out / "config.toml")["data"]["class_names"] == ["cat", "dog"]
+    texts = assert_legible(figures.draw("classes", trainer.program,
+                                        class_names=trainer.config["data"]["class_names"]))
+    assert {"cat", "dog"} <= set(texts), texts
+    assert main(["plot", str(out), "--kind", "classes", "--device", "cpu"]) == 0
+    assert main(["sample", str(out), "--label", "dog", "--num", "4", "--out",
+                 str(tmp_path / "dogs.png"), "--device", "cpu"]) == 0
+    assert (tmp_path / "dogs.png").is_file()
+    capsys.readouterr()
+    assert main(["sample", str(out), "--label", "bird", "--out", str(tmp_path / "x.png"),
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'bird' is not a class of this run" in err, err
+    assert "its classes are cat, dog" in err, err
+
+
+def test_binarizing_colour_images_is_said_in_one_line(tmp_path):
+    """The default data.binarize = "dynamic" turns colour images into 0/1 channels: a new run
+    says so, naming the likelihood that models 8-bit colour; grey images (binary MNIST's
+    setting) and colour kept as it is say nothing."""
+    import warnings
+
+    colour = write_png_folder(tmp_path / "colour", mode="RGB")
+    grey = write_png_folder(tmp_path / "grey")
+
+    def train(folder, likelihood="bernoulli", **data):
+        config = tiny_config(data={"dataset": "folder", "path": str(folder), "train_limit": 0,
+                                   "test_limit": 0, **data},
+                             model={"latent_dim": 2, "likelihood": likelihood},
+                             train={"batch_size": 4},
+                             eval={"num_samples": 0})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pyrovae.train(config, progress=False)
+        return [w for w in caught if issubclass(w.category, pyrovae.PyrovaeWarning)]
+
+    said = train(colour)
+    assert len(said) == 1 and issubclass(said[0].category, pyrovae.BinarizedColourWarning)
+    message = str(said[0].message)
+    assert "\n" not in message and "binarizes the colour images" in message, message
+    assert "model.likelihood = 'discretized_logistic'" in message, message
+    assert train(grey) == []
+    assert train(colour, binarize="none", likelihood="continuous_bernoulli") == []

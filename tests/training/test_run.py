@@ -10,6 +10,7 @@ import pyrovae
 from pyrovae import CheckpointError, ConfigError
 from pyrovae.training import load_run, select_device
 from pyrovae.training.run_dir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, read_metrics
+from pyrovae.training.run_guard import LOCK_FILE
 from pyrovae.training.trainer import PICTURE_FILE
 
 from conftest import numbers, tiny_config
@@ -121,7 +122,7 @@ def test_a_run_directory_holds_config_metrics_checkpoint_and_picture(tmp_path):
     out = tmp_path / "run"
     trainer = pyrovae.train(tiny_config(train={"epochs": 2}), out=out, progress=False)
     assert {p.name for p in out.iterdir()} == {CONFIG_FILE, CHECKPOINT_FILE, METRICS_FILE,
-                                               PICTURE_FILE}
+                                               PICTURE_FILE, LOCK_FILE}
     assert PICTURE_FILE == "samples_reconstructions.png"  # the name the README shows
     assert read_metrics(out) == trainer.metrics
     vae, config, state = load_run(out, device="cpu")

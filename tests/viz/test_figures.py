@@ -118,5 +118,12 @@ def test_interpolation_pairs_join_different_classes_reproducibly():
     assert (labels[pairs[:, 0]] != labels[pairs[:, 1]]).all()
     assert len(set(pairs.flatten().tolist())) == 8  # no example used twice
     assert torch.equal(pairs, figures.interpolation_pairs(labels, 4, seed=1))
-    with pytest.raises(ValueError, match="found only 0 pairs"):
+    with pytest.raises(pyrovae.DataError, match="found only 0"):
         figures.interpolation_pairs(torch.zeros(10, dtype=torch.long), 1)
+
+
+def test_interpolation_pairs_of_unlabelled_examples_join_different_examples():
+    pairs = figures.interpolation_pairs(torch.full((7,), -1), 6, seed=1)
+    assert pairs.shape == (3, 2) and len(set(pairs.flatten().tolist())) == 6  # 7 // 2 pairs
+    with pytest.raises(pyrovae.DataError, match="two test examples or more"):
+        figures.interpolation_pairs(torch.full((1,), -1), 6)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -207,3 +208,50 @@ def test_bad_inputs_are_refused():
                                              bdmc_gap=[1, 0.5])
     with pytest.raises(ValueError, match="lengths differ"):
         plots.plot_log_likelihood_vs_compute([1, 10], [-100], [1], [-99])
+
+
+# ---------------------------------------------------------------------------- colour
+RGB_SHAPE = (3, 8, 8)
+
+
+def rgb_images(n: int) -> torch.Tensor:
+    """``n`` flat 3x8x8 images, each pure red, green or blue in turn: ``(n, 192)``."""
+    colours = torch.eye(3)[torch.arange(n) % 3]  # (n, 3)
+    return colours[:, :, None].expand(n, 3, 64).reshape(n, 192).contiguous()
+
+
+# every figure of images, on a red/green/blue data set
+COLOUR_CASES = {
+    "samples": lambda: plots.plot_samples(rgb_images(9), RGB_SHAPE),
+    "reconstructions": lambda: plots.plot_reconstructions(rgb_images(6), rgb_images(6), RGB_SHAPE),
+    "samples_and_reconstructions": lambda: plots.plot_samples_and_reconstructions(
+        rgb_images(9), rgb_images(6), rgb_images(6), RGB_SHAPE),
+    "grids": lambda: plots.plot_grids({"a": rgb_images(9)}, RGB_SHAPE),
+    "class_rows": lambda: plots.plot_class_rows(rgb_images(9).reshape(3, 3, 192), RGB_SHAPE),
+    "interpolations": lambda: plots.plot_interpolations(
+        rgb_images(9).reshape(3, 3, 192), RGB_SHAPE, starts=rgb_images(3), ends=rgb_images(3)),
+    "manifold": lambda: plots.plot_manifold(rgb_images(225), plots.manifold_grid(2)[1],
+                                            RGB_SHAPE),
+}
+
+
+@pytest.mark.parametrize("name", list(COLOUR_CASES))
+def test_colour_images_are_drawn_in_colour(name, tmp_path):
+    """A PNG of pure red, green and blue images holds each hue: many pixels whose one channel
+    is near 255 and the two others near 0 (drawn in grey, all three would be equal)."""
+    from PIL import Image
+
+    path = save_figure(COLOUR_CASES[name](), tmp_path / f"{name}.png")
+    pixels = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3).astype(int)
+    for channel in range(3):
+        others = [c for c in range(3) if c != channel]
+        pure = (pixels[:, channel] > 200) & (pixels[:, others] < 55).all(axis=1)
+        assert pure.sum() >= 64, f"{name}: {pure.sum()} pixels of hue {'RGB'[channel]}"
+
+
+def test_image_grid_keeps_three_channels_and_tiles_like_grey():
+    grid = plots.image_grid(rgb_images(5), RGB_SHAPE, ncols=2)
+    assert grid.shape == (3 * 9 - 1, 2 * 9 - 1, 3)
+    assert torch.equal(grid[0, 0], torch.tensor([1.0, 0.0, 0.0]))  # image 0: red
+    assert torch.equal(grid[0, 9], torch.tensor([0.0, 1.0, 0.0]))  # image 1: green
+    assert torch.all(grid[8, :] == 1) and torch.all(grid[18:, 9:] == 1)  # gap; blank cell
