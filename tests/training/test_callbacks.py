@@ -19,8 +19,8 @@ from pyrovae.training.run_dir import CSV_FILE, PICTURE_FILE, TENSORBOARD_DIR, lo
 from conftest import numbers, tiny_config
 
 #: the keys every metrics row has, in this order
-ROW_KEYS = ["epoch", "train_elbo", "test_elbo", "world_size", "lr", "train_rate", "train_distortion",
-            "examples_per_second", "wall_time"]
+ROW_KEYS = ["epoch", "train_elbo", "test_elbo", "world_size", "lr", "train_rate",
+            "train_distortion", "examples_per_second", "wall_time"]
 
 
 class Recorder(pyrovae.Callback):
