@@ -180,11 +180,19 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
         if line.strip():
             try:
                 row = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
+            except (ValueError, RecursionError):  # not JSON, or a number of 5000 digits
                 raise CheckpointError(f"'{path}' line {n} is not valid JSON") from None
             _check_metrics_row(row, path, n)
             rows.append(row)
     return rows
+
+
+def _is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a finite number that a float holds (not a bool, not NaN, not an
+    integer of hundreds of digits)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**1023
 
 
 def _check_metrics_row(row: Any, path: Path, n: int) -> None:
@@ -196,8 +204,7 @@ def _check_metrics_row(row: Any, path: Path, n: int) -> None:
             "'epoch' (1 or more) and its ELBOs"
         )
     for key, value in row.items():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not math.isfinite(value):
+        if not _is_finite_number(value):
             raise CheckpointError(
                 f"'{path}' line {n}: {key!r} is {value!r}, expected a finite number"
             )
