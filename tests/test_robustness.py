@@ -90,3 +90,106 @@ def test_huge_number_in_metrics(capsys, run, tmp_path, number):
         f'{{"epoch": 1, "train_elbo": {number}, "test_elbo": -100.0}}\n')
     fails(capsys, ["plot", str(damaged), "--kind", "curves", "--out",
                    str(tmp_path / "c.png")], "metrics.jsonl", root=tmp_path)
+
+
+# ------------------------------------------------------------------ outputs
+@pytest.mark.parametrize("name", ["checkpoint.pt", "config.toml", "metrics.jsonl",
+                                  "samples_reconstructions.png"])
+def test_no_command_writes_over_a_run_file(capsys, run, tmp_path, name):
+    target = copy_run(run, tmp_path / "run")
+    fails(capsys, ["sample", str(target), "--num", "4", "--out", str(target / name)],
+          name, "only training", root=tmp_path)
+    link = tmp_path / "link.png"  # through a symbolic link too
+    link.symlink_to(target / name)
+    fails(capsys, ["plot", str(target), "--kind", "curves", "--out", str(link)], name,
+          root=tmp_path)
+
+
+def test_a_fifo_nobody_reads_is_refused_not_replaced(capsys, run, tmp_path):
+    import os
+    import stat
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    fails(capsys, ["sample", str(run), "--num", "4", "--out", str(fifo)], "FIFO")
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_a_fifo_with_a_reader_and_a_device_are_written_into(capsys, run, tmp_path):
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    import time
+
+    time.sleep(0.2)  # the reader opens the FIFO (it waits there for a writer)
+    assert main(["sample", str(run), "--num", "4", "--out", str(fifo)]) == 0
+    reader.join(timeout=30)
+    assert received and received[0].startswith(b"\x89PNG"), received
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    # /dev/null stays the device it is (as root, it used to be replaced by a regular file)
+    assert main(["sample", str(run), "--num", "4", "--out", os.devnull]) == 0
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    capsys.readouterr()
+
+
+def test_disk_full_while_writing_a_checkpoint(capsys, tmp_path, tiny_toml, monkeypatch):
+    """ENOSPC in the middle of torch.save of epoch 2's checkpoint: one line saying so, the
+    checkpoint of epoch 1 intact, no temporary file, and the run resumes."""
+    import errno
+    import os
+
+    out = tmp_path / "run"
+    real_fdopen = os.fdopen
+    kept: list[bytes] = []
+
+    class Full:
+        """A file on a disk that fills up after its first kilobyte."""
+
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 1024:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+    def fdopen(fd, *args, **kwargs):
+        f = real_fdopen(fd, *args, **kwargs)
+        if (out / "checkpoint.pt").exists() and not kept:
+            kept.append((out / "checkpoint.pt").read_bytes())
+        return Full(f) if kept and ".checkpoint.pt." in os.readlink(f"/proc/self/fd/{fd}") else f
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    code = main(["train", "--config", str(tiny_toml), "--out", str(out), "--epochs", "2",
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "No space left" in err and "--resume" in err, err
+    monkeypatch.undo()
+    assert (out / "checkpoint.pt").read_bytes() == kept[0]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.toml",
+                                                     "metrics.jsonl"]
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert torch_epoch(out) == 2
+
+
+def torch_epoch(run: Path) -> int:
+    from pyrovae.training.run_dir import load_checkpoint
+
+    return load_checkpoint(run)["epoch"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_write_bytes
+from ..atomic import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, PICTURE_FILE, atomic_write_bytes
 from ..config import Config, dumps_toml, load_config
 from ..errors import CheckpointError, ConfigError
 from ..memory import available_memory
@@ -37,11 +37,6 @@ __all__ = [
     "write_metrics",
 ]
 
-CONFIG_FILE = "config.toml"
-CHECKPOINT_FILE = "checkpoint.pt"
-METRICS_FILE = "metrics.jsonl"
-#: picture of samples and reconstructions written when training ends
-PICTURE_FILE = "samples_reconstructions.png"
 #: bumped when the checkpoint layout changes
 CHECKPOINT_FORMAT = 1
 
@@ -49,7 +44,7 @@ CHECKPOINT_FORMAT = 1
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     """Atomically write ``state`` to ``run_dir/checkpoint.pt``."""
     state = {"format": CHECKPOINT_FORMAT, **state}
-    atomic_write_bytes(Path(run_dir) / CHECKPOINT_FILE, lambda f: torch.save(state, f))
+    atomic_write_bytes(Path(run_dir) / CHECKPOINT_FILE, lambda f: torch.save(state, f), run_file=True)
 
 
 _DAMAGED = (
@@ -152,7 +147,7 @@ def check_state(state: Mapping[str, Any], path: Path) -> None:
 
 def write_config(run_dir: Path, config: Config) -> None:
     text = dumps_toml(config).encode()
-    atomic_write_bytes(Path(run_dir) / CONFIG_FILE, lambda f: f.write(text))
+    atomic_write_bytes(Path(run_dir) / CONFIG_FILE, lambda f: f.write(text), run_file=True)
 
 
 def read_config(run_dir: Path) -> Config:
@@ -213,4 +208,4 @@ def _check_metrics_row(row: Any, path: Path, n: int) -> None:
 def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     """Atomically replace the metrics file with ``rows``."""
     text = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    atomic_write_bytes(Path(run_dir) / METRICS_FILE, lambda f: f.write(text))
+    atomic_write_bytes(Path(run_dir) / METRICS_FILE, lambda f: f.write(text), run_file=True)

@@ -381,4 +381,4 @@ class Trainer:
         figure = plot_samples_and_reconstructions(
             samples, x, recon, self.program.example_shape(), title=title
         )
-        return save_figure(figure, path)
+        return save_figure(figure, path, run_file=True)
