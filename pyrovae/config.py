@@ -149,7 +149,9 @@ class TrainConfig(TypedDict):
 class EvalConfig(TypedDict):
     """``[eval]``: the estimate reported after training."""
 
-    num_samples: Annotated[int, Range(min=0, note="0 skips the evaluation"), Default(100)]
+    num_samples: Annotated[
+        int, Range(min=0, max=1_000_000, note="0 skips the evaluation"), Default(100)
+    ]
 
 
 class DataRecord(TypedDict):

@@ -92,6 +92,53 @@ def test_huge_number_in_metrics(capsys, run, tmp_path, number):
                    str(tmp_path / "c.png")], "metrics.jsonl", root=tmp_path)
 
 
+# ------------------------------------------------------------------ run directories
+@pytest.mark.parametrize("entry", ["model", "optimizer"])
+def test_checkpoint_with_nan_is_refused_naming_the_tensor(capsys, run, tmp_path, entry):
+    import torch
+
+    damaged = copy_run(run, tmp_path / "run")
+    state = torch.load(damaged / "checkpoint.pt", weights_only=True)
+    if entry == "model":
+        name = sorted(state["model"])[0]
+        state["model"][name][0] = float("nan")
+    else:
+        name = "exp_avg"
+        state["optimizer"]["state"][0]["exp_avg"].view(-1)[0] = float("inf")
+    torch.save(state, damaged / "checkpoint.pt")
+    for argv in (["evaluate", str(damaged), "--num-samples", "2", "--limit", "4"],
+                 ["sample", str(damaged), "--num", "4", "--out", str(tmp_path / "s.png")],
+                 ["train", "--resume", str(damaged), "--epochs", "2"]):
+        fails(capsys, argv, name, "NaN or infinite", root=tmp_path)
+
+
+def test_compare_refuses_a_run_with_itself(capsys, run, tmp_path):
+    import os
+
+    link = tmp_path / "link"
+    link.symlink_to(run)
+    for other in (f"{run}/", str(link), os.path.relpath(run)):
+        fails(capsys, ["compare", str(run), other, "--num-samples", "2"], "given twice")
+
+
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        (["--num-samples", "1000000000000"], "--num-samples 1,000,000"),
+        # 1e3 chains x 1e5 steps x 256 examples: 2.56e10 evaluations, over 1e10
+        (["--method", "ais", "--num-samples", "1000", "--num-steps", "100000"],
+         "--num-samples 390 "),
+    ],
+)
+def test_absurd_estimates_are_refused_up_front(capsys, run, options, fragment):
+    """Refused before a single draw, naming the cost and the most that is sensible."""
+    import time
+
+    start = time.perf_counter()
+    fails(capsys, ["evaluate", str(run), *options], "would evaluate the model", fragment)
+    assert time.perf_counter() - start < 30
+
+
 # ------------------------------------------------------------------ outputs
 @pytest.mark.parametrize("name", ["checkpoint.pt", "config.toml", "metrics.jsonl",
                                   "samples_reconstructions.png"])
@@ -193,3 +240,34 @@ def torch_epoch(run: Path) -> int:
     from pyrovae.training.run_dir import load_checkpoint
 
     return load_checkpoint(run)["epoch"]
+
+
+# ------------------------------------------------------------------ signals
+def test_sigterm_is_an_interrupt_that_can_be_resumed(tmp_path):
+    """SIGTERM (schedulers, ``timeout``) and Ctrl-C stop training with one line saying how to
+    go on, the checkpoint of the last finished epoch kept; ``--resume`` continues it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pyrovae.config import dumps_toml
+
+    config = tmp_path / "c.toml"
+    config.write_text(dumps_toml(tiny_config(train={"epochs": 1000}, eval={"num_samples": 0})))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(pyrovae.__file__).parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyrovae", "train", "--config", str(config), "--out", str(out),
+         "--quiet"], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.count("\n") == 1 and "SIGTERM" in err and "--resume" in err, err
+    epoch = torch_epoch(out)
+    assert main(["train", "--resume", str(out), "--epochs", str(epoch + 1), "--quiet"]) == 0
+    assert torch_epoch(out) == epoch + 1

@@ -11,7 +11,7 @@ import json
 import math
 import pickle
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,36 @@ def load_checkpoint(run_dir: Path, map_location: str | torch.device = "cpu") -> 
             f"checkpoint '{path}' is not a pyrovae checkpoint of format {CHECKPOINT_FORMAT}"
         )
     check_state(state, path)
+    check_finite(state, path)
     return state
+
+
+def _tensors(value: Any, name: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every floating-point tensor in the nested dicts and lists ``value``, with its name
+    (``model['decoder.net.0.weight']``, ``optimizer['state'][3]['exp_avg']``)."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() or value.is_complex():
+            yield name, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _tensors(item, f"{name}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _tensors(item, f"{name}[{i}]")
+
+
+def check_finite(state: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`CheckpointError` naming the first tensor of the model or optimizer state
+    holding NaN or infinite values: such weights score every example as NaN (training never
+    writes them: it stops on divergence before the epoch's checkpoint)."""
+    for key in ("model", "optimizer"):
+        for name, tensor in _tensors(state.get(key, {}), key):
+            if not bool(torch.isfinite(tensor).all()):
+                bad = int((~torch.isfinite(tensor)).sum())
+                raise CheckpointError(
+                    f"checkpoint '{path}' is damaged: {name} holds {bad:,} NaN or infinite "
+                    f"value(s) of {tensor.numel():,}; restore it from a copy, or retrain"
+                )
 
 
 def _is_tensor_map(value: Any) -> bool:
