@@ -27,7 +27,14 @@ import torch
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 from .examples import ArrayExamples, DatasetExamples, Examples, TensorExamples, split_examples
-from .files import GREY_MODES, folder_files, read_array_file, read_folder
+from .files import (
+    GREY_MODES,
+    file_sha256,
+    folder_files,
+    open_image,
+    read_array_file,
+    read_folder,
+)
 from .idx import read_idx
 
 __all__ = [
@@ -84,7 +91,8 @@ class Splits:
     Attributes:
         path: the file or folder read (absolute), ``""`` for a named data set or data given
             in Python.
-        sha256: hash of the files read, or of the arrays given in Python (``""``: none).
+        sha256: hash of the files read (a named data set's files under the data root, by
+            their names relative to it), or of the arrays given in Python (``""``: none).
     """
 
     train: Examples
@@ -182,7 +190,10 @@ class PublishedSource(DataSource):
             x, y = cls.load(root, train=train, download=download)
             return TensorExamples(x, y, cls.image_shape, cls.num_classes, cls.torchvision_name)
 
-        return Splits(split(True), split(False))
+        splits = Splits(split(True), split(False))
+        files = [*cls.raw_files(root, train=True), *cls.raw_files(root, train=False)]
+        splits.sha256 = file_sha256(files, root)  # a run notices when they change
+        return splits
 
     @classmethod
     def _missing(cls, root: Path, holding: str, why: str | None) -> DataError:
@@ -285,7 +296,10 @@ class TorchvisionImages(PublishedSource):
             labels = getattr(tv, "labels", None) if labels is None else labels
             return ArrayExamples(np.asarray(tv.data), labels, cls.torchvision_name)
 
-        return Splits(split(True), split(False))
+        splits = Splits(split(True), split(False))
+        files = sorted(p for p in (root / cls.folder).rglob("*") if p.is_file())
+        splits.sha256 = file_sha256(files, root)  # a run notices when they change
+        return splits
 
 
 @DATASETS.register("cifar10")
@@ -374,14 +388,12 @@ class Folder(_OwnFiles):
 
     @classmethod
     def peek(cls, data: dict[str, Any]) -> tuple[tuple[int, ...], int] | None:
-        from PIL import Image
-
         paths, _, num_classes = folder_files(Path(data["path"]).expanduser(), "data.path")
         try:
-            with Image.open(paths[0]) as image:
+            with open_image(paths[0]) as image:
                 (w, h), mode = image.size, image.mode
-        except (OSError, ValueError):
-            return None
+        except DataError:
+            return None  # loading the data says what is wrong with it
         if data["image_size"]:
             h, w = data["image_size"]
         return (data["channels"] or (1 if mode in GREY_MODES else 3), h, w), num_classes
