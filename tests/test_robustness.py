@@ -271,3 +271,212 @@ def test_sigterm_is_an_interrupt_that_can_be_resumed(tmp_path):
     epoch = torch_epoch(out)
     assert main(["train", "--resume", str(out), "--epochs", str(epoch + 1), "--quiet"]) == 0
     assert torch_epoch(out) == epoch + 1
+
+
+# ------------------------------------------------------------------ own images
+def _png_folder(root: Path, n: int = 6, name: bytes = b"%d.png") -> Path:
+    """Two class folders of ``n`` random 8x6 grey PNGs, named ``name % i`` (bytes)."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in (b"a", b"b"):
+        folder = os.path.join(os.fsencode(root), c)
+        os.makedirs(folder)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (8, 6), dtype=np.uint8)).save(
+                os.path.join(folder, name % i).decode("utf-8", "surrogateescape"), format="PNG")
+    return root
+
+
+def _own_toml(tmp_path: Path, **data) -> Path:
+    from pyrovae.config import dumps_toml
+
+    from data_files import own_config
+
+    config = tmp_path / "own.toml"
+    config.write_text(dumps_toml(own_config(**data)))
+    return config
+
+
+def test_16_bit_pngs_are_scaled(tmp_path):
+    """Levels v of a 16-bit grey PNG are read as v / 65535 (not clipped at 255: white)."""
+    import numpy as np
+    from PIL import Image
+
+    from data_files import resolved_data
+
+    levels = np.arange(48, dtype=np.uint16).reshape(8, 6) * 1365  # 0 .. 64155
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.fromarray(levels).save(tmp_path / c / f"{i}.png")
+    assert Image.open(tmp_path / "a" / "0.png").mode.startswith("I")
+    data = pyrovae.load_data(resolved_data(dataset="folder", path=str(tmp_path),
+                                           binarize="none", test_fraction=0.5))
+    expected = torch_tensor(levels.reshape(-1) / 65535)
+    # float32 rounding of v / 65535: half an ulp of numbers below 1
+    assert (data.test_images - expected).abs().max() < 2**-24
+
+
+def torch_tensor(array):
+    import torch
+
+    return torch.as_tensor(array, dtype=torch.float32)
+
+
+def test_decompression_bomb_is_refused(capsys, tmp_path):
+    """A PNG whose header declares 10^10 pixels is refused before it is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    folder = _png_folder(tmp_path / "images")
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    (folder / "a" / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b""))
+    config = _own_toml(tmp_path, dataset="folder", path=str(folder))
+    fails(capsys, ["train", "--config", str(config), "--out", str(tmp_path / "run")],
+          "bomb.png", "decompression bomb", root=tmp_path)
+
+
+def test_file_names_that_are_not_utf8(capsys, tmp_path):
+    """Images named with bytes that are not UTF-8 are read; a data.path that is not UTF-8
+    (a run's config could not record it) is refused in one line."""
+    import os
+
+    folder = _png_folder(tmp_path / "images", name=b"\xff%d.png")
+    config = _own_toml(tmp_path, dataset="folder", path=str(folder))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--out", str(out), "--quiet"]) == 0, (
+        capsys.readouterr().err)
+    assert main(["evaluate", str(out), "--num-samples", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    odd = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"\xfe"))
+    _png_folder(Path(odd))
+    from data_files import own_config
+
+    with pytest.raises(pyrovae.DataError, match="not valid UTF-8"):
+        pyrovae.train(own_config(dataset="folder", path=odd), out=tmp_path / "run2",
+                      progress=False)
+    assert not (tmp_path / "run2").exists()
+
+
+def test_a_damaged_image_in_a_worker_is_one_line(tmp_path):
+    """An image damaged after loading is met by a DataLoader worker: the error names the file
+    and the reason, not the worker's traceback."""
+    import torch
+
+    from data_files import resolved_data
+
+    folder = _png_folder(tmp_path / "images")
+    data = pyrovae.load_data(resolved_data(dataset="folder", path=str(folder),
+                                           in_memory=False, workers=1, test_fraction=0.5))
+    for path in (folder / "a").iterdir():
+        path.write_bytes(b"not an image any more")
+    with pytest.raises(pyrovae.DataError) as info:
+        for _ in data.train_batches(2, torch.Generator().manual_seed(0)):
+            pass
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message and "worker" not in message
+    assert "not a readable" in message and "images/a/" in message, message
+
+
+def test_data_workers_are_bounded_by_the_cpus(tmp_path):
+    import os
+
+    from data_files import resolved_data
+
+    folder = _png_folder(tmp_path / "images")
+    with pytest.warns(pyrovae.PyrovaeWarning, match="CPUs"):
+        data = pyrovae.load_data(resolved_data(dataset="folder", path=str(folder),
+                                               in_memory=False, workers=10**9,
+                                               test_fraction=0.5))
+    assert data.workers == len(os.sched_getaffinity(0))
+
+
+# ------------------------------------------------------------------ own arrays
+def _arrays() -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return {
+        "levels_0_255": (rng.integers(0, 256, (40, 12)).astype(np.float32), "divide them by 255"),
+        "standardized": (rng.standard_normal((40, 12)).astype(np.float32), "rescale them"),
+        "0-d": (np.array(3.0, dtype=np.float32), "0-d"),
+        "no features": (np.zeros((40, 0), dtype=np.float32), "at least one feature"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_arrays()))
+@pytest.mark.parametrize("binarize", ["dynamic", "static"])
+def test_array_values_checked_against_binarization(capsys, tmp_path, name, binarize):
+    import numpy as np
+
+    array, fragment = _arrays()[name]
+    np.save(tmp_path / "x.npy", array)
+    config = _own_toml(tmp_path, dataset="array", path=str(tmp_path / "x.npy"),
+                       binarize=binarize)
+    fails(capsys, ["train", "--config", str(config), "--out", str(tmp_path / "run")], fragment,
+          root=tmp_path)
+
+
+def test_truncated_npz(capsys, tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "x.npz", x_train=np.zeros((40, 12), np.float32),
+             x_test=np.zeros((8, 12), np.float32))
+    whole = (tmp_path / "x.npz").read_bytes()
+    (tmp_path / "x.npz").write_bytes(whole[: len(whole) // 2])
+    config = _own_toml(tmp_path, dataset="array", path=str(tmp_path / "x.npz"))
+    fails(capsys, ["train", "--config", str(config), "--out", str(tmp_path / "run")],
+          "truncated", root=tmp_path)
+
+
+def test_big_endian_arrays_read_as_native(tmp_path):
+    import numpy as np
+
+    from data_files import resolved_data
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 12)).astype(np.float32), rng.integers(0, 3, 40)
+    loaded = {}
+    for order in ("<", ">"):
+        path = tmp_path / f"{order == '>'}.npz"
+        np.savez(path, x_train=x.astype(order + "f4"), y_train=y.astype(order + "i8"),
+                 x_test=x[:8].astype(order + "f4"), y_test=y[:8].astype(order + "i8"))
+        loaded[order] = pyrovae.load_data(resolved_data(dataset="array", path=str(path),
+                                                        binarize="none"))
+    assert loaded["<"].train_images.equal(loaded[">"].train_images)
+    assert loaded["<"].train_labels.equal(loaded[">"].train_labels)
+
+
+# ------------------------------------------------------------------ named data sets
+def test_resume_and_evaluate_refused_after_mnist_files_changed(capsys, tmp_path):
+    """A run records the hash of its data set's files under the data root, as of an own
+    array file: a changed MNIST file is noticed."""
+    from conftest import DATA_ROOT
+
+    root = tmp_path / "data"
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for source in (DATA_ROOT / "MNIST" / "raw").glob("*-ubyte"):
+        if source.name == "t10k-labels-idx1-ubyte":
+            (raw / source.name).write_bytes(source.read_bytes())
+        else:
+            (raw / source.name).symlink_to(source)
+    out = tmp_path / "run"
+    pyrovae.train(tiny_config(train={"epochs": 1}), out=out, data_root=root, progress=False)
+    labels = bytearray((raw / "t10k-labels-idx1-ubyte").read_bytes())
+    labels[-1] = (labels[-1] + 1) % 10  # one test label changed, still a valid file
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(bytes(labels))
+    fails(capsys, ["train", "--resume", str(out), "--epochs", "2", "--data-root", str(root)],
+          "has changed", root=out)
+    fails(capsys, ["evaluate", str(out), "--num-samples", "2", "--data-root", str(root)],
+          "has changed")

@@ -323,6 +323,18 @@ def _combined_sha256(*hashes: str) -> str:
     return hashlib.sha256(" ".join(hashes).encode()).hexdigest() if len(hashes) > 1 else hashes[0]
 
 
+def _check_utf8(path: Path, key: str) -> None:
+    """Refuse a ``path`` whose name is not valid UTF-8: a run records it in its config (UTF-8
+    TOML). (Names of the files inside a folder may be anything: only their bytes are hashed.)"""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(
+            f"{key} = {str(path)!r} is a name that is not valid UTF-8, which a run's config "
+            "cannot record; rename it (e.g. with convmv)"
+        ) from None
+
+
 class _OwnFiles(DataSource):
     """A source read from ``data.path`` (and ``data.test_path``)."""
 
@@ -342,6 +354,7 @@ class _OwnFiles(DataSource):
     @classmethod
     def open(cls, data: dict[str, Any], root: Path, download: bool) -> Splits:
         path = Path(data["path"]).expanduser().resolve()
+        _check_utf8(path, "data.path")
         train, test, sha = cls.read(path, "data.path", data)
         hashes = [sha]
         if data["test_path"]:
@@ -349,9 +362,9 @@ class _OwnFiles(DataSource):
                 raise DataError(
                     f"data.path = '{path}' holds a test set already; remove data.test_path"
                 )
-            test, _, test_sha = cls.read(
-                Path(data["test_path"]).expanduser().resolve(), "data.test_path", data
-            )
+            test_path = Path(data["test_path"]).expanduser().resolve()
+            _check_utf8(test_path, "data.test_path")
+            test, _, test_sha = cls.read(test_path, "data.test_path", data)
             hashes.append(test_sha)
             if test.item_shape != train.item_shape:
                 raise DataError(
