@@ -480,3 +480,25 @@ def test_resume_and_evaluate_refused_after_mnist_files_changed(capsys, tmp_path)
           "has changed", root=out)
     fails(capsys, ["evaluate", str(out), "--num-samples", "2", "--data-root", str(root)],
           "has changed")
+
+
+# ------------------------------------------------------------------ user programs
+@pytest.mark.parametrize(
+    "factory, fragments",
+    [
+        ("raising", ["factory raised FileNotFoundError", "encoder.pt"]),
+        ("no_x", ["no observed sample site 'x'", "'obs'"]),
+        ("nan", ["NaN log-density at site 'x'"]),
+        ("shape", ["(2, 783)", "(2, 784)"]),
+        ("extra", ["['w']", "lacks"]),
+    ],
+)
+def test_wrong_user_programs_are_one_line(capsys, tmp_path, tiny_toml, factory, fragments):
+    fails(capsys, ["train", "--config", str(tiny_toml), "--out", str(tmp_path / "run"),
+                   "--program", f"bad_programs:{factory}", "--epochs", "1"], *fragments,
+          root=tmp_path)
+
+
+def test_a_good_user_program_still_trains(tmp_path, tiny_toml):
+    assert main(["train", "--config", str(tiny_toml), "--out", str(tmp_path / "run"),
+                 "--program", "bad_programs:good", "--quiet"]) == 0
