@@ -7,14 +7,13 @@ as one line (``pyrovae COMMAND: warning: ...``) and which can be filtered as one
 e.g. ``warnings.simplefilter("ignore", pyrovae.PyrovaeWarning)``.
 """
 
-
 import re
 
 #: the longest message an error or warning of pyrovae carries (a few hundred characters)
 MAX_MESSAGE = 600
 #: the longest single word (a value, a path) a message quotes in full
 MAX_QUOTE = 120
-_WORD = re.compile(r"\S{%d,}" % (MAX_QUOTE + 1))
+_WORD = re.compile(rf"\S{{{MAX_QUOTE + 1},}}")
 
 
 def capped(message: str) -> str:

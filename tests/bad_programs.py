@@ -30,14 +30,12 @@ class Program(nn.Module):
             logits = self.decoder(z)
             if self.fault == "nan":
                 logits = logits * float("nan")
-                pyro.sample("x", dist.Normal(logits, 1.0, validate_args=False).to_event(1),
-                            obs=x)
+                pyro.sample("x", dist.Normal(logits, 1.0, validate_args=False).to_event(1), obs=x)
                 return
             if self.fault == "shape":
                 logits = logits[..., :-1]  # one pixel short
             name = "obs" if self.fault == "no_x" else "x"
-            pyro.sample(name, dist.Bernoulli(logits=logits, validate_args=False).to_event(1),
-                        obs=x)
+            pyro.sample(name, dist.Bernoulli(logits=logits, validate_args=False).to_event(1), obs=x)
 
     def guide(self, x: torch.Tensor, y: Any = None) -> None:
         with pyro.plate("data", x.shape[0]):

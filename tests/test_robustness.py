@@ -5,17 +5,16 @@ nothing half-made (:mod:`test_faults` holds the first probe's attacks)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from test_faults import snapshot
 
 import pyrovae
 from pyrovae.cli import main
 from pyrovae.errors import MAX_MESSAGE
 
 from conftest import tiny_config
-from test_faults import snapshot
 
 #: "pyrovae COMMAND: error: " and a message of at most MAX_MESSAGE characters
 MAX_LINE = MAX_MESSAGE + 40
@@ -65,31 +64,48 @@ DIGITS_5000 = "9" * 5000
     ],
 )
 def test_huge_number_in_set(capsys, tmp_path, tiny_toml, override, fragment):
-    fails(capsys, ["train", "--config", str(tiny_toml), "--out", str(tmp_path / "r"),
-                   "--set", override], fragment, root=tmp_path)
+    fails(
+        capsys,
+        ["train", "--config", str(tiny_toml), "--out", str(tmp_path / "r"), "--set", override],
+        fragment,
+        root=tmp_path,
+    )
 
 
 def test_huge_number_in_config(capsys, tmp_path):
     config = tmp_path / "c.toml"
     config.write_text(f"[train]\nseed = {DIGITS_5000}\n")
-    fails(capsys, ["train", "--config", str(config), "--out", str(tmp_path / "r")], "digits",
-          root=tmp_path)
+    fails(
+        capsys,
+        ["train", "--config", str(config), "--out", str(tmp_path / "r")],
+        "digits",
+        root=tmp_path,
+    )
 
 
 def test_message_quotes_are_capped(capsys, tmp_path, tiny_toml):
     """A value of a megabyte is quoted in a few hundred characters."""
     value = "x" * (1 << 20)  # no "=": the message quotes the whole option
-    fails(capsys, ["train", "--config", str(tiny_toml), "--out", str(tmp_path / "r"),
-                   "--set", value], "key.path=value", root=tmp_path)
+    fails(
+        capsys,
+        ["train", "--config", str(tiny_toml), "--out", str(tmp_path / "r"), "--set", value],
+        "key.path=value",
+        root=tmp_path,
+    )
 
 
 @pytest.mark.parametrize("number", [DIGITS_5000, "9" * 4000, "1e999"])
 def test_huge_number_in_metrics(capsys, run, tmp_path, number):
     damaged = copy_run(run, tmp_path / "run")
     (damaged / "metrics.jsonl").write_text(
-        f'{{"epoch": 1, "train_elbo": {number}, "test_elbo": -100.0}}\n')
-    fails(capsys, ["plot", str(damaged), "--kind", "curves", "--out",
-                   str(tmp_path / "c.png")], "metrics.jsonl", root=tmp_path)
+        f'{{"epoch": 1, "train_elbo": {number}, "test_elbo": -100.0}}\n'
+    )
+    fails(
+        capsys,
+        ["plot", str(damaged), "--kind", "curves", "--out", str(tmp_path / "c.png")],
+        "metrics.jsonl",
+        root=tmp_path,
+    )
 
 
 # ------------------------------------------------------------------ run directories
@@ -106,9 +122,11 @@ def test_checkpoint_with_nan_is_refused_naming_the_tensor(capsys, run, tmp_path,
         name = "exp_avg"
         state["optimizer"]["state"][0]["exp_avg"].view(-1)[0] = float("inf")
     torch.save(state, damaged / "checkpoint.pt")
-    for argv in (["evaluate", str(damaged), "--num-samples", "2", "--limit", "4"],
-                 ["sample", str(damaged), "--num", "4", "--out", str(tmp_path / "s.png")],
-                 ["train", "--resume", str(damaged), "--epochs", "2"]):
+    for argv in (
+        ["evaluate", str(damaged), "--num-samples", "2", "--limit", "4"],
+        ["sample", str(damaged), "--num", "4", "--out", str(tmp_path / "s.png")],
+        ["train", "--resume", str(damaged), "--epochs", "2"],
+    ):
         fails(capsys, argv, name, "NaN or infinite", root=tmp_path)
 
 
@@ -126,8 +144,10 @@ def test_compare_refuses_a_run_with_itself(capsys, run, tmp_path):
     [
         (["--num-samples", "1000000000000"], "--num-samples 1,000,000"),
         # 1e3 chains x 1e5 steps x 256 examples: 2.56e10 evaluations, over 1e10
-        (["--method", "ais", "--num-samples", "1000", "--num-steps", "100000"],
-         "--num-samples 390 "),
+        (
+            ["--method", "ais", "--num-samples", "1000", "--num-steps", "100000"],
+            "--num-samples 390 ",
+        ),
     ],
 )
 def test_absurd_estimates_are_refused_up_front(capsys, run, options, fragment):
@@ -140,16 +160,23 @@ def test_absurd_estimates_are_refused_up_front(capsys, run, options, fragment):
 
 
 # ------------------------------------------------------------------ outputs
-@pytest.mark.parametrize("name", ["checkpoint.pt", "config.toml", "metrics.jsonl",
-                                  "samples_reconstructions.png"])
+@pytest.mark.parametrize(
+    "name", ["checkpoint.pt", "config.toml", "metrics.jsonl", "samples_reconstructions.png"]
+)
 def test_no_command_writes_over_a_run_file(capsys, run, tmp_path, name):
     target = copy_run(run, tmp_path / "run")
-    fails(capsys, ["sample", str(target), "--num", "4", "--out", str(target / name)],
-          name, "only training", root=tmp_path)
+    fails(
+        capsys,
+        ["sample", str(target), "--num", "4", "--out", str(target / name)],
+        name,
+        "only training",
+        root=tmp_path,
+    )
     link = tmp_path / "link.png"  # through a symbolic link too
     link.symlink_to(target / name)
-    fails(capsys, ["plot", str(target), "--kind", "curves", "--out", str(link)], name,
-          root=tmp_path)
+    fails(
+        capsys, ["plot", str(target), "--kind", "curves", "--out", str(link)], name, root=tmp_path
+    )
 
 
 def test_a_fifo_nobody_reads_is_refused_not_replaced(capsys, run, tmp_path):
@@ -223,15 +250,19 @@ def test_disk_full_while_writing_a_checkpoint(capsys, tmp_path, tiny_toml, monke
         return Full(f) if kept and ".checkpoint.pt." in os.readlink(f"/proc/self/fd/{fd}") else f
 
     monkeypatch.setattr(os, "fdopen", fdopen)
-    code = main(["train", "--config", str(tiny_toml), "--out", str(out), "--epochs", "2",
-                 "--quiet"])
+    code = main(
+        ["train", "--config", str(tiny_toml), "--out", str(out), "--epochs", "2", "--quiet"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert "No space left" in err and "--resume" in err, err
     monkeypatch.undo()
     assert (out / "checkpoint.pt").read_bytes() == kept[0]
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.toml",
-                                                     "metrics.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint.pt",
+        "config.toml",
+        "metrics.jsonl",
+    ]
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     assert torch_epoch(out) == 2
 
@@ -259,8 +290,21 @@ def test_sigterm_is_an_interrupt_that_can_be_resumed(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(Path(pyrovae.__file__).parents[1])}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pyrovae", "train", "--config", str(config), "--out", str(out),
-         "--quiet"], stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "pyrovae",
+            "train",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 120
     while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -287,14 +331,15 @@ def _png_folder(root: Path, n: int = 6, name: bytes = b"%d.png") -> Path:
         os.makedirs(folder)
         for i in range(n):
             Image.fromarray(rng.integers(0, 256, (8, 6), dtype=np.uint8)).save(
-                os.path.join(folder, name % i).decode("utf-8", "surrogateescape"), format="PNG")
+                os.path.join(folder, name % i).decode("utf-8", "surrogateescape"), format="PNG"
+            )
     return root
 
 
 def _own_toml(tmp_path: Path, **data) -> Path:
-    from pyrovae.config import dumps_toml
-
     from data_files import own_config
+
+    from pyrovae.config import dumps_toml
 
     config = tmp_path / "own.toml"
     config.write_text(dumps_toml(own_config(**data)))
@@ -304,9 +349,8 @@ def _own_toml(tmp_path: Path, **data) -> Path:
 def test_16_bit_pngs_are_scaled(tmp_path):
     """Levels v of a 16-bit grey PNG are read as v / 65535 (not clipped at 255: white)."""
     import numpy as np
-    from PIL import Image
-
     from data_files import resolved_data
+    from PIL import Image
 
     levels = np.arange(48, dtype=np.uint16).reshape(8, 6) * 1365  # 0 .. 64155
     for c in ("a", "b"):
@@ -314,8 +358,9 @@ def test_16_bit_pngs_are_scaled(tmp_path):
         for i in range(3):
             Image.fromarray(levels).save(tmp_path / c / f"{i}.png")
     assert Image.open(tmp_path / "a" / "0.png").mode.startswith("I")
-    data = pyrovae.load_data(resolved_data(dataset="folder", path=str(tmp_path),
-                                           binarize="none", test_fraction=0.5))
+    data = pyrovae.load_data(
+        resolved_data(dataset="folder", path=str(tmp_path), binarize="none", test_fraction=0.5)
+    )
     expected = torch_tensor(levels.reshape(-1) / 65535)
     # float32 rounding of v / 65535: half an ulp of numbers below 1
     assert (data.test_images - expected).abs().max() < 2**-24
@@ -333,17 +378,26 @@ def test_decompression_bomb_is_refused(capsys, tmp_path):
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data)))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     folder = _png_folder(tmp_path / "images")
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
     (folder / "a" / "bomb.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
-        + chunk(b"IEND", b""))
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
     config = _own_toml(tmp_path, dataset="folder", path=str(folder))
-    fails(capsys, ["train", "--config", str(config), "--out", str(tmp_path / "run")],
-          "bomb.png", "decompression bomb", root=tmp_path)
+    fails(
+        capsys,
+        ["train", "--config", str(config), "--out", str(tmp_path / "run")],
+        "bomb.png",
+        "decompression bomb",
+        root=tmp_path,
+    )
 
 
 def test_file_names_that_are_not_utf8(capsys, tmp_path):
@@ -355,7 +409,8 @@ def test_file_names_that_are_not_utf8(capsys, tmp_path):
     config = _own_toml(tmp_path, dataset="folder", path=str(folder))
     out = tmp_path / "run"
     assert main(["train", "--config", str(config), "--out", str(out), "--quiet"]) == 0, (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     assert main(["evaluate", str(out), "--num-samples", "2", "--quiet"]) == 0
     capsys.readouterr()
     odd = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"\xfe"))
@@ -363,8 +418,7 @@ def test_file_names_that_are_not_utf8(capsys, tmp_path):
     from data_files import own_config
 
     with pytest.raises(pyrovae.DataError, match="not valid UTF-8"):
-        pyrovae.train(own_config(dataset="folder", path=odd), out=tmp_path / "run2",
-                      progress=False)
+        pyrovae.train(own_config(dataset="folder", path=odd), out=tmp_path / "run2", progress=False)
     assert not (tmp_path / "run2").exists()
 
 
@@ -372,12 +426,14 @@ def test_a_damaged_image_in_a_worker_is_one_line(tmp_path):
     """An image damaged after loading is met by a DataLoader worker: the error names the file
     and the reason, not the worker's traceback."""
     import torch
-
     from data_files import resolved_data
 
     folder = _png_folder(tmp_path / "images")
-    data = pyrovae.load_data(resolved_data(dataset="folder", path=str(folder),
-                                           in_memory=False, workers=1, test_fraction=0.5))
+    data = pyrovae.load_data(
+        resolved_data(
+            dataset="folder", path=str(folder), in_memory=False, workers=1, test_fraction=0.5
+        )
+    )
     for path in (folder / "a").iterdir():
         path.write_bytes(b"not an image any more")
     with pytest.raises(pyrovae.DataError) as info:
@@ -395,9 +451,15 @@ def test_data_workers_are_bounded_by_the_cpus(tmp_path):
 
     folder = _png_folder(tmp_path / "images")
     with pytest.warns(pyrovae.PyrovaeWarning, match="CPUs"):
-        data = pyrovae.load_data(resolved_data(dataset="folder", path=str(folder),
-                                               in_memory=False, workers=10**9,
-                                               test_fraction=0.5))
+        data = pyrovae.load_data(
+            resolved_data(
+                dataset="folder",
+                path=str(folder),
+                in_memory=False,
+                workers=10**9,
+                test_fraction=0.5,
+            )
+        )
     assert data.workers == len(os.sched_getaffinity(0))
 
 
@@ -421,27 +483,36 @@ def test_array_values_checked_against_binarization(capsys, tmp_path, name, binar
 
     array, fragment = _arrays()[name]
     np.save(tmp_path / "x.npy", array)
-    config = _own_toml(tmp_path, dataset="array", path=str(tmp_path / "x.npy"),
-                       binarize=binarize)
-    fails(capsys, ["train", "--config", str(config), "--out", str(tmp_path / "run")], fragment,
-          root=tmp_path)
+    config = _own_toml(tmp_path, dataset="array", path=str(tmp_path / "x.npy"), binarize=binarize)
+    fails(
+        capsys,
+        ["train", "--config", str(config), "--out", str(tmp_path / "run")],
+        fragment,
+        root=tmp_path,
+    )
 
 
 def test_truncated_npz(capsys, tmp_path):
     import numpy as np
 
-    np.savez(tmp_path / "x.npz", x_train=np.zeros((40, 12), np.float32),
-             x_test=np.zeros((8, 12), np.float32))
+    np.savez(
+        tmp_path / "x.npz",
+        x_train=np.zeros((40, 12), np.float32),
+        x_test=np.zeros((8, 12), np.float32),
+    )
     whole = (tmp_path / "x.npz").read_bytes()
     (tmp_path / "x.npz").write_bytes(whole[: len(whole) // 2])
     config = _own_toml(tmp_path, dataset="array", path=str(tmp_path / "x.npz"))
-    fails(capsys, ["train", "--config", str(config), "--out", str(tmp_path / "run")],
-          "truncated", root=tmp_path)
+    fails(
+        capsys,
+        ["train", "--config", str(config), "--out", str(tmp_path / "run")],
+        "truncated",
+        root=tmp_path,
+    )
 
 
 def test_big_endian_arrays_read_as_native(tmp_path):
     import numpy as np
-
     from data_files import resolved_data
 
     rng = np.random.default_rng(0)
@@ -449,10 +520,16 @@ def test_big_endian_arrays_read_as_native(tmp_path):
     loaded = {}
     for order in ("<", ">"):
         path = tmp_path / f"{order == '>'}.npz"
-        np.savez(path, x_train=x.astype(order + "f4"), y_train=y.astype(order + "i8"),
-                 x_test=x[:8].astype(order + "f4"), y_test=y[:8].astype(order + "i8"))
-        loaded[order] = pyrovae.load_data(resolved_data(dataset="array", path=str(path),
-                                                        binarize="none"))
+        np.savez(
+            path,
+            x_train=x.astype(order + "f4"),
+            y_train=y.astype(order + "i8"),
+            x_test=x[:8].astype(order + "f4"),
+            y_test=y[:8].astype(order + "i8"),
+        )
+        loaded[order] = pyrovae.load_data(
+            resolved_data(dataset="array", path=str(path), binarize="none")
+        )
     assert loaded["<"].train_images.equal(loaded[">"].train_images)
     assert loaded["<"].train_labels.equal(loaded[">"].train_labels)
 
@@ -476,10 +553,17 @@ def test_resume_and_evaluate_refused_after_mnist_files_changed(capsys, tmp_path)
     labels = bytearray((raw / "t10k-labels-idx1-ubyte").read_bytes())
     labels[-1] = (labels[-1] + 1) % 10  # one test label changed, still a valid file
     (raw / "t10k-labels-idx1-ubyte").write_bytes(bytes(labels))
-    fails(capsys, ["train", "--resume", str(out), "--epochs", "2", "--data-root", str(root)],
-          "has changed", root=out)
-    fails(capsys, ["evaluate", str(out), "--num-samples", "2", "--data-root", str(root)],
-          "has changed")
+    fails(
+        capsys,
+        ["train", "--resume", str(out), "--epochs", "2", "--data-root", str(root)],
+        "has changed",
+        root=out,
+    )
+    fails(
+        capsys,
+        ["evaluate", str(out), "--num-samples", "2", "--data-root", str(root)],
+        "has changed",
+    )
 
 
 # ------------------------------------------------------------------ user programs
@@ -494,11 +578,37 @@ def test_resume_and_evaluate_refused_after_mnist_files_changed(capsys, tmp_path)
     ],
 )
 def test_wrong_user_programs_are_one_line(capsys, tmp_path, tiny_toml, factory, fragments):
-    fails(capsys, ["train", "--config", str(tiny_toml), "--out", str(tmp_path / "run"),
-                   "--program", f"bad_programs:{factory}", "--epochs", "1"], *fragments,
-          root=tmp_path)
+    fails(
+        capsys,
+        [
+            "train",
+            "--config",
+            str(tiny_toml),
+            "--out",
+            str(tmp_path / "run"),
+            "--program",
+            f"bad_programs:{factory}",
+            "--epochs",
+            "1",
+        ],
+        *fragments,
+        root=tmp_path,
+    )
 
 
 def test_a_good_user_program_still_trains(tmp_path, tiny_toml):
-    assert main(["train", "--config", str(tiny_toml), "--out", str(tmp_path / "run"),
-                 "--program", "bad_programs:good", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(tiny_toml),
+                "--out",
+                str(tmp_path / "run"),
+                "--program",
+                "bad_programs:good",
+                "--quiet",
+            ]
+        )
+        == 0
+    )

@@ -150,7 +150,11 @@ def native(array: np.ndarray) -> np.ndarray:
 def check_labels(labels: Any, n: int, where: str) -> tuple[torch.Tensor, int]:
     """Labels ``(n,)`` as int64 and their number of classes (``max + 1``); a
     :class:`DataError` naming ``where`` unless they are ``n`` integers >= 0."""
-    y = torch.as_tensor(native(np.asarray(labels))) if not isinstance(labels, torch.Tensor) else labels
+    y = (
+        torch.as_tensor(native(np.asarray(labels)))
+        if not isinstance(labels, torch.Tensor)
+        else labels
+    )
     if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
         raise DataError(
             f"the labels of {where} must be integers (class 0, 1, ...), got dtype {y.dtype}"

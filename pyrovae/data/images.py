@@ -62,7 +62,7 @@ def check_grey_levels(x: torch.Tensor, where: str, binarize: Binarization) -> No
     if binarize == "none" or x.numel() == 0:
         return
     low, high = float(x.min()), float(x.max())
-    if 0 <= low and high <= 1:
+    if low >= 0 and high <= 1:
         return
     if low >= 0 and high <= 255:
         fix = "they look like 8-bit levels: divide them by 255"

@@ -102,10 +102,10 @@ def _check_log_densities(name: str, trace: Any, which: str) -> None:
             f"({_first_line(exc)}); fix its distributions"
         ) from None
     for site_name, site in trace.nodes.items():
-        if site["type"] == "sample" and "log_prob" in site:
-            if bool(torch.isnan(site["log_prob"]).any()):
-                raise ConfigError(
-                    f"the {which} of the program {name} has a NaN log-density at site "
-                    f"'{site_name}' on the first training examples; check the parameters its "
-                    "distribution gets"
-                )
+        log_prob = site.get("log_prob") if site["type"] == "sample" else None
+        if log_prob is not None and bool(torch.isnan(log_prob).any()):
+            raise ConfigError(
+                f"the {which} of the program {name} has a NaN log-density at site "
+                f"'{site_name}' on the first training examples; check the parameters its "
+                "distribution gets"
+            )

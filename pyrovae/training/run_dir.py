@@ -44,7 +44,9 @@ CHECKPOINT_FORMAT = 1
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     """Atomically write ``state`` to ``run_dir/checkpoint.pt``."""
     state = {"format": CHECKPOINT_FORMAT, **state}
-    atomic_write_bytes(Path(run_dir) / CHECKPOINT_FILE, lambda f: torch.save(state, f), run_file=True)
+    atomic_write_bytes(
+        Path(run_dir) / CHECKPOINT_FILE, lambda f: torch.save(state, f), run_file=True
+    )
 
 
 _DAMAGED = (
