@@ -78,7 +78,8 @@ def check_program_sites(program: Program, x: torch.Tensor, y: torch.Tensor | Non
 
 def _check_x_shape(name: str, site: dict[str, Any]) -> None:
     fn, value = site["fn"], site["value"]
-    shape = tuple(fn.batch_shape + fn.event_shape)
+    # enumerated guide sites add dimensions on the left of the data's: only its own count
+    shape = tuple(fn.batch_shape + fn.event_shape)[-value.dim() :]
     try:
         fits = torch.broadcast_shapes(shape, value.shape) == value.shape
     except RuntimeError:
