@@ -9,13 +9,25 @@ run directory's stale ones are removed when the run is next opened:
 :mod:`pyrovae.training.run_guard`).
 
 An :class:`OSError` (a full disk, a read-only folder, a target that is a folder) becomes a
-:class:`~pyrovae.errors.WriteError` naming the file and the reason.
+:class:`~pyrovae.errors.WriteError` naming the file and the reason, also where the writer
+(``torch.save``, an image encoder) turns it into an error of its own.
+
+Every output goes through here, so two guards hold for every command that writes a file:
+
+* the files of a run directory (:data:`RUN_FILES`: its config, checkpoints, metrics,
+  training picture and program copy) are written by its training alone (``run_file=True``);
+  any other writer naming one of them, directly or through a symbolic link, is refused, and
+  the file kept;
+* only a regular file is replaced: a character device (``/dev/null``) or a FIFO is written
+  into (a FIFO that no process reads is refused rather than waited on), and any other kind
+  of file (a block device, a socket) is refused.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,10 +35,51 @@ from typing import IO
 
 from .errors import WriteError
 
-__all__ = ["TEMP_SUFFIX", "atomic_write_bytes", "temp_prefix", "write_error"]
+__all__ = [
+    "BEST_FILE",
+    "CHECKPOINT_FILE",
+    "CONFIG_FILE",
+    "CSV_FILE",
+    "METRICS_FILE",
+    "PICTURE_FILE",
+    "PROGRAM_FILE",
+    "RUN_FILES",
+    "STEPS_CSV_FILE",
+    "TEMP_SUFFIX",
+    "atomic_write_bytes",
+    "temp_prefix",
+    "write_error",
+]
 
 #: suffix of the temporary files of :func:`atomic_write_bytes`
 TEMP_SUFFIX = ".tmp"
+
+#: the files of a run directory (:mod:`pyrovae.training.run_dir`): the resolved config...
+CONFIG_FILE = "config.toml"
+#: ... the checkpoint written at each epoch end ...
+CHECKPOINT_FILE = "checkpoint.pt"
+#: ... the state of the epoch with the best validation ELBO (runs with ``train.validation``) ...
+BEST_FILE = "best.pt"
+#: ... the per-epoch metrics ...
+METRICS_FILE = "metrics.jsonl"
+#: ... the picture of samples and reconstructions, rewritten every ``log.images_every`` epochs
+PICTURE_FILE = "samples_reconstructions.png"
+#: ... the metrics as CSV (``log.csv``: per epoch, and per ``log.every_steps`` steps) ...
+CSV_FILE = "metrics.csv"
+STEPS_CSV_FILE = "steps.csv"
+#: ... and the copy of a ``model.program`` module's source file
+PROGRAM_FILE = "program.py"
+#: what only a run's training writes
+RUN_FILES = (
+    CONFIG_FILE,
+    CHECKPOINT_FILE,
+    BEST_FILE,
+    METRICS_FILE,
+    PICTURE_FILE,
+    CSV_FILE,
+    STEPS_CSV_FILE,
+    PROGRAM_FILE,
+)
 
 
 def temp_prefix(name: str) -> str:
@@ -60,17 +113,94 @@ def write_error(path: Path, exc: OSError) -> WriteError:
     return WriteError(f"cannot write '{path}': {reason}; {hint}")
 
 
-def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
+class _Recording:
+    """A file that remembers the first :class:`OSError` its writes raised: ``torch.save``
+    turns a full disk into a ``RuntimeError`` of its own, which says nothing of the disk."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.file, name)
+
+
+def _check_run_file(path: Path) -> None:
+    """Refuse ``path`` when it names (directly or through links) a file of a run directory:
+    only the run's training writes those."""
+    target = Path(os.path.realpath(path))
+    folder = target.parent
+    is_run = (folder / CONFIG_FILE).is_file() and (
+        (folder / METRICS_FILE).is_file() or (folder / CHECKPOINT_FILE).is_file()
+    )
+    if target.name in RUN_FILES and is_run:
+        raise WriteError(
+            f"'{path}' is the {target.name} of the run directory '{folder}'; only training "
+            "that run writes it: choose another output path"
+        )
+
+
+def _write_into(path: Path, mode: int, write: Callable[[IO[bytes]], object]) -> None:
+    """Write into the existing non-regular file ``path`` (a character device, a FIFO that a
+    process reads); refuse any other kind."""
+    if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        raise WriteError(
+            f"cannot write '{path}': it is a special file (a block device or a socket), not a "
+            "regular file; give a file name"
+        )
+    try:  # without O_NONBLOCK, opening a FIFO that nobody reads waits for ever
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise WriteError(
+                f"cannot write '{path}': it is a FIFO (named pipe) that no process reads; start "
+                "its reader first, or give a file name"
+            ) from None
+        raise write_error(path, exc) from None
+    os.set_blocking(fd, True)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+
+
+def atomic_write_bytes(
+    path: str | Path, write: Callable[[IO[bytes]], object], *, run_file: bool = False
+) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``.
 
     A crash or error part-way leaves the previous ``path`` untouched; an ``OSError`` is raised
-    as :class:`~pyrovae.errors.WriteError`.
+    as :class:`~pyrovae.errors.WriteError`. ``run_file``: the caller is the training of the
+    run directory ``path`` belongs to, the one writer of its :data:`RUN_FILES`. An existing
+    character device or FIFO is written into, not replaced (see the module's docstring).
 
     Example::
 
         atomic_write_bytes(Path("run/notes.txt"), lambda f: f.write(b"hello\\n"))
     """
     path = Path(path)
+    if not run_file:
+        _check_run_file(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # no such file yet (or unreachable: the write says why)
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        _write_into(path, mode, write)
+        return
+    _replace(path, write)
+
+
+def _replace(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write a temporary file beside ``path`` with ``write`` and rename it onto ``path``."""
     try:
         fd, tmp = tempfile.mkstemp(
             dir=path.parent, prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX
@@ -79,7 +209,13 @@ def atomic_write_bytes(path: str | Path, write: Callable[[IO[bytes]], object]) -
         raise write_error(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            recording = _Recording(f)
+            try:
+                write(recording)  # type: ignore[arg-type]
+            except Exception:
+                if recording.error is None:
+                    raise
+                raise recording.error from None  # the disk's error, not the writer's
             f.flush()
             os.fchmod(f.fileno(), _file_mode())
             os.fsync(f.fileno())

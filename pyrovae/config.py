@@ -35,6 +35,7 @@ the components.
 from __future__ import annotations
 
 import copy
+import sys
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -179,7 +180,9 @@ class TrainConfig(TypedDict):
 class EvalConfig(TypedDict):
     """``[eval]``: the estimate reported after training."""
 
-    num_samples: Annotated[int, Range(min=0, note="0 skips the evaluation"), Default(100)]
+    num_samples: Annotated[
+        int, Range(min=0, max=1_000_000, note="0 skips the evaluation"), Default(100)
+    ]
 
 
 class LogConfig(TypedDict):
@@ -455,6 +458,11 @@ def parse_toml(raw: bytes | str, what: str) -> dict[str, Any]:
         raise ConfigError(f"{what} is not valid TOML: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{what} nests tables or arrays too deeply to be a config") from None
+    except ValueError:  # Python's limit on the digits of an integer
+        raise ConfigError(
+            f"{what} holds a number of more than {sys.get_int_max_str_digits():,} digits, too "
+            "long for any setting; give a number that fits in 64 bits"
+        ) from None
 
 
 def load_config(path: str | Path) -> Config:
@@ -476,6 +484,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = value_text.strip()
     except RecursionError:
         raise ConfigError(f"--set {path}=...: the value nests arrays too deeply") from None
+    except ValueError:  # Python's limit on the digits of an integer
+        raise ConfigError(
+            f"--set {path}=...: the value is a number of {len(value_text.strip()):,} digits, "
+            "too long for any setting; give a number that fits in 64 bits"
+        ) from None
     return keys, value
 
 

@@ -7,9 +7,46 @@ as one line (``pyrovae COMMAND: warning: ...``) and which can be filtered as one
 e.g. ``warnings.simplefilter("ignore", pyrovae.PyrovaeWarning)``.
 """
 
+import re
+
+#: the longest message an error or warning of pyrovae carries (a few hundred characters)
+MAX_MESSAGE = 600
+#: the longest single word (a value, a path) a message quotes in full
+MAX_QUOTE = 120
+_WORD = re.compile(rf"\S{{{MAX_QUOTE + 1},}}")
+
+
+def capped(message: str) -> str:
+    """``message`` on one line, with every word (a quoted value, a path) longer than
+    :data:`MAX_QUOTE` characters shortened to its start and end, and the whole at most
+    :data:`MAX_MESSAGE` characters (its middle cut): the one place that bounds what a message
+    quotes, whatever the value (a 5000-digit number, megabytes of a file).
+
+    Example::
+
+        capped("x = " + "9" * 5000)   # 'x = 99999...(5000 characters)...99999'
+    """
+
+    def shorten(match: re.Match[str]) -> str:
+        word = match.group()
+        return f"{word[:60]}...({len(word)} characters)...{word[-20:]}"
+
+    line = _WORD.sub(shorten, " ".join(message.splitlines()))
+    if len(line) > MAX_MESSAGE:  # the start names the value, the end says how to fix it
+        keep = MAX_MESSAGE - 40
+        head = keep * 2 // 3
+        line = f"{line[:head]} ...({len(line) - keep} characters)... {line[head - keep :]}"
+    return line
+
 
 class PyrovaeError(Exception):
-    """Base class of all user-facing pyrovae errors."""
+    """Base class of all user-facing pyrovae errors; a message is one line of at most
+    :data:`MAX_MESSAGE` characters (:func:`capped`)."""
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (capped(args[0]),)
+        super().__init__(*args)
 
 
 class ConfigError(PyrovaeError, ValueError):
@@ -43,7 +80,12 @@ class DistributedError(PyrovaeError):
 
 
 class PyrovaeWarning(UserWarning):
-    """Base class of all warnings pyrovae issues."""
+    """Base class of all warnings pyrovae issues; a message is capped as an error's is."""
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (capped(args[0]),)
+        super().__init__(*args)
 
 
 class BinarizedColourWarning(PyrovaeWarning):

@@ -187,6 +187,8 @@ def check_value(value: Any, annotation: Any, key: str) -> Any:
         return tuple(check_value(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, int) and not abs(value) < 2**1023:  # no float holds it
+                raise _RangeError(f"{key} = {show(value)} must be a finite number")
             return float(value)
     elif annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):

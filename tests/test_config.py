@@ -130,7 +130,8 @@ def test_bad_declarations_fail_before_training_naming_the_key(config, message):
 def test_eval_section_is_validated():
     assert resolve_config(TINY_CONFIG)["eval"] == {"num_samples": 100}
     assert resolve_config(tiny_config(eval={"num_samples": 0}))["eval"] == {"num_samples": 0}
-    with pytest.raises(ConfigError, match=r"eval\.num_samples = -1 must be >= 0 \(0 skips"):
+    with pytest.raises(ConfigError,
+                       match=r"eval\.num_samples = -1 must be >= 0 and at most 1000000 \(0 skips"):
         resolve_config(tiny_config(eval={"num_samples": -1}))
 
 

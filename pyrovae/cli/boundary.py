@@ -4,7 +4,9 @@ Errors in user input (a bad config, a missing data set, a damaged checkpoint: ev
 :class:`~pyrovae.errors.PyrovaeError`) end the program with exit code 2 and a one-line reason
 on stderr, never a traceback. So do the failures of the machine that the library does not turn
 into its own errors where they happen: an :class:`OSError` (a full disk, a read-only folder)
-and running out of memory. An interrupt (Ctrl-C) ends it with exit code 130. Anything else is
+and running out of memory. An interrupt (Ctrl-C) ends it with exit code 130 and SIGTERM (what
+schedulers and ``timeout`` send before they kill) with 143, both as one line saying how to go
+on (a training run keeps the checkpoint of its last finished epoch). Anything else is
 a bug in pyrovae and keeps its traceback. It is also the one place that shows pyrovae's
 warnings (every :class:`~pyrovae.errors.PyrovaeWarning`), each as one line
 ``pyrovae COMMAND: warning: MESSAGE`` on stderr; other warnings are shown as Python shows
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -98,6 +101,39 @@ def _processes(options: dict[str, Any]) -> Iterator[None]:
             yield
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, as Ctrl-C raises :class:`KeyboardInterrupt`."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated`: the program stops as on Ctrl-C
+    (atomic writes undone, the run's last checkpoint kept), not silently."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(command: str, exc: KeyboardInterrupt) -> int:
+    """Print the one line of an interrupt (with the notes of how to go on) and return its
+    exit code: 143 (128 + SIGTERM) or 130 (128 + SIGINT)."""
+    terminated = isinstance(exc, Terminated)
+    what = "terminated (SIGTERM)" if terminated else "interrupted"
+    notes = "; ".join(getattr(exc, "__notes__", []))
+    print(f"pyrovae {command}: {what}{'; ' + notes if notes else ''}", file=sys.stderr)
+    return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+
+
 def _fail(command: str, message: str) -> int:
     """Print the one-line error of ``command`` (under torchrun: only if this process met an
     error first) and return exit code 2."""
@@ -113,11 +149,12 @@ def _fail(command: str, message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``pyrovae COMMAND [OPTIONS]`` (``argv``; default: the program's arguments) and
-    return its exit code: 0, 2 for an error (one line on stderr) or 130 when interrupted."""
+    return its exit code: 0, 2 for an error (one line on stderr), 130 when interrupted or 143
+    when terminated (SIGTERM)."""
     options = vars(build_parser().parse_args(argv))
     command = options.pop("command")
     try:
-        with _one_line_warnings(command), _processes(options):
+        with _sigterm_as_interrupt(), _one_line_warnings(command), _processes(options):
             COMMANDS[command](**options)
     except PyrovaeError as exc:
         return _fail(command, str(exc))
@@ -128,7 +165,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(
             command, "out of memory; use a smaller model or batch (e.g. --max-batch-elements)"
         )
-    except KeyboardInterrupt:
-        print(f"pyrovae {command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(command, exc)
     return 0

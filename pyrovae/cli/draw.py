@@ -13,6 +13,7 @@ from .options import SampleCount, check_options
 if TYPE_CHECKING:
     from ..training.run import Checkpoint
 
+
 def class_index(label: str, class_names: list[str]) -> int:
     """The class ``label`` names: one of the run's ``class_names`` (its data's class
     subfolders), or a class number."""

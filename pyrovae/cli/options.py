@@ -17,6 +17,37 @@ Method = Literal["is", "ais", "bdmc"]
 SampleCount = Annotated[int, Range(min=1, max=10_000, note="a grid of at most 100x100 images")]
 
 
+#: the most importance samples (IS) or chains (AIS) per example worth drawing: estimates of
+#: log p(x) settle by thousands (Burda et al. 2016 use 5000)
+MAX_PER_EXAMPLE = 1_000_000
+#: the most evaluations of a model (samples, or chains x steps, times examples) one estimate
+#: may take: 1e10 is hours even for the smallest models on a GPU
+MAX_EVALUATIONS = 10**10
+
+
+def check_cost(estimator: Estimator, num_examples: int) -> None:
+    """Refuse, before any is drawn, an estimate of more than :data:`MAX_PER_EXAMPLE` samples
+    per example or :data:`MAX_EVALUATIONS` model evaluations in all, saying what it would cost
+    and the most that is sensible for ``num_examples`` examples."""
+    steps = estimator.num_steps or 1
+    per_example = estimator.num_samples * steps
+    total = per_example * num_examples
+    if estimator.num_samples <= MAX_PER_EXAMPLE and total <= MAX_EVALUATIONS:
+        return
+    sensible = max(1, min(MAX_PER_EXAMPLE, MAX_EVALUATIONS // (num_examples * steps)))
+    what = (
+        f"--num-samples {estimator.num_samples:,}"
+        if estimator.num_steps is None
+        else f"--num-samples {estimator.num_samples:,} x --num-steps {steps:,}"
+    )
+    raise PyrovaeError(
+        f"{what} would evaluate the model {total:.3g} times ({per_example:.3g} per example x "
+        f"{num_examples:,} examples): days of computing for no better estimate; the most that "
+        f"is sensible here is --num-samples {sensible:,} (estimates settle by a few thousand; "
+        "use --limit for fewer examples)"
+    )
+
+
 def check_options(*options: tuple[str, Any, object]) -> None:
     """Check each given option ``(flag, value, annotation)``, e.g. ``("--seed", 3, Seed)``,
     against its declared range (:func:`~pyrovae.registry.check_value`); an option that was not

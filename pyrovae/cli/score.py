@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..errors import PyrovaeError
 from ..registry import PositiveInt, Seed
 from . import report
-from .options import Estimator, Method, check_options, choose_estimator
+from .options import Estimator, Method, check_cost, check_options, choose_estimator
 
 if TYPE_CHECKING:
     import torch
@@ -85,6 +85,7 @@ def load_for_scoring(
     x, y = data.test_images, data.test_labels
     if limit:
         x, y = x[:limit], y[:limit]
+    check_cost(estimator, x.shape[0])
     return Scoring(
         programs=programs,
         configs=configs,
@@ -189,6 +190,22 @@ def _bdmc(
     print(report.bdmc(summary, run_dir=run_dir, num_chains=estimator.num_samples, as_json=as_json))
 
 
+def _check_distinct(run_dirs: list[str]) -> None:
+    """Refuse a run given twice, under one spelling or two (``RUN`` and ``RUN/``, a symbolic
+    link, a relative and an absolute path): a run compared with itself."""
+    import os
+
+    seen: dict[str, str] = {}
+    for name in run_dirs:
+        real = os.path.realpath(name)
+        if real in seen:
+            raise PyrovaeError(
+                f"a run directory is given twice, as '{seen[real]}' and as '{name}' (the same "
+                "run); compare different runs"
+            )
+        seen[real] = name
+
+
 def compare(
     run_dirs: list[str],
     *,
@@ -257,5 +274,4 @@ def _check_run_dirs(run_dirs: list[str]) -> None:
     """``compare`` takes two or more run directories, each once."""
     if len(run_dirs) < 2:
         raise PyrovaeError(f"compare needs at least two run directories; got {len(run_dirs)}")
-    if len(set(run_dirs)) < len(run_dirs):
-        raise PyrovaeError(f"a run directory is given twice: {run_dirs}")
+    _check_distinct(run_dirs)

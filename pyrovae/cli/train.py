@@ -3,8 +3,11 @@ ELBO and (where ``eval.num_samples`` > 0) its importance-sampled test log-likeli
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import PyrovaeError, UnreliableEstimateWarning
@@ -40,7 +43,8 @@ def train(
                 "--resume continues a run as it was configured; only --epochs and --data-root "
                 "may be given with it"
             )
-        trainer = run.resume(resume, epochs=epochs, data_root=data_root, progress=not quiet)
+        with _how_to_go_on(Path(resume)):
+            trainer = run.resume(resume, epochs=epochs, data_root=data_root, progress=not quiet)
         run_dir = Path(resume)
     else:
         if not out:
@@ -51,7 +55,8 @@ def train(
         )
         # validated and completed once, by train(), with the overrides applied
         resolved = apply_overrides(read_config_file(config), overrides)
-        trainer = run.train(resolved, out=out, data_root=data_root, progress=not quiet)
+        with _how_to_go_on(Path(out)):
+            trainer = run.train(resolved, out=out, data_root=data_root, progress=not quiet)
         run_dir = Path(out)
     print(report.training_elbo(trainer.metrics[-1]))
     if trainer.selection.best_epoch:
@@ -72,6 +77,30 @@ def train(
             progress=not quiet,
         )
     print(report.training_end(run_dir, result, Estimator("is", num_samples)))
+
+
+@contextlib.contextmanager
+def _how_to_go_on(run_dir: Path) -> Iterator[None]:
+    """An interrupt (Ctrl-C, SIGTERM) of the training of ``run_dir`` carries a note of how to
+    go on: resume from the checkpoint of its last finished epoch, or start again."""
+    from ..training.run_dir import CHECKPOINT_FILE, load_checkpoint
+
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        quoted = shlex.quote(str(run_dir))
+        try:
+            epoch = f" of epoch {load_checkpoint(run_dir)['epoch']}"
+        except PyrovaeError:
+            epoch = ""  # no checkpoint: no epoch finished
+        if (run_dir / CHECKPOINT_FILE).is_file():
+            exc.add_note(
+                f"'{run_dir}' keeps its checkpoint{epoch}: continue it with `pyrovae train "
+                f"--resume {quoted}`"
+            )
+        else:
+            exc.add_note("no epoch finished: start again (the same command)")
+        raise
 
 
 def _with_options(

@@ -31,7 +31,7 @@ from ..errors import ConfigError, DataError
 from ..memory import data_memory_budget
 from .examples import Examples, hold_out
 from .idx import read_idx
-from .images import Binarization, ImageData, batches, binarize_once
+from .images import Binarization, ImageData, batches, binarize_once, check_grey_levels
 from .sources import (
     DATA_ENV,
     DATASETS,
@@ -45,7 +45,7 @@ from .sources import (
     python_examples,
     resolve_data_root,
 )
-from .streaming import StreamingImageData, _Batches
+from .streaming import StreamingImageData, _Batches, bounded_workers
 
 __all__ = [
     "DATASETS",
@@ -222,6 +222,7 @@ def load_data(
     binarize, seed = data_config["binarize"], data_config["binarization_seed"]
     if in_memory:
         train_x, train_y = train.materialize()
+        check_grey_levels(train_x, train.where, binarize)
         if binarize == "static":
             train_x = binarize_once(train_x, seed)
         return ImageData(train_images=train_x.to(device), train_labels=train_y.to(device), **common)
@@ -240,6 +241,7 @@ def _test_split(
     once whenever the training data is binary, and the record of the data."""
     binarize, seed = data_config["binarize"], data_config["binarization_seed"]
     test_x, test_y = test.materialize()
+    check_grey_levels(test_x, test.where, binarize)
     if binarize in ("static", "dynamic"):
         # a different stream from the training set's, same for every run
         test_x = binarize_once(test_x, seed + 1)
@@ -286,11 +288,13 @@ def _streamed(
         )
     seed = data_config["binarization_seed"]
     static_seed = seed if data_config["binarize"] == "static" else None
-    preview_x, preview_y = _Batches(train, static_seed)[torch.arange(min(PREVIEW_SIZE, len(train)))]
+    preview_x, preview_y = _Batches(train, static_seed, data_config["binarize"])._read(
+        torch.arange(min(PREVIEW_SIZE, len(train)))
+    )
     return StreamingImageData(
         train=train,
         device=device,
-        workers=data_config["workers"],
+        workers=bounded_workers(data_config["workers"]),
         binarization_seed=seed,
         preview=(preview_x.to(device), preview_y.to(device)),
         **common,

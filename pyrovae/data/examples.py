@@ -160,10 +160,20 @@ def hold_out(examples: Examples, validation: float, seed: int) -> tuple[Examples
     return IndexedExamples(examples, kept), IndexedExamples(examples, held)
 
 
+def native(array: np.ndarray) -> np.ndarray:
+    """``array`` in the machine's byte order (a big-endian array converted; torch reads only
+    the native order)."""
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+
+
 def check_labels(labels: Any, n: int, where: str) -> tuple[torch.Tensor, int]:
     """Labels ``(n,)`` as int64 and their number of classes (``max + 1``); a
     :class:`DataError` naming ``where`` unless they are ``n`` integers >= 0."""
-    y = torch.as_tensor(np.asarray(labels)) if not isinstance(labels, torch.Tensor) else labels
+    y = (
+        torch.as_tensor(native(np.asarray(labels)))
+        if not isinstance(labels, torch.Tensor)
+        else labels
+    )
     if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
         raise DataError(
             f"the labels of {where} must be integers (class 0, 1, ...), got dtype {y.dtype}"
@@ -202,7 +212,8 @@ class ArrayExamples(Examples):
     """Examples in a NumPy array (possibly memory-mapped from a ``.npy`` file).
 
     uint8 values are 8-bit levels, scaled to [0, 1]; floats (and booleans) are taken as they
-    are, as float32. Other dtypes and non-finite values are a :class:`DataError`.
+    are, as float32, in either byte order. Other dtypes, non-finite values, a single number
+    (a 0-d array) and examples of no values (a zero in the shape) are a :class:`DataError`.
     """
 
     def __init__(self, array: np.ndarray, labels: Any, where: str) -> None:
@@ -212,10 +223,20 @@ class ArrayExamples(Examples):
                 "[0, 1]) or floats (taken as they are): convert it, e.g. "
                 "x.astype(np.float32) / x.max()"
             )
+        if array.ndim == 0:
+            raise DataError(
+                f"{where} is a single number (a 0-d array), not examples; expected (N, D) "
+                "vectors or (N, H, W) images"
+            )
         if array.shape[0] == 0:
             raise DataError(f"{where} holds no examples (shape {array.shape})")
         self.array, self.where = array, where
         self.item_shape, self.layout = _image_layout(tuple(array.shape), where)
+        if math.prod(self.item_shape) == 0:
+            raise DataError(
+                f"{where} has shape {array.shape}: its examples hold no values (a zero-size "
+                "axis); give examples of at least one feature"
+            )
         if labels is None:
             self.labels, self.num_classes = torch.full((array.shape[0],), NO_LABEL), 0
         else:
@@ -235,7 +256,7 @@ class ArrayExamples(Examples):
 
     def batch(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.asarray(indices, dtype=np.int64)
-        raw = np.asarray(self.array[idx])
+        raw = native(np.asarray(self.array[idx]))
         if self.layout == "nhwc":
             raw = raw.transpose(0, 3, 1, 2)
         x = torch.from_numpy(np.ascontiguousarray(raw).reshape(len(idx), -1))

@@ -6,7 +6,11 @@ first frame is read, ...: :func:`image_suffixes`).
 A folder is either flat (every image unlabelled) or holds one subfolder per class, as
 torchvision's ``ImageFolder`` lays it out (labels 0, 1, ... in the sorted order of the
 subfolder names). Every image is converted to ``channels`` (1: grey, 3: RGB) and resized to
-``image_size`` when they are given, else must have the first image's size and mode. An array
+``image_size`` when they are given, else must have the first image's size and mode. 8-bit
+levels are scaled by 1/255 and 16-bit ones (16-bit grey PNGs) by 1/65535. An image whose
+header declares more pixels than Pillow's limit (``PIL.Image.MAX_IMAGE_PIXELS``: a
+decompression bomb or a damaged file) is refused before it is decoded; file names need not
+be valid UTF-8. An array
 file holds one array (``.npy``) or the train and test arrays (``.npz``: ``x_train``,
 ``x_test`` and optional ``y_train``, ``y_test``, the layout of Keras's ``mnist.npz``, or
 ``train``, ``test``); see :class:`~pyrovae.data.examples.ArrayExamples` for shapes and dtypes.
@@ -14,9 +18,14 @@ file holds one array (``.npy``) or the train and test arrays (``.npz``: ``x_trai
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
-from collections.abc import Sequence
+import os
+import warnings
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +53,9 @@ def image_suffixes() -> frozenset[str]:
 
 
 #: PIL modes read as one grey channel (every other mode is read as RGB)
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+#: PIL modes of 16-bit grey levels (a 16-bit PNG opens as one of them)
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L")
 
 
 def _visible(path: Path) -> list[Path]:
@@ -59,15 +70,73 @@ def _progress(paths: Sequence[Path], what: str) -> Any:
     return tqdm(paths, desc=what, unit="file", leave=False, disable=None if many else True)
 
 
+#: hashes already computed in this process, by the files' names, sizes, times and inodes
+_HASHED: dict[tuple[Any, ...], str] = {}
+
+
 def file_sha256(paths: Sequence[Path], root: Path) -> str:
-    """SHA-256 of the files ``paths``: each one's name relative to ``root`` and its bytes."""
+    """SHA-256 of the files ``paths``: each one's name relative to ``root`` and its bytes
+    (computed once per process while no file changes: its size, time and inode are the
+    same)."""
+    stats = [(str(p), os.stat(p)) for p in paths]
+    key = (str(root), *((n, s.st_size, s.st_mtime_ns, s.st_ino) for n, s in stats))
+    if key not in _HASHED:
+        _HASHED[key] = _sha256(paths, root)
+    return _HASHED[key]
+
+
+def _sha256(paths: Sequence[Path], root: Path) -> str:
     digest = hashlib.sha256()
     for path in _progress(paths, "hashing the data's files"):
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        # the name's bytes as the file system holds them (UTF-8 or not)
+        digest.update(os.fsencode(path.relative_to(root)) + b"\0")
         with path.open("rb") as f:
             while chunk := f.read(1 << 20):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def open_image(path: Path, reading: str = "image") -> Iterator[Any]:
+    """``PIL.Image.open(path)`` for the block (its header read, its pixels not yet); a
+    :class:`DataError` naming the file and the reason when it is no image, is damaged, or
+    declares more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (a decompression bomb)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                yield image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(
+            f"image '{path}' declares more pixels than Pillow reads safely "
+            f"({Image.MAX_IMAGE_PIXELS:,}): a decompression bomb or a damaged file; remove it "
+            "(or shrink it first)"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise DataError(
+            f"'{path}' is not a readable {reading} ({reason}); replace or remove it"
+        ) from None
+
+
+def image_levels(image: Any, channels: int, size: tuple[int, int] | None) -> np.ndarray:
+    """``(H, W)`` or ``(H, W, 3)`` levels of the PIL ``image`` converted to ``channels`` and
+    resized to ``size = (W, H)`` if given: uint8 (8-bit levels), or float32 in [0, 1] for a
+    16-bit grey image (levels / 65535)."""
+    from PIL import Image
+
+    if image.mode in WIDE_MODES:
+        levels = np.asarray(image, dtype=np.float32).clip(0, 65535) / 65535
+        if size is not None and levels.shape[::-1] != size:
+            resized = Image.fromarray(levels, "F").resize(size, Image.Resampling.BILINEAR)
+            levels = np.asarray(resized, dtype=np.float32)
+        return np.repeat(levels[..., None], 3, axis=2) if channels == 3 else levels
+    image = image.convert("L" if channels == 1 else "RGB")
+    if size is not None and image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
 
 
 class FolderExamples(Examples):
@@ -93,27 +162,24 @@ class FolderExamples(Examples):
 
     def read(self, i: int) -> torch.Tensor:
         """Image ``i`` as ``(C*H*W,)`` float32 in [0, 1]."""
-        from PIL import Image
-
         c, h, w = self.item_shape
         path = self.paths[i]
-        try:
-            with Image.open(path) as opened:
-                image = opened.convert("L" if c == 1 else "RGB")
-                if self.resize and image.size != (w, h):
-                    image = image.resize((w, h), Image.Resampling.BILINEAR)
-                array = np.asarray(image, dtype=np.uint8)
-        except (OSError, ValueError) as exc:
-            raise DataError(
-                f"image '{path}' cannot be read ({exc}); replace or remove it"
-            ) from None
+        with open_image(path) as opened:
+            try:
+                array = image_levels(opened, c, (w, h) if self.resize else None)
+            except (OSError, ValueError, SyntaxError) as exc:  # the pixels, decoded now
+                raise DataError(
+                    f"image '{path}' cannot be read ({exc}); replace or remove it"
+                ) from None
         if array.shape[:2] != (h, w):
             raise DataError(
                 f"image '{path}' is {array.shape[1]}x{array.shape[0]} pixels, but the others "
                 f"are {w}x{h}; set data.image_size = [{h}, {w}] to resize every image"
             )
         x = torch.from_numpy(array.reshape(h, w, c).transpose(2, 0, 1).copy())
-        return x.reshape(-1).to(torch.float32) / 255.0
+        if x.dtype == torch.uint8:
+            return x.reshape(-1).to(torch.float32) / 255.0
+        return x.reshape(-1)
 
     def batch(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.int64)
@@ -164,16 +230,11 @@ def read_folder(
     Every image's header is read now (not its pixels), so that a file that is no image, or
     one whose size or mode differs from the first's when ``image_size`` / ``channels`` are
     not given (0 or empty), is a :class:`DataError` naming it before training starts."""
-    from PIL import Image
-
     paths, labels, class_names = folder_files(folder, key)
     first: tuple[tuple[int, int], int] | None = None
     for path in _progress(paths, "reading the images' headers"):
-        try:
-            with Image.open(path) as image:
-                size, mode = image.size, image.mode
-        except (OSError, ValueError):
-            raise DataError(f"'{path}' is not a readable image; replace or remove it") from None
+        with open_image(path) as image:
+            size, mode = image.size, image.mode
         found = (size, 1 if mode in GREY_MODES else 3)
         if first is None:
             first, first_path = found, path
@@ -223,8 +284,12 @@ def read_array_file(path: Path, key: str) -> tuple[Examples, Examples | None, st
             return ArrayExamples(array, None, f"'{path}'"), None, _array_sha256(path)
         with np.load(path, allow_pickle=False) as npz:
             arrays: dict[str, Any] = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{key} = '{path}' cannot be read as a NumPy array file ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # a truncated or damaged file: its zip directory or a member's bytes are missing
+        raise DataError(
+            f"{key} = '{path}' cannot be read as a NumPy array file ({exc}); it may be "
+            "truncated or damaged: write it again"
+        ) from None
     for x_train, x_test, y_train, y_test in NPZ_LAYOUTS:
         if x_train in arrays:
 

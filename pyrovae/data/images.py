@@ -29,6 +29,7 @@ from typing import Any, Literal
 import torch
 
 from ..config import DataRecord
+from ..errors import DataError
 
 __all__ = [
     "Binarization",
@@ -36,6 +37,7 @@ __all__ = [
     "TrainTestData",
     "batches",
     "binarize_once",
+    "check_grey_levels",
     "global_batches",
 ]
 
@@ -50,6 +52,30 @@ def batches(
     for start in range(0, x.shape[0], batch_size):
         stop = start + batch_size
         yield x[start:stop], None if y is None else y[start:stop]
+
+
+def check_grey_levels(x: torch.Tensor, where: str, binarize: Binarization) -> None:
+    """Raise :class:`DataError` unless ``x`` holds grey levels in [0, 1] wherever
+    ``binarize`` (``"dynamic"``, ``"static"``) draws Bernoulli samples of them; the message
+    says how to rescale the data (8-bit levels: / 255; standardized values: to [0, 1], or no
+    binarization and a likelihood of real values)."""
+    if binarize == "none" or x.numel() == 0:
+        return
+    low, high = float(x.min()), float(x.max())
+    if low >= 0 and high <= 1:
+        return
+    if low >= 0 and high <= 255:
+        fix = "they look like 8-bit levels: divide them by 255"
+    else:
+        fix = (
+            "rescale them to [0, 1], e.g. (x - x.min()) / (x.max() - x.min()), or set "
+            "data.binarize = 'none' with a likelihood of real values (model.likelihood = "
+            "'gaussian')"
+        )
+    raise DataError(
+        f"{where} holds values in [{low:.4g}, {high:.4g}], but data.binarize = {binarize!r} "
+        f"draws binary images from grey levels in [0, 1]: {fix}"
+    )
 
 
 def binarize_once(images: torch.Tensor, seed: int) -> torch.Tensor:

@@ -112,7 +112,7 @@ def _read(path: Path, data_config: dict[str, Any], run_shape: tuple[int, ...]) -
     if path.suffix.lower() not in (".npy", ".npz"):
         raise DataError(
             f"--data '{path}' is neither a folder nor a .npy/.npz file; give 'test' (the run's "
-            "test set), a folder of PNG or JPEG images, or a .npy or .npz file"
+            "test set), a folder of images, or a .npy or .npz file"
         )
     train, test, _ = read_array_file(path, "--data")
     return test if test is not None else train

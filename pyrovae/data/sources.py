@@ -28,7 +28,14 @@ import torch
 from ..errors import ConfigError, DataError
 from ..registry import Registry
 from .examples import ArrayExamples, DatasetExamples, Examples, TensorExamples, split_examples
-from .files import GREY_MODES, folder_files, read_array_file, read_folder
+from .files import (
+    GREY_MODES,
+    file_sha256,
+    folder_files,
+    open_image,
+    read_array_file,
+    read_folder,
+)
 from .idx import read_idx
 
 __all__ = [
@@ -85,7 +92,8 @@ class Splits:
     Attributes:
         path: the file or folder read (absolute), ``""`` for a named data set or data given
             in Python.
-        sha256: hash of the files read, or of the arrays given in Python (``""``: none).
+        sha256: hash of the files read (a named data set's files under the data root, by
+            their names relative to it), or of the arrays given in Python (``""``: none).
         class_names: the name of each class, label 0 first (a folder's class subfolders),
             or empty where the source does not name them.
     """
@@ -186,7 +194,10 @@ class PublishedSource(DataSource):
             x, y = cls.load(root, train=train, download=download)
             return TensorExamples(x, y, cls.image_shape, cls.num_classes, cls.torchvision_name)
 
-        return Splits(split(True), split(False))
+        splits = Splits(split(True), split(False))
+        files = [*cls.raw_files(root, train=True), *cls.raw_files(root, train=False)]
+        splits.sha256 = file_sha256(files, root)  # a run notices when they change
+        return splits
 
     @classmethod
     def _missing(cls, root: Path, holding: str, why: str | None) -> DataError:
@@ -289,7 +300,10 @@ class TorchvisionImages(PublishedSource):
             labels = getattr(tv, "labels", None) if labels is None else labels
             return ArrayExamples(np.asarray(tv.data), labels, cls.torchvision_name)
 
-        return Splits(split(True), split(False))
+        splits = Splits(split(True), split(False))
+        files = sorted(p for p in (root / cls.folder).rglob("*") if p.is_file())
+        splits.sha256 = file_sha256(files, root)  # a run notices when they change
+        return splits
 
 
 @DATASETS.register("cifar10")
@@ -313,6 +327,18 @@ def _combined_sha256(*hashes: str) -> str:
     return hashlib.sha256(" ".join(hashes).encode()).hexdigest() if len(hashes) > 1 else hashes[0]
 
 
+def _check_utf8(path: Path, key: str) -> None:
+    """Refuse a ``path`` whose name is not valid UTF-8: a run records it in its config (UTF-8
+    TOML). (Names of the files inside a folder may be anything: only their bytes are hashed.)"""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(
+            f"{key} = {str(path)!r} is a name that is not valid UTF-8, which a run's config "
+            "cannot record; rename it (e.g. with convmv)"
+        ) from None
+
+
 class _OwnFiles(DataSource):
     """A source read from ``data.path`` (and ``data.test_path``)."""
 
@@ -332,6 +358,7 @@ class _OwnFiles(DataSource):
     @classmethod
     def open(cls, data: dict[str, Any], root: Path, download: bool) -> Splits:
         path = Path(data["path"]).expanduser().resolve()
+        _check_utf8(path, "data.path")
         train, test, sha = cls.read(path, "data.path", data)
         hashes, class_names = [sha], train.class_names
         if data["test_path"]:
@@ -339,9 +366,9 @@ class _OwnFiles(DataSource):
                 raise DataError(
                     f"data.path = '{path}' holds a test set already; remove data.test_path"
                 )
-            test, _, test_sha = cls.read(
-                Path(data["test_path"]).expanduser().resolve(), "data.test_path", data
-            )
+            test_path = Path(data["test_path"]).expanduser().resolve()
+            _check_utf8(test_path, "data.test_path")
+            test, _, test_sha = cls.read(test_path, "data.test_path", data)
             hashes.append(test_sha)
             if test.item_shape != train.item_shape:
                 raise DataError(
@@ -384,14 +411,12 @@ class Folder(_OwnFiles):
 
     @classmethod
     def peek(cls, data: dict[str, Any]) -> tuple[tuple[int, ...], int] | None:
-        from PIL import Image
-
         paths, _, class_names = folder_files(Path(data["path"]).expanduser(), "data.path")
         try:
-            with Image.open(paths[0]) as image:
+            with open_image(paths[0]) as image:
                 (w, h), mode = image.size, image.mode
-        except (OSError, ValueError):
-            return None
+        except DataError:
+            return None  # loading the data says what is wrong with it
         if data["image_size"]:
             h, w = data["image_size"]
         return (data["channels"] or (1 if mode in GREY_MODES else 3), h, w), len(class_names)

@@ -11,10 +11,16 @@ DataLoader as its sampler, and dynamic binarization uses the same generator on t
 the same order as in memory: for the same seed, a set that fits in memory gets the same
 batches, hence the same numbers, on either path (static binarization aside: streamed, each
 example is binarized with its own seed, so those draws differ from the in-memory ones).
+
+An error met in a worker (a damaged image) is raised in the main process as it was raised in
+the worker, its one-line message naming the file and the reason, not the worker's traceback;
+``data.workers`` beyond the CPUs this process may use is lowered to them, said aloud.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +28,36 @@ from typing import Any
 import torch
 import torch.utils.data
 
+from ..errors import PyrovaeError, PyrovaeWarning
 from .examples import Examples
-from .images import Binarization, TrainTestData, binarize_part
+from .images import Binarization, TrainTestData, binarize_part, check_grey_levels
 
-__all__ = ["StreamingImageData"]
+__all__ = ["StreamingImageData", "bounded_workers"]
+
+
+def bounded_workers(workers: int) -> int:
+    """``workers`` (``data.workers``), at most the CPUs this process may run on: more
+    processes read no faster, and a huge number would fork process after process."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    if workers > cpus:
+        warnings.warn(
+            PyrovaeWarning(
+                f"data.workers = {workers:,} is more than the {cpus} CPUs this process may use; "
+                f"reading with {cpus} workers (set data.workers = {cpus} or fewer)"
+            ),
+            stacklevel=2,
+        )
+        return cpus
+    return workers
+
+
+class _Failed:
+    """An error a DataLoader worker met, handed to the main process as a value: the
+    DataLoader would raise it with the worker's whole traceback in its message."""
+
+    def __init__(self, error: PyrovaeError) -> None:
+        self.error = error
 
 
 class _Order(torch.utils.data.Sampler):
@@ -44,16 +76,28 @@ class _Order(torch.utils.data.Sampler):
 
 class _Batches(torch.utils.data.Dataset):
     """``examples`` read a batch at a time: item ``indices`` is ``examples.batch(indices)``,
-    binarized once per example with ``seed + index`` when ``static_seed`` is not None."""
+    binarized once per example with ``seed + index`` when ``static_seed`` is not None; its
+    values checked to be grey levels where ``binarize`` binarizes them."""
 
-    def __init__(self, examples: Examples, static_seed: int | None) -> None:
-        self.examples, self.static_seed = examples, static_seed
+    def __init__(
+        self, examples: Examples, static_seed: int | None, binarize: Binarization = "none"
+    ) -> None:
+        self.examples, self.static_seed, self.binarize = examples, static_seed, binarize
 
     def __len__(self) -> int:
         return len(self.examples)
 
-    def __getitem__(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | _Failed:
+        try:
+            return self._read(indices)
+        except PyrovaeError as exc:
+            if torch.utils.data.get_worker_info() is None:  # the main process
+                raise
+            return _Failed(exc)
+
+    def _read(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.examples.batch(indices)
+        check_grey_levels(x, self.examples.where, self.binarize)
         if self.static_seed is not None:
             gen = torch.Generator()
             for row, i in enumerate(indices.tolist()):
@@ -109,7 +153,7 @@ class StreamingImageData(TrainTestData):
             static = self.binarization_seed if self.binarize == "static" else None
             workers = self.workers
             self._loader = torch.utils.data.DataLoader(
-                _Batches(self.train, static),
+                _Batches(self.train, static, self.binarize),
                 sampler=self._order,
                 batch_size=None,  # each sampled item is a whole batch of indices
                 num_workers=workers,
@@ -137,7 +181,10 @@ class StreamingImageData(TrainTestData):
         non_blocking = self.device.type == "cuda"
         pending: tuple[torch.Tensor, torch.Tensor] | None = None
         sizes = iter([(idx.shape[0], part) for idx, part in batches])
-        for x, y in self.loader():
+        for batch in self.loader():
+            if isinstance(batch, _Failed):
+                raise batch.error
+            x, y = batch
             # issue this batch's copy before handing out the previous one: the copy overlaps
             # the previous step on a GPU
             ready = pending

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..data import DataShape, data_shape
-from ..errors import ConfigError, PyrovaeWarning
+from ..errors import ConfigError, PyrovaeError, PyrovaeWarning
 from .guides import GUIDES
 from .likelihoods import LIKELIHOODS
 from .networks import DECODERS, ENCODERS
@@ -102,12 +102,30 @@ def build_model(
     spec = config["model"].get("program", "")
     if not spec:
         return build_builtin(config, training=training, device=device)
-    module = load_factory(spec, program_source)(dict(config))
+    module = _call_factory(spec, config, program_source)
     return as_program(
         module,
         _known_image_shape(config),
         what=f"the module model.program = {spec!r} returned",
     )
+
+
+def _call_factory(spec: str, config: Mapping[str, Any], source: Path | None = None) -> Any:
+    """The module the factory ``model.program = spec`` (or its copy ``source``:
+    :func:`load_factory`) returns for ``config``; its failure a :class:`ConfigError` that
+    quotes its own message."""
+    factory = load_factory(spec, source)
+    try:
+        return factory(dict(config))
+    except PyrovaeError:
+        raise
+    except Exception as exc:  # the user's code
+        text = str(exc).strip()
+        raise ConfigError(
+            f"model.program = {spec!r}: the factory raised {type(exc).__name__}: "
+            f"{text.splitlines()[0] if text else '(no message)'}; fix the factory (it is "
+            "called with the resolved config and returns the module)"
+        ) from None
 
 
 def _known_image_shape(config: Mapping[str, Any]) -> tuple[int, ...] | None:

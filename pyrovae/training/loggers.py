@@ -151,7 +151,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     data = text.getvalue().encode()
-    atomic_write_bytes(path, lambda f: f.write(data))
+    atomic_write_bytes(path, lambda f: f.write(data), run_file=True)
 
 
 class TensorBoardLogger(Callback):

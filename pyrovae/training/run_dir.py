@@ -18,13 +18,23 @@ import math
 import pickle
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..atomic import atomic_write_bytes
+from ..atomic import (
+    BEST_FILE,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    CSV_FILE,
+    METRICS_FILE,
+    PICTURE_FILE,
+    PROGRAM_FILE,
+    STEPS_CSV_FILE,
+    atomic_write_bytes,
+)
 from ..config import Config, dumps_toml, load_config
 from ..errors import CheckpointError, ConfigError
 from ..memory import available_memory
@@ -49,23 +59,11 @@ __all__ = [
     "write_program_source",
 ]
 
-CONFIG_FILE = "config.toml"
-CHECKPOINT_FILE = "checkpoint.pt"
-#: the state of the epoch with the best validation ELBO (runs with train.validation)
-BEST_FILE = "best.pt"
-METRICS_FILE = "metrics.jsonl"
-#: picture of samples and reconstructions written when training ends
-PICTURE_FILE = "samples_reconstructions.png"
-#: the metrics as CSV (``log.csv``), the TensorBoard event files (``log.tensorboard``) and
-#: MLflow's default local store and its artifacts (``log.mlflow``):
-#: :mod:`pyrovae.training.loggers`
-CSV_FILE = "metrics.csv"
-STEPS_CSV_FILE = "steps.csv"
+#: MLflow's default local store and its artifacts (``log.mlflow``), the TensorBoard event
+#: files (``log.tensorboard``): written by those libraries (:mod:`pyrovae.training.loggers`)
 TENSORBOARD_DIR = "tensorboard"
 MLFLOW_DB = "mlflow.db"
 MLFLOW_ARTIFACTS = "mlartifacts"
-#: the copy of a ``model.program`` module's source file (imported when the module is not)
-PROGRAM_FILE = "program.py"
 #: bumped when the checkpoint layout changes
 CHECKPOINT_FORMAT = 1
 
@@ -83,13 +81,13 @@ def write_program_source(run_dir: Path, spec: str) -> None:
     if source is None:
         return
     code = Path(source).read_bytes()
-    atomic_write_bytes(Path(run_dir) / PROGRAM_FILE, lambda f: f.write(code))
+    atomic_write_bytes(Path(run_dir) / PROGRAM_FILE, lambda f: f.write(code), run_file=True)
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any], name: str = CHECKPOINT_FILE) -> None:
     """Atomically write ``state`` to ``run_dir/name`` (``checkpoint.pt`` or ``best.pt``)."""
     state = {"format": CHECKPOINT_FORMAT, **state}
-    atomic_write_bytes(Path(run_dir) / name, lambda f: torch.save(state, f))
+    atomic_write_bytes(Path(run_dir) / name, lambda f: torch.save(state, f), run_file=True)
 
 
 _DAMAGED = (
@@ -138,7 +136,36 @@ def load_checkpoint(
             f"checkpoint '{path}' is not a pyrovae checkpoint of format {CHECKPOINT_FORMAT}"
         )
     check_state(state, path)
+    check_finite(state, path)
     return state
+
+
+def _tensors(value: Any, name: str) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every floating-point tensor in the nested dicts and lists ``value``, with its name
+    (``model['decoder.net.0.weight']``, ``optimizer['state'][3]['exp_avg']``)."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point() or value.is_complex():
+            yield name, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _tensors(item, f"{name}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _tensors(item, f"{name}[{i}]")
+
+
+def check_finite(state: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`CheckpointError` naming the first tensor of the model or optimizer state
+    holding NaN or infinite values: such weights score every example as NaN (training never
+    writes them: it stops on divergence before the epoch's checkpoint)."""
+    for key in ("model", "optimizer"):
+        for name, tensor in _tensors(state.get(key, {}), key):
+            if not bool(torch.isfinite(tensor).all()):
+                bad = int((~torch.isfinite(tensor)).sum())
+                raise CheckpointError(
+                    f"checkpoint '{path}' is damaged: {name} holds {bad:,} NaN or infinite "
+                    f"value(s) of {tensor.numel():,}; restore it from a copy, or retrain"
+                )
 
 
 def _is_tensor_map(value: Any) -> bool:
@@ -197,7 +224,7 @@ def check_state(state: Mapping[str, Any], path: Path) -> None:
 
 def write_config(run_dir: Path, config: Config) -> None:
     text = dumps_toml(config).encode()
-    atomic_write_bytes(Path(run_dir) / CONFIG_FILE, lambda f: f.write(text))
+    atomic_write_bytes(Path(run_dir) / CONFIG_FILE, lambda f: f.write(text), run_file=True)
 
 
 def read_config(run_dir: Path) -> Config:
@@ -225,11 +252,19 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
         if line.strip():
             try:
                 row = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
+            except (ValueError, RecursionError):  # not JSON, or a number of 5000 digits
                 raise CheckpointError(f"'{path}' line {n} is not valid JSON") from None
             _check_metrics_row(row, path, n)
             rows.append(row)
     return rows
+
+
+def _is_finite_number(value: Any) -> bool:
+    """Whether ``value`` is a finite number that a float holds (not a bool, not NaN, not an
+    integer of hundreds of digits)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**1023
 
 
 def _check_metrics_row(row: Any, path: Path, n: int) -> None:
@@ -241,8 +276,7 @@ def _check_metrics_row(row: Any, path: Path, n: int) -> None:
             "'epoch' (1 or more) and its ELBOs"
         )
     for key, value in row.items():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not math.isfinite(value):
+        if not _is_finite_number(value):
             raise CheckpointError(
                 f"'{path}' line {n}: {key!r} is {value!r}, expected a finite number"
             )
@@ -251,4 +285,4 @@ def _check_metrics_row(row: Any, path: Path, n: int) -> None:
 def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     """Atomically replace the metrics file with ``rows``."""
     text = "".join(json.dumps(r) + "\n" for r in rows).encode()
-    atomic_write_bytes(Path(run_dir) / METRICS_FILE, lambda f: f.write(text))
+    atomic_write_bytes(Path(run_dir) / METRICS_FILE, lambda f: f.write(text), run_file=True)

@@ -63,6 +63,7 @@ from ..data import ImageData, StreamingImageData
 from ..errors import CheckpointError, ConfigError, DivergenceError, WriteError
 from ..evaluation.metrics import elbo_per_example
 from ..infer.objectives import OBJECTIVES, Objective
+from ..infer.program_check import check_program_sites
 from ..infer.replay import ELBOGradient
 from ..models.program import Program, as_program
 from ..rng import derived_seed, fixed_rng
@@ -164,6 +165,9 @@ class Trainer:
         )
         self.program.check_data(
             data.test_images, self.program.model_labels(data.test_labels), name="the test images"
+        )
+        check_program_sites(
+            self.program, data.test_images[:2], self.program.model_labels(data.test_labels[:2])
         )
         if not self.program.trains_with_any_objective:
             self.objective.check_program(self.program, data.test_images[:2], data.test_labels[:2])
@@ -608,4 +612,4 @@ class Trainer:
             self.program.example_shape(),
             title=title,
         )
-        return save_figure(figure, path)
+        return save_figure(figure, path, run_file=True)

@@ -54,10 +54,11 @@ def _figure(*args: Any, figsize: tuple[float, float], **kwargs: Any) -> tuple[Fi
     return fig, fig.subplots(*args, **kwargs)
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path, *, run_file: bool = False) -> Path:
     """Write ``fig`` to ``path`` as a PNG (creating its folder) and return the path. The
     write is atomic (:func:`pyrovae.atomic.atomic_write_bytes`): a failure leaves no partial
-    picture, and raises :class:`~pyrovae.errors.WriteError`.
+    picture, and raises :class:`~pyrovae.errors.WriteError`; ``run_file``: the picture is a
+    run's own, written by its training (see :func:`~pyrovae.atomic.atomic_write_bytes`).
 
     Figures drawn only in greys are stored as 8-bit grey images, others as RGB (no alpha):
     losslessly, at a half to a quarter of matplotlib's RGBA size.
@@ -80,7 +81,9 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     grey = opaque and bool((rgb == rgb[..., :1]).all())
     mode = "L" if grey else "RGB" if opaque else "RGBA"
     image = Image.fromarray(rgba).convert(mode)
-    atomic_write_bytes(path, lambda f: image.save(f, format="PNG", optimize=True))
+    atomic_write_bytes(
+        path, lambda f: image.save(f, format="PNG", optimize=True), run_file=run_file
+    )
     return path
 
 
