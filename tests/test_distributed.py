@@ -167,6 +167,27 @@ def test_a_run_of_two_processes_resumed_by_two_ends_as_an_uninterrupted_one(laun
     )
 
 
+def test_sharded_inference_gaps_do_not_depend_on_the_number_of_processes(
+    launched, one_torch_thread
+):
+    """``evaluate --gaps`` of two processes: one process's numbers (each block of the local
+    ELBO, and of IS, seeded by its first example's index; margin as for evaluate)."""
+    got = json.loads((launched / "evaluate_gaps.json").read_text())
+    vae, config, _ = load_run(launched / "run2", device="cpu")
+    data = pyrovae.load_data(config["data"])
+    y = vae.model_labels(data.test_labels)
+    want = pyrovae.inference_gaps(
+        vae, data.test_images[:10], None if y is None else y[:10], method="is",
+        num_samples=12, num_elbo_samples=8, local=pyrovae.LocalOptimization(max_steps=10),
+        max_batch_elements=60, seed=EVAL_SEED,
+    ).summary()
+    for key, value in want.items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-6), key
+        else:
+            assert got[key] == value, key
+
+
 @pytest.mark.parametrize("method", ["is", "ais", "bdmc"])
 def test_sharded_evaluation_does_not_depend_on_the_number_of_processes(
     launched, method, one_torch_thread

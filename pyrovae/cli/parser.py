@@ -57,9 +57,12 @@ def _add_estimator(p: argparse.ArgumentParser, bdmc: bool = True) -> None:
     p.add_argument(
         "--method",
         choices=methods,
-        default="is",
-        help="how to estimate log p(x): is (importance sampling from the guide, the default), "
-        "ais (annealed importance sampling)" + (", bdmc (AIS's error bound)" if bdmc else ""),
+        # evaluate chooses by --gaps (is, or ais with --gaps)
+        default=None if bdmc else "is",
+        help="how to estimate log p(x): is (importance sampling from the guide, the default"
+        + ("; with --gaps: ais" if bdmc else "")
+        + "), ais (annealed importance sampling)"
+        + (", bdmc (AIS's error bound)" if bdmc else ""),
     )
     p.add_argument(
         "--num-samples",
@@ -166,6 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="S",
         help="seed of the random draws (default: the one used during training)",
+    )
+    p.add_argument(
+        "--gaps",
+        action="store_true",
+        help="report the inference gaps of each example instead (Cremer et al. 2018): "
+        "log p(x) (AIS by default), the ELBO of the amortized guide, the ELBO of the guide's "
+        "family optimized per example (local ELBO), approximation gap = log p(x) - local "
+        "ELBO and amortization gap = local ELBO - ELBO",
+    )
+    p.add_argument(
+        "--num-elbo-samples",
+        type=int,
+        metavar="K",
+        help="--gaps: draws per example of each ELBO estimate (default 1000)",
+    )
+    p.add_argument(
+        "--max-local-steps",
+        type=int,
+        metavar="N",
+        help="--gaps: the most SVI steps of each block's per-example optimization (default "
+        "5000; it stops earlier once converged)",
     )
     _add_scoring_options(p)
 

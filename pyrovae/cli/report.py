@@ -150,6 +150,37 @@ def bdmc(summary: Mapping[str, Any], *, run_dir: str, num_chains: int, as_json: 
     )
 
 
+def gaps(summary: Mapping[str, Any], *, run_dir: str, estimator: Estimator, as_json: bool) -> str:
+    """``evaluate --gaps``' report: the summary of
+    :class:`~pyrovae.evaluation.inference_gaps.InferenceGaps` (with ``seed``, ``dataset``,
+    ``epoch``), one quantity a line, mean ± standard error over the examples."""
+    if as_json:
+        return to_json(summary)
+    rows = [
+        ("log-likelihood", "log_likelihood", f"({how_estimated(estimator)})"),
+        ("local ELBO", "local_elbo", f"(MC error {summary['local_elbo_mc_se']:.3f})"),
+        ("ELBO", "elbo", f"(MC error {summary['elbo_mc_se']:.3f})"),
+        ("approximation gap", "approximation_gap", "log p(x) - local ELBO: the guide family"),
+        ("amortization gap", "amortization_gap", "local ELBO - ELBO: the encoder"),
+    ]
+    lines = [
+        f"run {run_dir} (epoch {summary['epoch']}), inference gaps of "
+        f"{summary['num_examples']} test examples of {summary['dataset']}, seed "
+        f"{summary['seed']}, nats/example:"
+    ]
+    lines += [
+        f"  {label + ':':<19} {summary[key]:8.2f}{_se(summary[f'{key}_se'])}  {note}"
+        for label, key, note in rows
+    ]
+    lines.append(
+        f"  local ELBO: SVI per example until its ELBO moves < tolerance per window "
+        f"({summary['local_optimization']}); converged for {summary['converged']:.0%} of the "
+        f"examples, at most {summary['max_steps_taken']} steps; ELBOs from "
+        f"{summary['num_elbo_samples']} draws per example"
+    )
+    return "\n".join(lines)
+
+
 def comparison(
     result: Comparison,
     *,
