@@ -8,7 +8,9 @@
   default), with explicit binarization;
 * :mod:`~pyrovae.data.streaming`: training batches read by a DataLoader, for data larger than
   memory;
-* :mod:`~pyrovae.data.idx`: the IDX files of the MNIST family.
+* :mod:`~pyrovae.data.idx`: the IDX files of the MNIST family;
+* :mod:`~pyrovae.data.run_source`: the examples a trained run is used on (its test set, or new
+  data prepared as its training data was).
 
 :func:`load_data` reads the data a ``data`` config section describes (or data given in
 Python) onto the training device; :func:`data_shape` is the shape and number of classes the
