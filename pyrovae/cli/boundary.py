@@ -28,6 +28,7 @@ from typing import Any, TextIO
 from ..errors import PyrovaeError, PyrovaeWarning
 from .describe import describe
 from .draw import plot, sample
+from .ood import ood
 from .parser import build_parser
 from .score import compare, evaluate
 from .train import train
@@ -38,6 +39,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "describe": describe,
     "evaluate": evaluate,
     "compare": compare,
+    "ood": ood,
     "sample": sample,
     "plot": plot,
 }

@@ -194,6 +194,72 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring_options(p)
 
     p = sub.add_parser(
+        "ood",
+        help="score in- and out-of-distribution data with a run's log p(x) and scores on it",
+        description="Score the examples of --in and --out with the run's log p(x) and the "
+        "out-of-distribution scores built on it: log_likelihood (-log p(x)), llr (against "
+        "--background, a run trained on perturbed data, data.mutation_rate; Ren et al. "
+        "2019), complexity (-log2 p(x) minus a lossless compressor's code length; Serra et "
+        "al. 2020) and typicality (distance of -log p(x) from its training mean; Nalisnick "
+        "et al. 2019). Prints each score's AUROC, AUPR and FPR at 95%% TPR (out-of-"
+        "distribution examples as positives) and writes scores.csv (with the PSIS flag of "
+        "each estimate) and histograms.png. A SOURCE is 'test' (the run's test set), a "
+        "folder of images or a .npy/.npz file, prepared as the run's test set is.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument(
+        "--in",
+        dest="in_source",
+        default="test",
+        metavar="SOURCE",
+        help="the in-distribution examples (default: test)",
+    )
+    p.add_argument(
+        "--out",
+        dest="out_source",
+        required=True,
+        metavar="SOURCE",
+        help="the out-of-distribution examples",
+    )
+    p.add_argument(
+        "--background",
+        metavar="RUN_B",
+        help="a run trained on perturbed data (data.mutation_rate): adds llr",
+    )
+    _add_estimator(p, bdmc=False)
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="score only the first N examples of each set (default: all)",
+    )
+    p.add_argument(
+        "--num-train",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="training examples whose mean -log p(x) centres typicality (default 1000)",
+    )
+    p.add_argument(
+        "--compressor",
+        choices=["png", "zlib"],
+        default="png",
+        help="the lossless compressor of complexity (default png)",
+    )
+    p.add_argument(
+        "--results",
+        metavar="DIR",
+        help="where scores.csv and histograms.png go (default: RUN_DIR/ood)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="seed of the random draws (default: the one used during training)",
+    )
+    _add_scoring_options(p)
+
+    p = sub.add_parser(
         "compare",
         help="compare trained runs by log-likelihood on the same test examples",
         description="Score two or more runs trained on the same data on the same test "

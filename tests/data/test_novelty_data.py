@@ -35,8 +35,9 @@ def test_classes_outside_the_data_are_refused_in_one_line():
 def test_a_mutation_rate_of_zero_leaves_the_batches_and_the_stream_as_they_were():
     plain, zero = _data(), _data(mutation_rate=0.0)
     streams = [torch.Generator().manual_seed(0) for _ in range(2)]
-    for (a, _), (b, _) in zip(plain.train_batches(16, streams[0]),
-                              zero.train_batches(16, streams[1]), strict=True):
+    for (a, _), (b, _) in zip(
+        plain.train_batches(16, streams[0]), zero.train_batches(16, streams[1]), strict=True
+    ):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert torch.equal(torch.rand(3, generator=streams[0]), torch.rand(3, generator=streams[1]))
 
