@@ -10,6 +10,12 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+
+import pyrovae
+from pyrovae import ConfigError, LocalOptimization, inference_gaps
+from pyrovae.evaluation.local_elbo import LocalELBO
+from pyrovae.models.program import as_program
+
 from conftest import binary_images, tiny_vae
 from linear_gaussian import (
     hard_linear_gaussian_vae,
@@ -19,11 +25,6 @@ from linear_gaussian import (
     parameters,
     sample_data,
 )
-
-import pyrovae
-from pyrovae import ConfigError, LocalOptimization, inference_gaps
-from pyrovae.evaluation.local_elbo import LocalELBO
-from pyrovae.models.program import as_program
 
 #: Monte Carlo estimates are compared with closed forms within this many of their standard
 #: errors (a two-sided normal tail of 6e-5 per comparison)

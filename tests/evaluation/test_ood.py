@@ -6,11 +6,12 @@ import math
 
 import pytest
 import torch
-from conftest import binary_images, tiny_vae
 
 from pyrovae.errors import ConfigError, DataError
 from pyrovae.evaluation.complexity import code_length_bits, complexity_score
 from pyrovae.evaluation.ood import SCORES, detection_table, ood_scores
+
+from conftest import binary_images, tiny_vae
 
 
 @pytest.mark.parametrize("compressor", ["png", "zlib"])
