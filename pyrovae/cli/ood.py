@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..evaluation.ood import OODScores
     from ..models.program import Program
+    from .options import Estimator
 
 #: PSIS k above which an importance-sampled estimate is flagged
 PSIS_THRESHOLD = 0.7
@@ -55,17 +56,13 @@ def ood(
     ``RUN_DIR/ood``)."""
     from .. import distributed
     from ..evaluation.complexity import describe_compressor
-    from ..evaluation.ood import detection_table, ood_scores
+    from ..evaluation.ood import detection_table
     from ..training import EVAL_SEED
     from ..training.run import load_program
 
-    check_options(
-        ("--limit", limit, PositiveInt),
-        ("--num-train", num_train, PositiveInt),
-        ("--max-batch-elements", max_batch_elements, PositiveInt),
-        ("--seed", seed, Seed),
-    )
-    compressor_name = describe_compressor(compressor)
+    check_options(("--limit", limit, PositiveInt), ("--num-train", num_train, PositiveInt))
+    check_options(("--max-batch-elements", max_batch_elements, PositiveInt), ("--seed", seed, Seed))
+    summary: dict[str, Any] = {"compressor": describe_compressor(compressor)}
     program, config, state = load_program(run_dir, device=device)
     back = None if background is None else _background(background, config, device)
     estimator = choose_estimator(method, num_samples, num_steps, config["eval"]["num_samples"])
@@ -74,49 +71,60 @@ def ood(
         flag: _examples(config, source, program, limit, data_root)
         for flag, source in (("--in", in_source), ("--out", out_source))
     }
-    settings: dict[str, Any] = {"method": method, "num_samples": estimator.num_samples}
-    settings |= {"num_steps": estimator.num_steps, "seed": seed, "progress": not quiet}
-    if max_batch_elements is not None:
-        settings["max_batch_elements"] = max_batch_elements
+    settings = _settings(estimator, seed, quiet, max_batch_elements)
     train_nll = _train_nll(program, config, num_train, data_root, settings)
-    image_shape = tuple(config["data"]["shape"])
     scores = {
-        flag: ood_scores(
-            program,
-            x,
-            train_nll=train_nll,
-            image_shape=image_shape,
-            background=back,
-            compressor=compressor,
-            **settings,
-        )
+        flag: _score(program, x, config, train_nll, back, compressor, settings)
         for flag, x in sets.items()
     }
     table = detection_table(scores["--in"], scores["--out"])
     folder = Path(results) if results else Path(run_dir) / "ood"
     if distributed.is_main():
         _write(folder, scores, table, (in_source, out_source))
-    summary = {
-        "run": run_dir,
-        "epoch": int(state["epoch"]),
-        "in": in_source,
-        "out": out_source,
-        "background": background,
-        "num_in": sets["--in"].shape[0],
-        "num_out": sets["--out"].shape[0],
-        "method": method,
-        "seed": seed,
-        "num_samples": estimator.num_samples,
-        "num_steps": estimator.num_steps,
-        "compressor": compressor_name,
-        "train_nll": train_nll,
-        "num_train": num_train,
-        "metrics": table,
-        "csv": str(folder / "scores.csv"),
-        "figure": str(folder / "histograms.png"),
-        "psis_flagged": {flag: _flagged(s) for flag, s in scores.items()},
-    }
+    summary |= {"run": run_dir, "epoch": int(state["epoch"]), "in": in_source, "out": out_source}
+    summary |= {"background": background, "method": method, "seed": seed}
+    summary |= {"num_in": sets["--in"].shape[0], "num_out": sets["--out"].shape[0]}
+    summary |= {"num_samples": estimator.num_samples, "num_steps": estimator.num_steps}
+    summary |= {"train_nll": train_nll, "num_train": num_train, "metrics": table}
+    summary |= {"csv": str(folder / "scores.csv"), "figure": str(folder / "histograms.png")}
+    summary["psis_flagged"] = {flag: _flagged(s) for flag, s in scores.items()}
     print(report.ood(summary, estimator=estimator, as_json=as_json))
+
+
+def _settings(
+    estimator: Estimator, seed: int, quiet: bool, max_batch_elements: int | None
+) -> dict[str, Any]:
+    """The log-likelihood estimator's settings, as :func:`pyrovae.log_likelihood` takes them."""
+    settings: dict[str, Any] = {"method": estimator.method, "seed": seed}
+    settings["num_samples"] = estimator.num_samples
+    settings |= {"num_steps": estimator.num_steps, "progress": not quiet}
+    if max_batch_elements is not None:
+        settings["max_batch_elements"] = max_batch_elements
+    return settings
+
+
+def _score(
+    program: Program,
+    x: torch.Tensor,
+    config: Config,
+    train_nll: float,
+    background: Program | None,
+    compressor: str,
+    settings: dict[str, Any],
+) -> OODScores:
+    """The scores of the examples ``x`` (:func:`pyrovae.evaluation.ood.ood_scores`)."""
+    from ..evaluation.ood import ood_scores
+
+    shape = tuple(config["data"]["shape"])
+    return ood_scores(
+        program,
+        x,
+        train_nll=train_nll,
+        image_shape=shape,
+        background=background,
+        compressor=compressor,
+        **settings,
+    )
 
 
 def _background(run_dir: str, config: Config, device: str) -> Program:

@@ -132,7 +132,9 @@ class LocalELBO(BlockEstimator[LocalELBOResult]):
     """
 
     seed_name = "local_elbo"
-    progress_unit = "ex"
+    #: the bar counts SVI steps, up to ``max_steps`` per block (a block that converges
+    #: earlier adds the steps it did not need)
+    progress_unit = "step"
     takes_gradients = True
 
     def __init__(
@@ -160,6 +162,9 @@ class LocalELBO(BlockEstimator[LocalELBOResult]):
     def progress_description(self) -> str:
         return f"local ELBO, {self.settings.num_particles} draws/step"
 
+    def progress_units(self, num_examples: int) -> int:
+        return self.settings.max_steps
+
     def result_shapes(self, x: torch.Tensor, repeat: int) -> dict[str, tuple[int, ...]]:
         with torch.no_grad():
             params = self.program.local_parameters(x[:1], None)
@@ -177,10 +182,9 @@ class LocalELBO(BlockEstimator[LocalELBOResult]):
         start = {
             name: value.detach() for name, value in self.program.local_parameters(x, y).items()
         }
-        params, steps, converged = self._optimize(start, x, y)
+        params, steps, converged = self._optimize(start, x, y, block.advance)
         local_guide = _local_guide(self.program, params)
         local, local_se = self._elbo(local_guide, x, y, chunk)
-        block.advance(x.shape[0])
         results = {"elbo": elbo, "elbo_mc_se": elbo_se, "local_elbo": local}
         results |= {"local_elbo_mc_se": local_se, "steps": torch.full_like(elbo, steps)}
         results["converged"] = torch.full_like(elbo, float(converged))
@@ -206,7 +210,11 @@ class LocalELBO(BlockEstimator[LocalELBOResult]):
         return mean.to(x.dtype), (var / num).sqrt().to(x.dtype)
 
     def _optimize(
-        self, start: LocalParameters, x: torch.Tensor, y: torch.Tensor | None
+        self,
+        start: LocalParameters,
+        x: torch.Tensor,
+        y: torch.Tensor | None,
+        advance: Callable[..., Any],
     ) -> tuple[LocalParameters, int, bool]:
         """SVI on the per-example parameters from ``start`` until the criterion (module
         docstring) or ``max_steps``: the parameters, the steps taken and whether it
@@ -232,9 +240,12 @@ class LocalELBO(BlockEstimator[LocalELBOResult]):
             previous = self._check(guide, x, y, check_seed)
             for step in range(1, s.max_steps + 1):
                 svi.step(x, y)
+                if step % s.window == 0 or step == s.max_steps:
+                    advance(step - (step - 1) // s.window * s.window)
                 if step % s.window == 0:
                     current = self._check(guide, x, y, check_seed)
                     if bool(((current - previous).abs() <= s.tolerance).all()):
+                        advance(s.max_steps - step)
                         return _read(store, names), step, True
                     previous = current
             return _read(store, names), s.max_steps, False
