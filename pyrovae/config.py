@@ -44,7 +44,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
 from .errors import ConfigError
-from .registry import PositiveFloat, PositiveInt, Range, Registry, Seed, check_value, show
+from .registry import (
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    Registry,
+    Seed,
+    check_value,
+    show,
+)
 
 __all__ = [
     "ComponentSpec",
@@ -112,6 +121,10 @@ class DataConfig(TypedDict):
     # not fit pyrovae.memory.data_memory_budget
     in_memory: Annotated[bool | Literal["auto"], Default("auto")]
     workers: Annotated[int, Range(min=0, note="0 reads in the main process"), Default(2)]
+    # train and test on these classes only (novelty splits); []: every class
+    classes: Annotated[list[NonNegativeInt], Default([])]
+    # the fraction of training pixels replaced by random values, per batch (Ren et al. 2019)
+    mutation_rate: Annotated[float, Range(min=0, lt=1), Default(0.0)]
     # recorded by training: the data's shape and classes, and the hash of its files
     shape: Annotated[list[PositiveInt], Default([])]
     num_classes: Annotated[int, Range(min=0, note="0: unlabelled"), Default(0)]

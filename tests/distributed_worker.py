@@ -10,7 +10,9 @@ MODE OUT ...``:
   resumed by two); (3b) ``OUT/random.toml`` (a guide that draws) trained into
   ``OUT/random2`` and, 1 epoch then resumed, into ``OUT/random_half``; (4) ``pyrovae
   evaluate OUT/run2 --json`` with IS, AIS and BDMC, rank 0's output saved to
-  ``OUT/evaluate_{is,ais,bdmc}.json``.
+  ``OUT/evaluate_{is,ais,bdmc}.json``, and ``evaluate --gaps`` (IS) into
+  ``OUT/evaluate_gaps.json``; (5) ``pyrovae ood OUT/run2 --out test`` into ``OUT/ood.json``
+  (and ``OUT/ood/``).
 * ``leaves-no-group``: joins and leaves the process group around the first optimizer this
   interpreter builds; exits 0 when the group is freed once left.
 * ``bad-data-on-rank-1 CONFIG RUN``: ``pyrovae train`` where rank 1's training images hold a
@@ -101,6 +103,17 @@ def gradients(out: Path) -> None:
         torch.save(results, out / "gradients.pt")
 
 
+#: ``evaluate --gaps``' options in the launch: 10 examples in local-ELBO blocks of
+#: 60 // 16 = 3 (two blocks per process), 10 SVI steps, 8 draws per ELBO
+GAPS_OPTIONS = ["--num-elbo-samples", "8", "--max-local-steps", "10"]
+
+
+#: ``ood``'s options in the launch (the run's test set against itself: the scores are what
+#: matter): 10 examples, IS blocks of 5
+OOD_OPTIONS = ["--limit", "10", "--num-samples", "12", "--max-batch-elements", "60",
+               "--num-train", "10", "--json", "--quiet"]
+
+
 def run_all(out: Path, config: str, half1: str) -> int:
     with distributed.process_group():
         gradients(out)
@@ -125,13 +138,20 @@ def run_all(out: Path, config: str, half1: str) -> int:
             ("is", []),
             ("ais", ["--num-steps", "4"]),
             ("bdmc", ["--num-steps", "3", "--limit", "10"]),
+            ("gaps", ["--gaps", "--method", "is", "--limit", "10", *GAPS_OPTIONS]),
         ):
             with open(out / f"evaluate_{method}.json", "w") if distributed.is_main() else (
                 contextlib.nullcontext(sys.stdout)
             ) as f, contextlib.redirect_stdout(f):
                 codes.append(cli.main(["evaluate", str(out / "run2"), "--json", "--quiet",
-                                       "--method", method, "--num-samples", "12",
-                                       "--max-batch-elements", "60", *extra]))
+                                       *(["--method", method] if method != "gaps" else []),
+                                       "--num-samples", "12", "--max-batch-elements", "60",
+                                       *extra]))
+        with open(out / "ood.json", "w") if distributed.is_main() else (
+            contextlib.nullcontext(sys.stdout)
+        ) as f, contextlib.redirect_stdout(f):
+            codes.append(cli.main(["ood", str(out / "run2"), "--out", "test", *OOD_OPTIONS,
+                                   "--results", str(out / "ood")]))
     return max(codes)
 
 

@@ -68,7 +68,13 @@ HELP = {
     "describe": ["CONFIG", "--set KEY=VALUE", "--toml"],
     "evaluate": ["RUN_DIR", "--method {is,ais,bdmc}", "--num-samples K", "--num-steps T",
                  "--limit N", "--seed S", "--max-batch-elements M", "--json", "--quiet",
-                 "--device {auto,cpu,cuda}", "--data-root PATH"],
+                 "--device {auto,cpu,cuda}", "--data-root PATH", "--gaps",
+                 "--num-elbo-samples K", "--max-local-steps N"],
+    "ood": ["RUN_DIR", "--in SOURCE", "--out SOURCE", "--background RUN_B",
+            "--method {is,ais}", "--num-samples K", "--num-steps T", "--limit N",
+            "--num-train N", "--compressor {png,zlib}", "--results DIR", "--seed S",
+            "--max-batch-elements M", "--json", "--quiet", "--device {auto,cpu,cuda}",
+            "--data-root PATH"],
     "compare": ["RUN_DIR", "--method {is,ais}", "--num-samples K", "--num-steps T",
                 "--num-repeats R", "--limit N", "--seed S", "--max-batch-elements M", "--json",
                 "--quiet", "--device {auto,cpu,cuda}", "--data-root PATH"],
@@ -79,7 +85,8 @@ HELP = {
 }
 #: options a command must not offer (they belong to other commands)
 NOT_IN_HELP = {"describe": ["--out", "--device"], "sample": ["--set", "--data-root"],
-               "evaluate": ["--set", "--out"], "compare": ["--set", "--out", "bdmc"]}
+               "evaluate": ["--set", "--out"],
+               "compare": ["--set", "--out", "bdmc", "--gaps"]}
 
 
 def test_top_level_help_lists_every_command():
@@ -395,6 +402,72 @@ def test_evaluate_with_bdmc_reports_both_bounds_and_the_gap(run_dir, capsys):
     text = capsys.readouterr().out
     assert "stochastic lower bound" in text and "stochastic upper bound" in text
     assert "gap:" in text and "raise --num-steps" in text
+
+
+def test_evaluate_gaps_reports_each_gap_with_its_error(run_dir, capsys):
+    assert main(["evaluate", str(run_dir), "--gaps", "--method", "is", "--num-samples", "10",
+                 "--limit", "4", "--num-elbo-samples", "20", "--max-local-steps", "20",
+                 "--json", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("log_likelihood", "elbo", "local_elbo", "approximation_gap",
+                "amortization_gap"):
+        assert math.isfinite(result[key]) and result[f"{key}_se"] > 0, key
+    assert result["approximation_gap"] + result["amortization_gap"] == pytest.approx(
+        result["log_likelihood"] - result["elbo"], abs=1e-3)  # float32 means of ~-500 nats
+    assert result["method"] == "is" and result["num_examples"] == 4
+    assert result["num_elbo_samples"] == 20 and result["max_steps_taken"] == 20
+    assert result["elbo_mc_se"] > 0 and result["epoch"] == 1
+    assert main(["evaluate", str(run_dir), "--gaps", "--num-samples", "2", "--num-steps", "2",
+                 "--limit", "2", "--num-elbo-samples", "8", "--max-local-steps", "5",
+                 "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "AIS, S=2 chains of T=2 steps" in text  # AIS: the default of --gaps
+    assert "approximation gap:" in text and "amortization gap:" in text
+    assert "local ELBO: SVI per example" in text
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--gaps", "--method", "bdmc"], ["--gaps", "--method bdmc"]),
+    (["--num-elbo-samples", "5"], ["--num-elbo-samples 5", "add --gaps"]),
+    (["--max-local-steps", "5"], ["--max-local-steps 5", "add --gaps"]),
+    (["--gaps", "--max-local-steps", "0"], ["--max-local-steps = 0 must be at least 1"]),
+])
+def test_evaluate_gaps_refuses_bad_options_in_one_line(run_dir, capsys, argv, fragments):
+    assert_main_error(capsys, ["evaluate", str(run_dir), *argv, "--quiet"], *fragments)
+
+
+def test_ood_prints_the_table_and_writes_the_scores_and_the_histograms(
+        run_dir, capsys, tmp_path):
+    black = tmp_path / "black.npy"
+    np.save(black, np.zeros((5, 28, 28), dtype=np.uint8))
+    results = tmp_path / "ood"
+    assert main(["ood", str(run_dir), "--out", str(black), "--background", str(run_dir),
+                 "--limit", "6", "--num-samples", "8", "--num-train", "10", "--quiet",
+                 "--results", str(results), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["num_in"] == 6 and summary["num_out"] == 5
+    assert set(summary["metrics"]) == {"log_likelihood", "llr", "complexity", "typicality"}
+    assert summary["metrics"]["llr"]["auroc"] == 0.5  # the run against itself: all ties
+    assert summary["compressor"].startswith("PNG")
+    rows = (results / "scores.csv").read_text().splitlines()
+    assert rows[0].split(",")[:4] == ["set", "index", "log_likelihood", "pareto_k"]
+    assert rows[0].endswith("score_typicality,psis_flag") and len(rows) == 1 + 6 + 5
+    assert rows[-1].startswith("out,4,")
+    assert_picture(results / "histograms.png")
+    assert main(["ood", str(run_dir), "--out", str(black), "--limit", "3", "--num-samples",
+                 "8", "--num-train", "4", "--quiet", "--results", str(results)]) == 0
+    text = capsys.readouterr().out
+    assert "AUROC" in text and "FPR@95%TPR" in text and "llr" not in text
+    assert "PSIS k > 0.7" in text and "histograms:" in text
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--out", "missing.npy"], ["missing.npy", "does not exist"]),
+    (["--out", "test", "--limit", "0"], ["--limit = 0 must be at least 1"]),
+    (["--out", "test", "--background", "nowhere"], ["nowhere"]),
+])
+def test_ood_refuses_bad_input_in_one_line(run_dir, capsys, argv, fragments):
+    assert_main_error(capsys, ["ood", str(run_dir), *argv, "--quiet"], *fragments)
 
 
 def test_num_steps_is_refused_for_importance_sampling(run_dir, capsys):

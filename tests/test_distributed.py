@@ -23,6 +23,7 @@ import pytest
 import torch
 from distributed_worker import (
     GRADIENT_BATCHES,
+    OOD_OPTIONS,
     gradient_batch,
     gradient_vae,
     part_seed,
@@ -30,7 +31,7 @@ from distributed_worker import (
 )
 
 import pyrovae
-from pyrovae import GUIDES, Trace_ELBO, distributed
+from pyrovae import GUIDES, Trace_ELBO, cli, distributed
 from pyrovae.config import dumps_toml
 from pyrovae.errors import ConfigError
 from pyrovae.evaluation import evaluate_test_set
@@ -195,6 +196,48 @@ def test_a_run_of_two_processes_resumed_by_two_ends_as_an_uninterrupted_one(laun
     assert numbers(run_dir.read_metrics(launched / "random_half")) == numbers(
         run_dir.read_metrics(launched / "random2")
     )
+
+
+def test_sharded_inference_gaps_do_not_depend_on_the_number_of_processes(
+    launched, one_torch_thread
+):
+    """``evaluate --gaps`` of two processes: one process's numbers (each block of the local
+    ELBO, and of IS, seeded by its first example's index; margin as for evaluate)."""
+    got = json.loads((launched / "evaluate_gaps.json").read_text())
+    vae, config, _ = load_run(launched / "run2", device="cpu")
+    data = pyrovae.load_data(config["data"])
+    y = vae.model_labels(data.test_labels)
+    want = pyrovae.inference_gaps(
+        vae, data.test_images[:10], None if y is None else y[:10], method="is",
+        num_samples=12, num_elbo_samples=8, local=pyrovae.LocalOptimization(max_steps=10),
+        max_batch_elements=60, seed=EVAL_SEED,
+    ).summary()
+    for key, value in want.items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-6), key
+        else:
+            assert got[key] == value, key
+
+
+def test_sharded_ood_scores_do_not_depend_on_the_number_of_processes(
+    launched, one_torch_thread, capsys
+):
+    """``pyrovae ood`` of two processes: one process's scores (per example: the same
+    operations on the same inputs; the table and the training mean: margin as above)."""
+    got = json.loads((launched / "ood.json").read_text())
+    one = launched / "ood_one"
+    assert cli.main(["ood", str(launched / "run2"), "--out", "test", *OOD_OPTIONS,
+                     "--results", str(one)]) == 0
+    want = json.loads(capsys.readouterr().out)
+    assert got["train_nll"] == pytest.approx(want["train_nll"], rel=1e-6)
+    for name, metrics in want["metrics"].items():
+        assert got["metrics"][name] == pytest.approx(metrics, rel=1e-6), name
+    rows = [(launched / "ood" / "scores.csv").read_text().splitlines(),
+            (one / "scores.csv").read_text().splitlines()]
+    assert rows[0][0] == rows[1][0] and len(rows[0]) == len(rows[1]) == 21
+    for a, b in zip(rows[0][1:], rows[1][1:], strict=True):
+        assert [float(v) for v in a.split(",")[1:]] == pytest.approx(
+            [float(v) for v in b.split(",")[1:]], rel=1e-5, nan_ok=True), a
 
 
 @pytest.mark.parametrize("method", ["is", "ais", "bdmc"])

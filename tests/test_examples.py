@@ -54,6 +54,16 @@ EXAMPLES = {
                     ["folder.png", "array.png", "python.png"],
                     ["folder: test ELBO", "array: test ELBO", "python: test ELBO",
                      "source 'folder', sha256", "source 'tensors', sha256"]),
+    "inference_gaps.py": (
+        ["--latent-dim", "4", "--gap-examples", "3", "--num-samples", "10",
+         "--max-local-steps", "20"],
+        ["gaps.png"], ["diag_normal", "iaf", "approximation", "amortization"],
+    ),
+    "ood_detection.py": (
+        ["--latent-dim", "4", "--per-set", "20", "--num-samples", "5", "--mutation-rate", "0.1"],
+        ["histograms_digits_5_9.png", "histograms_black.png"],
+        ["against digits_5_9", "against black", "AUROC", "llr", "complexity", "typicality"],
+    ),
     "marginal_likelihood.py": (
         ["--latent-dim", "4", "--ks", "1", "10", "50", "--test-limit", "32", "--ts", "2", "5",
          "--bdmc-examples", "8", "--compare-num-samples", "10", "--compare-num-steps", "2"],

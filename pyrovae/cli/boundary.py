@@ -34,6 +34,7 @@ from .describe import describe
 from .draw import plot, sample
 from .examples import encode, score
 from .export import export
+from .ood import ood
 from .parser import build_parser
 from .score import compare, evaluate
 from .train import train
@@ -44,6 +45,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "describe": describe,
     "evaluate": evaluate,
     "compare": compare,
+    "ood": ood,
     "sample": sample,
     "plot": plot,
     "encode": encode,

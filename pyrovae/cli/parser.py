@@ -58,9 +58,12 @@ def _add_estimator(p: argparse.ArgumentParser, bdmc: bool = True) -> None:
     p.add_argument(
         "--method",
         choices=methods,
-        default="is",
-        help="how to estimate log p(x): is (importance sampling from the guide, the default), "
-        "ais (annealed importance sampling)" + (", bdmc (AIS's error bound)" if bdmc else ""),
+        # evaluate chooses by --gaps (is, or ais with --gaps)
+        default=None if bdmc else "is",
+        help="how to estimate log p(x): is (importance sampling from the guide, the default"
+        + ("; with --gaps: ais" if bdmc else "")
+        + "), ais (annealed importance sampling)"
+        + (", bdmc (AIS's error bound)" if bdmc else ""),
     )
     p.add_argument(
         "--num-samples",
@@ -242,6 +245,93 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="evaluate only the first N test examples (default: all; bdmc: 100, simulated "
         "with the first N test examples' labels)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="seed of the random draws (default: the one used during training)",
+    )
+    p.add_argument(
+        "--gaps",
+        action="store_true",
+        help="report the inference gaps of each example instead (Cremer et al. 2018): "
+        "log p(x) (AIS by default), the ELBO of the amortized guide, the ELBO of the guide's "
+        "family optimized per example (local ELBO), approximation gap = log p(x) - local "
+        "ELBO and amortization gap = local ELBO - ELBO",
+    )
+    p.add_argument(
+        "--num-elbo-samples",
+        type=int,
+        metavar="K",
+        help="--gaps: draws per example of each ELBO estimate (default 1000)",
+    )
+    p.add_argument(
+        "--max-local-steps",
+        type=int,
+        metavar="N",
+        help="--gaps: the most SVI steps of each block's per-example optimization (default "
+        "5000; it stops earlier once converged)",
+    )
+    _add_scoring_options(p)
+
+    p = sub.add_parser(
+        "ood",
+        help="score in- and out-of-distribution data with a run's log p(x) and scores on it",
+        description="Score the examples of --in and --out with the run's log p(x) and the "
+        "out-of-distribution scores built on it: log_likelihood (-log p(x)), llr (against "
+        "--background, a run trained on perturbed data, data.mutation_rate; Ren et al. "
+        "2019), complexity (-log2 p(x) minus a lossless compressor's code length; Serra et "
+        "al. 2020) and typicality (distance of -log p(x) from its training mean; Nalisnick "
+        "et al. 2019). Prints each score's AUROC, AUPR and FPR at 95%% TPR (out-of-"
+        "distribution examples as positives) and writes scores.csv (with the PSIS flag of "
+        "each estimate) and histograms.png. A SOURCE is 'test' (the run's test set), a "
+        "folder of images or a .npy/.npz file, prepared as the run's test set is.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument(
+        "--in",
+        dest="in_source",
+        default="test",
+        metavar="SOURCE",
+        help="the in-distribution examples (default: test)",
+    )
+    p.add_argument(
+        "--out",
+        dest="out_source",
+        required=True,
+        metavar="SOURCE",
+        help="the out-of-distribution examples",
+    )
+    p.add_argument(
+        "--background",
+        metavar="RUN_B",
+        help="a run trained on perturbed data (data.mutation_rate): adds llr",
+    )
+    _add_estimator(p, bdmc=False)
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="score only the first N examples of each set (default: all)",
+    )
+    p.add_argument(
+        "--num-train",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="training examples whose mean -log p(x) centres typicality (default 1000)",
+    )
+    p.add_argument(
+        "--compressor",
+        choices=["png", "zlib"],
+        default="png",
+        help="the lossless compressor of complexity (default png)",
+    )
+    p.add_argument(
+        "--results",
+        metavar="DIR",
+        help="where scores.csv and histograms.png go (default: RUN_DIR/ood)",
     )
     p.add_argument(
         "--seed",

@@ -192,6 +192,63 @@ def bdmc(summary: Mapping[str, Any], *, run_dir: str, num_chains: int, as_json: 
     )
 
 
+def gaps(summary: Mapping[str, Any], *, run_dir: str, estimator: Estimator, as_json: bool) -> str:
+    """``evaluate --gaps``' report: the summary of
+    :class:`~pyrovae.evaluation.inference_gaps.InferenceGaps` (with ``seed``, ``dataset``,
+    ``epoch``), one quantity a line, mean ± standard error over the examples."""
+    if as_json:
+        return to_json(summary)
+    rows = [
+        ("log-likelihood", "log_likelihood", f"({how_estimated(estimator)})"),
+        ("local ELBO", "local_elbo", f"(MC error {summary['local_elbo_mc_se']:.3f})"),
+        ("ELBO", "elbo", f"(MC error {summary['elbo_mc_se']:.3f})"),
+        ("approximation gap", "approximation_gap", "log p(x) - local ELBO: the guide family"),
+        ("amortization gap", "amortization_gap", "local ELBO - ELBO: the encoder"),
+    ]
+    lines = [
+        f"run {run_dir} (epoch {summary['epoch']}), inference gaps of "
+        f"{summary['num_examples']} test examples of {summary['dataset']}, seed "
+        f"{summary['seed']}, nats/example:"
+    ]
+    lines += [
+        f"  {label + ':':<19} {summary[key]:8.2f}{_se(summary[f'{key}_se'])}  {note}"
+        for label, key, note in rows
+    ]
+    lines.append(
+        f"  local ELBO: SVI per example until its ELBO moves < tolerance per window "
+        f"({summary['local_optimization']}); converged for {summary['converged']:.0%} of the "
+        f"examples, at most {summary['max_steps_taken']} steps; ELBOs from "
+        f"{summary['num_elbo_samples']} draws per example"
+    )
+    return "\n".join(lines)
+
+
+def ood(summary: Mapping[str, Any], *, estimator: Estimator, as_json: bool) -> str:
+    """``ood``'s report: each score's AUROC, AUPR and FPR at 95% TPR (out-of-distribution
+    examples as positives), how log p(x) was estimated and where the scores are."""
+    if as_json:
+        return to_json(summary)
+    background = f", background run {summary['background']}" if summary["background"] else ""
+    lines = [
+        f"run {summary['run']} (epoch {summary['epoch']}){background}: "
+        f"{summary['num_in']} in-distribution examples ({summary['in']}) against "
+        f"{summary['num_out']} out-of-distribution ({summary['out']}); log p(x) by "
+        f"{how_estimated(estimator)}, seed {summary['seed']}",
+        f"  {'score':<16}{'AUROC':>8}{'AUPR':>8}{'FPR@95%TPR':>12}",
+    ]
+    for name, m in summary["metrics"].items():
+        lines.append(f"  {name:<16}{m['auroc']:8.3f}{m['aupr']:8.3f}{m['fpr95']:12.3f}")
+    flagged = summary["psis_flagged"]
+    lines += [
+        f"  complexity: -log2 p(x) minus the code length of {summary['compressor']}; "
+        f"typicality: |-log p(x) - {summary['train_nll']:.2f}|, the mean over "
+        f"{summary['num_train']} training examples",
+        f"  PSIS k > 0.7 (unreliable log p(x)): {flagged['--in']} in, {flagged['--out']} out",
+        f"  scores: {summary['csv']}; histograms: {summary['figure']}",
+    ]
+    return "\n".join(lines)
+
+
 def comparison(
     result: Comparison,
     *,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..data import ImageData
     from ..data.streaming import StreamingImageData
+    from ..evaluation.local_elbo import LocalOptimization
     from ..models.program import Program
     from ..training.run import Checkpoint
 
@@ -101,7 +102,7 @@ def load_for_scoring(
 def evaluate(
     run_dir: str,
     *,
-    method: Method,
+    method: Method | None,
     num_samples: int | None,
     num_steps: int | None,
     limit: int | None,
@@ -112,12 +113,17 @@ def evaluate(
     device: str,
     data_root: str | None,
     checkpoint: Checkpoint = None,
+    gaps: bool = False,
+    num_elbo_samples: int | None = None,
+    max_local_steps: int | None = None,
 ) -> None:
     """Print the test-set ELBO and log-likelihood of the run ``run_dir`` estimated by
-    ``method`` (``"is"``, ``"ais"``), or the bounds of ``"bdmc"`` on data simulated from its
-    model, in nats per example (on the first ``limit`` test examples; bdmc: 100 by default),
-    of the run's state ``checkpoint`` (best, last; ``None``: the best where there is one)."""
-    from ..evaluation import evaluate_test_set
+    ``method`` (``"is"``, the default, ``"ais"``), or the bounds of ``"bdmc"`` on data
+    simulated from its model, in nats per example (on the first ``limit`` test examples;
+    bdmc: 100 by default), of the run's state ``checkpoint`` (best, last; ``None``: the best
+    where there is one); with ``gaps``, the inference gaps instead (:func:`_gaps`; ``"ais"``
+    by default)."""
+    from ..evaluation import LocalOptimization
     from ..evaluation.bdmc import DEFAULT_NUM_EXAMPLES
     from ..evaluation.importance import DEFAULT_MAX_BATCH_ELEMENTS
 
@@ -125,7 +131,10 @@ def evaluate(
         ("--limit", limit, PositiveInt),
         ("--max-batch-elements", max_batch_elements, PositiveInt),
         ("--seed", seed, Seed),
+        ("--num-elbo-samples", num_elbo_samples, PositiveInt),
+        ("--max-local-steps", max_local_steps, PositiveInt),
     )
+    method = _gaps_method(method, gaps, num_elbo_samples, max_local_steps)
     runs = load_for_scoring(
         [run_dir],
         method=method,
@@ -141,14 +150,37 @@ def evaluate(
     if method == "bdmc":
         _bdmc(run_dir, runs, max_batch_elements, as_json=as_json, quiet=quiet)
         return
+    if gaps:
+        local = LocalOptimization(
+            **({} if max_local_steps is None else {"max_steps": max_local_steps})
+        )
+        _gaps(run_dir, runs, max_batch_elements, num_elbo_samples, local, as_json, quiet)
+        return
+    _test_set(run_dir, runs, limit, max_batch_elements, as_json=as_json, quiet=quiet)
+
+
+def _test_set(
+    run_dir: str,
+    runs: Scoring,
+    limit: int | None,
+    max_batch_elements: int,
+    *,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """``evaluate`` with IS or AIS: the test ELBO and log-likelihood of the run's first
+    ``limit`` test examples (all where ``None``)."""
+    from ..evaluation import evaluate_test_set
+
     program, config = runs.programs[run_dir], runs.configs[run_dir]
     estimator = runs.estimator
+    assert estimator.method != "bdmc"  # evaluate runs BDMC apart
     result = evaluate_test_set(
         program,
         runs.data,
         config,
         num_samples=estimator.num_samples,
-        method=method,
+        method=estimator.method,
         num_steps=estimator.num_steps,
         seed=runs.seed,
         limit=limit or 0,
@@ -162,6 +194,27 @@ def evaluate(
             result, run_dir=run_dir, seed=runs.seed, estimator=estimator, as_json=as_json
         )
     )
+
+
+def _gaps_method(
+    method: Method | None, gaps: bool, num_elbo_samples: int | None, max_local_steps: int | None
+) -> Method:
+    """The estimator of log p(x) ``evaluate`` uses (``is``; with ``--gaps``, ``ais``, unless
+    ``--method`` says), after refusing the options of ``--gaps`` without it, and ``bdmc``
+    with it."""
+    method = method or ("ais" if gaps else "is")
+    if gaps and method == "bdmc":
+        raise PyrovaeError(
+            "--gaps estimates log p(x) of the test examples with --method ais (the default) or "
+            "is; --method bdmc simulates its own data: drop one of them"
+        )
+    for flag, value in (
+        ("--num-elbo-samples", num_elbo_samples),
+        ("--max-local-steps", max_local_steps),
+    ):
+        if value is not None and not gaps:
+            raise PyrovaeError(f"{flag} {value} is an option of --gaps: add --gaps or drop it")
+    return method
 
 
 def _bdmc(
@@ -204,6 +257,41 @@ def _check_distinct(run_dirs: list[str]) -> None:
                 "run); compare different runs"
             )
         seen[real] = name
+
+
+def _gaps(
+    run_dir: str,
+    runs: Scoring,
+    max_batch_elements: int,
+    num_elbo_samples: int | None,
+    local: LocalOptimization,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """``evaluate --gaps``: the inference gaps of the run's first ``runs.x.shape[0]`` test
+    examples (:func:`pyrovae.inference_gaps`), log p(x) by ``runs.estimator``."""
+    from ..evaluation.inference_gaps import inference_gaps
+    from ..evaluation.local_elbo import DEFAULT_NUM_ELBO_SAMPLES
+
+    program, estimator = runs.programs[run_dir], runs.estimator
+    assert estimator.method != "bdmc"
+    result = inference_gaps(
+        program,
+        runs.x,
+        program.model_labels(runs.y),
+        method=estimator.method,
+        num_samples=estimator.num_samples,
+        num_steps=estimator.num_steps,
+        num_elbo_samples=num_elbo_samples or DEFAULT_NUM_ELBO_SAMPLES,
+        local=local,
+        max_batch_elements=max_batch_elements,
+        seed=runs.seed,
+        progress=not quiet,
+    )
+    epoch = int(runs.states[run_dir]["epoch"])
+    summary = {**result.summary(), "seed": runs.seed, "dataset": runs.data.name, "epoch": epoch}
+    summary["num_samples"], summary["num_steps"] = estimator.num_samples, estimator.num_steps
+    print(report.gaps(summary, run_dir=run_dir, estimator=estimator, as_json=as_json))
 
 
 def compare(

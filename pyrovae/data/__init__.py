@@ -29,7 +29,7 @@ import torch
 from ..config import section_defaults
 from ..errors import ConfigError, DataError
 from ..memory import data_memory_budget
-from .examples import Examples, hold_out
+from .examples import Examples, hold_out, of_classes
 from .idx import read_idx
 from .images import Binarization, ImageData, batches, binarize_once, check_grey_levels
 from .sources import (
@@ -204,6 +204,8 @@ def load_data(
         source = DATASETS.get(name, key="data.dataset")
         splits = source.open(data_config, resolve_data_root(root), download=not offline())
     train, test = splits.train, splits.test
+    if data_config["classes"]:
+        train, test = (of_classes(split, data_config["classes"]) for split in (train, test))
     if data_config["train_limit"]:
         train = train.head(data_config["train_limit"])
     if data_config["test_limit"]:
@@ -225,8 +227,13 @@ def load_data(
         check_grey_levels(train_x, train.where, binarize)
         if binarize == "static":
             train_x = binarize_once(train_x, seed)
-        return ImageData(train_images=train_x.to(device), train_labels=train_y.to(device), **common)
-    return _streamed(train, test, common, data_config, device)
+        data: ImageData | StreamingImageData = ImageData(
+            train_images=train_x.to(device), train_labels=train_y.to(device), **common
+        )
+    else:
+        data = _streamed(train, test, common, data_config, device)
+    data.mutation_rate = data_config["mutation_rate"]
+    return data
 
 
 def _test_split(

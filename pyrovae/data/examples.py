@@ -30,6 +30,7 @@ __all__ = [
     "Examples",
     "IndexedExamples",
     "TensorExamples",
+    "of_classes",
     "split_examples",
 ]
 
@@ -126,6 +127,31 @@ class IndexedExamples(Examples):
 
     def batch(self, indices: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.base.batch(self.indices[torch.as_tensor(indices, dtype=torch.int64)])
+
+
+def of_classes(examples: Examples, classes: Sequence[int], key: str = "data.classes") -> Examples:
+    """The examples of ``examples`` whose label is one of ``classes``, in their order (a
+    novelty split); they keep the data's :attr:`~Examples.num_classes`.
+
+    Raises:
+        DataError: the examples are unlabelled, a class is not among theirs, or none is left.
+    """
+    if examples.num_classes == 0:
+        raise DataError(
+            f"{key} = {list(classes)} keeps examples by label, but {examples.where} is "
+            "unlabelled; drop the key or give labelled data"
+        )
+    outside = [c for c in classes if c >= examples.num_classes]
+    if outside:
+        raise DataError(
+            f"{key} = {list(classes)} names class {outside[0]}, but {examples.where} has "
+            f"classes 0 to {examples.num_classes - 1}"
+        )
+    _, labels = examples.materialize()
+    keep = torch.isin(labels, torch.as_tensor(list(classes), dtype=labels.dtype))
+    if not bool(keep.any()):
+        raise DataError(f"{key} = {list(classes)} keeps none of {examples.where}")
+    return IndexedExamples(examples, torch.nonzero(keep).flatten())
 
 
 def split_examples(examples: Examples, fraction: float, seed: int) -> tuple[Examples, Examples]:

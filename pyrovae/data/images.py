@@ -39,6 +39,7 @@ __all__ = [
     "binarize_once",
     "check_grey_levels",
     "global_batches",
+    "mutate_part",
 ]
 
 Binarization = Literal["dynamic", "static", "none"]
@@ -112,6 +113,29 @@ def binarize_part(
     return torch.bernoulli(full, generator=generator)[part]
 
 
+def mutate_part(
+    x: torch.Tensor,
+    part: slice,
+    global_size: int,
+    rate: float,
+    binary: bool,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """The rows ``part`` of a global batch of ``global_size`` rows (``x`` holds only those),
+    each element replaced with probability ``rate`` by a random value: a fair bit for
+    ``binary`` data, else one of the 256 levels ``k / 255`` (the perturbation that trains a
+    background model, Ren et al. 2019, "Likelihood Ratios for Out-of-Distribution
+    Detection"). The draws are the whole batch's, as :func:`binarize_part`'s are."""
+    shape = (global_size, x.shape[1])
+    replace = torch.rand(shape, generator=generator, device=x.device) < rate
+    if binary:
+        values = torch.randint(0, 2, shape, generator=generator, device=x.device)
+    else:
+        values = torch.randint(0, 256, shape, generator=generator, device=x.device) / 255
+    replace, values = replace[part], values[part].to(x.dtype)
+    return torch.where(replace, values, x)
+
+
 class TrainTestData:
     """What the in-memory and the streamed data share: the test set as tensors on the device,
     the record of where the data came from, and one epoch of training batches (the contract
@@ -126,6 +150,9 @@ class TrainTestData:
     source: dict[str, Any]
     validation_images: torch.Tensor | None
     validation_labels: torch.Tensor | None
+    #: the fraction of training pixels replaced by random values per batch
+    #: (``data.mutation_rate``; :func:`mutate_part`)
+    mutation_rate: float = 0.0
 
     @property
     def data_dim(self) -> int:
@@ -167,7 +194,26 @@ class TrainTestData:
         ``generator`` (on the data's device) drives the shuffle and dynamic binarization; the
         last batch may be smaller."""
         epoch = global_batches(self.num_train, batch_size, generator, rank, world_size)
-        return self._batches(epoch, generator)
+        if not self.mutation_rate:
+            return self._batches(epoch, generator)
+        return self._mutated(epoch, generator)
+
+    def _mutated(
+        self, epoch: Iterator[tuple[torch.Tensor, slice]], generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of :meth:`_batches` with ``mutation_rate`` of their pixels replaced by
+        random values (:func:`mutate_part`), drawn for the whole global batch."""
+        parts: list[tuple[int, slice]] = []
+
+        def recorded() -> Iterator[tuple[torch.Tensor, slice]]:
+            for idx, part in epoch:
+                parts.append((idx.shape[0], part))
+                yield idx, part
+
+        binary = self.binarize != "none"
+        for x, y in self._batches(recorded(), generator):
+            size, part = parts.pop(0)
+            yield mutate_part(x, part, size, self.mutation_rate, binary, generator), y
 
     def _batches(
         self, epoch: Iterator[tuple[torch.Tensor, slice]], generator: torch.Generator

@@ -6,6 +6,9 @@
   (:mod:`~pyrovae.evaluation.ais`);
 * :mod:`~pyrovae.evaluation.bdmc`: bidirectional Monte Carlo bounds on data simulated from
   the model, to choose AIS's number of steps;
+* :mod:`~pyrovae.evaluation.inference_gaps`: where the nats go, the approximation and
+  amortization gaps per example (:mod:`~pyrovae.evaluation.local_elbo`: the ELBO of the guide's
+  family optimized per example);
 * :mod:`~pyrovae.evaluation.compare`: paired comparison of models on the same examples;
 * :mod:`~pyrovae.evaluation.metrics`: the ELBO, rate and distortion per example, and the KL
   per latent dimension;
@@ -30,6 +33,8 @@ from .encode import encode
 from .evaluate import Evaluation, evaluate, evaluate_test_set
 from .example_scores import example_scores
 from .importance import ImportanceDiagnostics, RunningLogMeanExp
+from .inference_gaps import InferenceGaps, inference_gaps
+from .local_elbo import LocalELBOResult, LocalOptimization
 from .log_likelihood import METHODS, log_likelihood
 from .metrics import elbo_per_example, kl_per_dimension, rate_and_distortion
 from .standard_error import mean_and_se
@@ -41,6 +46,9 @@ __all__ = [
     "Comparison",
     "Evaluation",
     "ImportanceDiagnostics",
+    "InferenceGaps",
+    "LocalELBOResult",
+    "LocalOptimization",
     "RunningLogMeanExp",
     "bdmc",
     "bits_per_dim",
@@ -51,6 +59,7 @@ __all__ = [
     "evaluate",
     "evaluate_test_set",
     "example_scores",
+    "inference_gaps",
     "kl_per_dimension",
     "log_likelihood",
     "mean_and_se",

@@ -32,7 +32,7 @@ from .guides import DiagNormalGuide, GuideFamily
 from .likelihoods import Likelihood
 from .networks import describe_network, network_name
 from .priors import Prior
-from .program import LatentSpace
+from .program import LatentSpace, LocalParameters
 from .vae_base import VAEBase
 
 __all__ = ["HierarchicalVAE"]
@@ -134,6 +134,30 @@ class HierarchicalVAE(VAEBase):
         with pyro.plate("data", x.shape[0]):
             for layer, site in enumerate(self.sites, 1):
                 h = pyro.sample(site, self.layer_posterior(layer, h))
+        return h
+
+    def local_parameters(self, x: torch.Tensor, y: torch.Tensor | None = None) -> LocalParameters:
+        """Per example: the parameters of q(z1 | x), the first encoder's output
+        ``{"z1": (N, P1)}``, and for each layer above an offset ``{"z{l}": (N, Pl)}`` (zero
+        here) added to its encoder's output, which is a function of the draw below: the family
+        of q(z{l} | z{l-1}) is its encoder's conditional, moved per example."""
+        params = {self.sites[0]: self.encoders[0](x)}
+        for site, family in zip(self.sites[1:], list(self.guide_families)[1:]):
+            params[site] = x.new_zeros(x.shape[0], cast(GuideFamily, family).num_params)
+        return params
+
+    def local_guide(
+        self, params: LocalParameters, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """q(z1; params["z1"]) q(z2 | z1; params["z2"]) ...: :meth:`guide` with per-example
+        parameters (:meth:`local_parameters`). Returns zL."""
+        families = cast(list[GuideFamily], list(self.guide_families))
+        with pyro.plate("data", x.shape[0]):
+            h = pyro.sample(self.sites[0], families[0].distribution(params[self.sites[0]]))
+            for layer in range(2, len(self.sites) + 1):
+                site = self.sites[layer - 1]
+                local = self.encoders[layer - 1](h) + params[site]
+                h = pyro.sample(site, families[layer - 1].distribution(local))
         return h
 
     # ------------------------------------------------------------------ generation

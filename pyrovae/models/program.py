@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # annotations only: the components do not depend on the contr
 __all__ = [
     "OPTIONAL",
     "LatentSpace",
+    "LocalParameters",
     "Program",
     "as_program",
     "check_program",
@@ -81,6 +82,11 @@ def is_latent(site: Any) -> bool:
 def latent_sites(trace: Any) -> dict[str, Any]:
     """The latent sites (:func:`is_latent`) of a trace by name, in the order they ran."""
     return {name: site for name, site in trace.nodes.items() if is_latent(site)}
+
+
+#: per-example variational parameters of a guide, ``{name: (N, ...)}``
+#: (:meth:`Program.local_parameters`)
+LocalParameters = dict[str, torch.Tensor]
 
 
 class LatentSpace(Protocol):
@@ -137,6 +143,8 @@ class Program(nn.Module, abc.ABC):
     :meth:`latent_space`         none: refuses the figures of one latent space with the reason
     :meth:`classes`              :attr:`num_classes`, or a refusal with the reason
     :meth:`likelihood_component`  ``None``: no registered likelihood (no bits per dimension)
+    :meth:`local_parameters`     none: refuses the inference-gap decomposition with the reason
+    :meth:`local_guide`          none: as :meth:`local_parameters`
     :attr:`trains_with_any_objective`  ``False``: each objective is checked against a run
     :attr:`rebuilt_from_config`  ``False``: a run records the class, to be given again
     :attr:`module`               ``self``: the module a user gave (see :func:`as_program`)
@@ -402,6 +410,28 @@ class Program(nn.Module, abc.ABC):
         dimension); ``None``: the model declares none."""
         return None
 
+    # ------------------------------------------------------------------ local inference
+    def local_parameters(self, x: torch.Tensor, y: torch.Tensor | None = None) -> LocalParameters:
+        """The per-example variational parameters of the guide at ``x`` ``(N, data_dim)``:
+        ``{name: (N, ...)}``, such that :meth:`local_guide` given them is the guide itself
+        (the amortized guide is the start of a per-example optimization;
+        :func:`pyrovae.inference_gaps`). Default: :class:`ConfigError` with the reason."""
+        raise ConfigError(
+            f"the inference gaps optimize the guide's variational parameters per example, but "
+            f"{self._name()} does not declare them: give it methods local_parameters(x, y) "
+            "(the encoder's outputs, {name: (N, ...)}) and local_guide(params, x, y) (the "
+            f"guide with those in place of the encoder's outputs); see {DOCS}"
+        )
+
+    def local_guide(
+        self, params: LocalParameters, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> Any:
+        """The guide's program with per-example variational parameters ``params`` (as
+        :meth:`local_parameters` returns them) in place of what its encoder computes from
+        ``x``: the same latent sites, in the same ``pyro.plate("data", N)``, and no parameter
+        of the module registered in Pyro's param store. Default: :class:`ConfigError`."""
+        self.local_parameters(x, y)  # refuses with the reason
+
 
 def _site_mean(trace: Any) -> torch.Tensor:
     fn = trace.nodes["x"]["fn"]
@@ -423,6 +453,8 @@ OPTIONAL: dict[str, str] = {
     "reconstruct": "the mean of site 'x' in the model replayed on one draw of the guide",
     "describe": "the program's class, parameter count and sites",
     "param_store_registration": "the programs run as written",
+    "local_parameters": "no inference gaps (the guide's per-example parameters are unknown)",
+    "local_guide": "no inference gaps (with local_parameters)",
 }
 
 
@@ -488,6 +520,24 @@ class _Adapted(Program):
     def param_store_registration(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
         own = self._own.get("param_store_registration")
         return own(enabled) if own else contextlib.nullcontext()
+
+    def local_parameters(self, x: torch.Tensor, y: torch.Tensor | None = None) -> LocalParameters:
+        own = self._own.get("local_parameters")
+        return (
+            dict(own(x, y))
+            if own and "local_guide" in self._own
+            else super().local_parameters(x, y)
+        )
+
+    def local_guide(
+        self, params: LocalParameters, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> Any:
+        own = self._own.get("local_guide")
+        return (
+            own(params, x, y)
+            if own and "local_parameters" in self._own
+            else super().local_guide(params, x, y)
+        )
 
     @torch.no_grad()
     def sample(self, num: int, y: Any = None) -> torch.Tensor:

@@ -21,7 +21,7 @@ from .guides import GuideFamily
 from .likelihoods import Likelihood
 from .networks import describe_network, network_name
 from .priors import Prior
-from .program import LatentSpace
+from .program import LatentSpace, LocalParameters
 from .vae_base import VAEBase
 
 __all__ = ["VAE"]
@@ -103,6 +103,19 @@ class VAE(VAEBase):
         self._register()
         with pyro.plate("data", x.shape[0]):
             return pyro.sample("z", self.posterior(x))
+
+    def local_parameters(self, x: torch.Tensor, y: torch.Tensor | None = None) -> LocalParameters:
+        """The encoder's output at ``x``, ``{"z": (N, guide_family.num_params)}``: the
+        parameters of q(z|x) per example (for an IAF guide, the base Gaussian's and the
+        flows' context; the flows' networks are the family's, shared)."""
+        return {"z": self.encoder(x)}
+
+    def local_guide(
+        self, params: LocalParameters, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """q(z) of the guide family with per-example parameters ``params["z"]`` ``(N, P)``."""
+        with pyro.plate("data", x.shape[0]):
+            return pyro.sample("z", self.guide_family.distribution(params["z"]))
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
