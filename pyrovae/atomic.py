@@ -47,6 +47,7 @@ __all__ = [
     "STEPS_CSV_FILE",
     "TEMP_SUFFIX",
     "atomic_write_bytes",
+    "check_output_path",
     "temp_prefix",
     "write_error",
 ]
@@ -145,6 +146,22 @@ def _check_run_file(path: Path) -> None:
             f"'{path}' is the {target.name} of the run directory '{folder}'; only training "
             "that run writes it: choose another output path"
         )
+
+
+def check_output_path(path: str | Path) -> bool:
+    """Refuse, before any work, an output ``path`` that :func:`atomic_write_bytes` would
+    refuse: a run directory's own file (:data:`RUN_FILES`) or a folder (a
+    :class:`~pyrovae.errors.WriteError` in one line). Whether ``path`` is an existing character
+    device or FIFO, written into rather than replaced (no suffix to tell its format by)."""
+    path = Path(path)
+    _check_run_file(path)
+    if path.is_dir():
+        raise write_error(path, IsADirectoryError(errno.EISDIR, "Is a directory"))
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def _write_into(path: Path, mode: int, write: Callable[[IO[bytes]], object]) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes, check_output_path
 from .errors import PyrovaeError
 
 __all__ = ["COLUMN_SUFFIXES", "check_suffix", "write_array", "write_columns"]
@@ -35,9 +35,14 @@ COLUMN_SUFFIXES = (".npy", ".pt", ".csv")
 
 
 def check_suffix(path: str | Path, suffixes: Sequence[str], flag: str = "--out") -> str:
-    """The suffix of ``path`` (lower case), or a :class:`PyrovaeError` in one line naming the
-    ones that are written."""
+    """The suffix of the output ``path`` (lower case; the first of ``suffixes`` for a device
+    or FIFO without one, such as ``/dev/null``), or a :class:`PyrovaeError` in one line naming
+    the ones that are written; an output that cannot be written (a run's own file, a folder:
+    :func:`~pyrovae.atomic.check_output_path`) is refused first, before any work."""
+    special = check_output_path(path)
     suffix = Path(path).suffix.lower()
+    if special and suffix not in suffixes:
+        return suffixes[0]
     if suffix not in suffixes:
         raise PyrovaeError(
             f"{flag} '{path}' has an unknown suffix {suffix or '(none)'!r}; give a file ending "

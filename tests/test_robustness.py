@@ -258,10 +258,12 @@ def test_disk_full_while_writing_a_checkpoint(capsys, tmp_path, tiny_toml, monke
     assert "No space left" in err and "--resume" in err, err
     monkeypatch.undo()
     assert (out / "checkpoint.pt").read_bytes() == kept[0]
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir()) == [  # no temporary file left behind
+        ".pyrovae.lock",
         "checkpoint.pt",
         "config.toml",
         "metrics.jsonl",
+        "samples_reconstructions.png",  # epoch 1's picture (log.images_every = 1)
     ]
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     assert torch_epoch(out) == 2

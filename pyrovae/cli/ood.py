@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..evaluation.ood import OODScores
     from ..models.program import Program
+    from ..training.run import Checkpoint
     from .options import Estimator
 
 #: PSIS k above which an importance-sampled estimate is flagged
@@ -50,8 +51,10 @@ def ood(
     quiet: bool,
     device: str,
     data_root: str | None,
+    checkpoint: Checkpoint = None,
 ) -> None:
-    """Score ``--in`` and ``--out`` with the run ``run_dir`` (and ``--background``), print the
+    """Score ``--in`` and ``--out`` with the run ``run_dir`` (and ``--background``), each at
+    its state ``checkpoint`` (best, last; ``None``: the best where there is one), print the
     detection table and write ``scores.csv`` and ``histograms.png`` to ``results`` (default
     ``RUN_DIR/ood``)."""
     from .. import distributed
@@ -63,8 +66,8 @@ def ood(
     check_options(("--limit", limit, PositiveInt), ("--num-train", num_train, PositiveInt))
     check_options(("--max-batch-elements", max_batch_elements, PositiveInt), ("--seed", seed, Seed))
     summary: dict[str, Any] = {"compressor": describe_compressor(compressor)}
-    program, config, state = load_program(run_dir, device=device)
-    back = None if background is None else _background(background, config, device)
+    program, config, state = load_program(run_dir, device=device, checkpoint=checkpoint)
+    back = None if background is None else _background(background, config, device, checkpoint)
     estimator = choose_estimator(method, num_samples, num_steps, config["eval"]["num_samples"])
     seed = EVAL_SEED if seed is None else seed
     sets = {
@@ -81,7 +84,8 @@ def ood(
     folder = Path(results) if results else Path(run_dir) / "ood"
     if distributed.is_main():
         _write(folder, scores, table, (in_source, out_source))
-    summary |= {"run": run_dir, "epoch": int(state["epoch"]), "in": in_source, "out": out_source}
+    summary |= {"run": run_dir, "epoch": int(state["epoch"]), "checkpoint": state["checkpoint"]}
+    summary |= {"in": in_source, "out": out_source}
     summary |= {"background": background, "method": method, "seed": seed}
     summary |= {"num_in": sets["--in"].shape[0], "num_out": sets["--out"].shape[0]}
     summary |= {"num_samples": estimator.num_samples, "num_steps": estimator.num_steps}
@@ -127,12 +131,14 @@ def _score(
     )
 
 
-def _background(run_dir: str, config: Config, device: str) -> Program:
-    """The background run's model, refused in one line when its data's shape is not the
-    run's."""
+def _background(
+    run_dir: str, config: Config, device: str, checkpoint: Checkpoint = None
+) -> Program:
+    """The background run's model (its state ``checkpoint``), refused in one line when its
+    data's shape is not the run's."""
     from ..training.run import load_program
 
-    program, background_config, _ = load_program(run_dir, device=device)
+    program, background_config, _ = load_program(run_dir, device=device, checkpoint=checkpoint)
     shape, own = background_config["data"]["shape"], config["data"]["shape"]
     if list(shape) != list(own):
         raise DataError(

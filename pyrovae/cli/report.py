@@ -230,7 +230,8 @@ def ood(summary: Mapping[str, Any], *, estimator: Estimator, as_json: bool) -> s
         return to_json(summary)
     background = f", background run {summary['background']}" if summary["background"] else ""
     lines = [
-        f"run {summary['run']} (epoch {summary['epoch']}){background}: "
+        f"run {summary['run']} (epoch {summary['epoch']}, {_state(summary['checkpoint'])})"
+        f"{background}: "
         f"{summary['num_in']} in-distribution examples ({summary['in']}) against "
         f"{summary['num_out']} out-of-distribution ({summary['out']}); log p(x) by "
         f"{how_estimated(estimator)}, seed {summary['seed']}",
