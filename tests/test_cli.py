@@ -462,7 +462,8 @@ def test_ood_prints_the_table_and_writes_the_scores_and_the_histograms(
 
 
 @pytest.mark.parametrize("argv, fragments", [
-    (["--out", "missing.npy"], ["missing.npy", "does not exist"]),
+    (["--out", "missing.npy"], ["--out", "missing.npy", "does not exist"]),
+    (["--in", "gone.npy", "--out", "test"], ["--in", "gone.npy", "does not exist"]),
     (["--out", "test", "--limit", "0"], ["--limit = 0 must be at least 1"]),
     (["--out", "test", "--background", "nowhere"], ["nowhere"]),
 ])

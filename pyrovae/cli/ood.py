@@ -71,7 +71,7 @@ def ood(
     estimator = choose_estimator(method, num_samples, num_steps, config["eval"]["num_samples"])
     seed = EVAL_SEED if seed is None else seed
     sets = {
-        flag: _examples(config, source, program, limit, data_root)
+        flag: _examples(config, source, program, limit, data_root, flag)
         for flag, source in (("--in", in_source), ("--out", out_source))
     }
     settings = _settings(estimator, seed, quiet, max_batch_elements)
@@ -149,12 +149,13 @@ def _background(
 
 
 def _examples(
-    config: Config, source: str, program: Program, limit: int | None, root: str | None
+    config: Config, source: str, program: Program, limit: int | None, root: str | None, flag: str
 ) -> torch.Tensor:
-    """The first ``limit`` examples of ``source``, prepared as the run's test set."""
+    """The first ``limit`` examples of ``source`` (the option ``flag``), prepared as the run's
+    test set."""
     from ..data.run_source import load_run_source
 
-    x, _ = load_run_source(config, source, device=program.device, root=root)
+    x, _ = load_run_source(config, source, device=program.device, root=root, flag=flag)
     return x[:limit] if limit else x
 
 

@@ -49,6 +49,7 @@ def load_run_source(
     *,
     device: torch.device | str = "cpu",
     root: str | os.PathLike | None = None,
+    flag: str = "--data",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The examples ``source`` names, prepared for the run whose resolved config is ``config``.
 
@@ -60,6 +61,7 @@ def load_run_source(
         device: where the tensors are put.
         root: the data root of the named data sets (``"test"`` of an MNIST run, ...); default
             :func:`~pyrovae.data.default_data_root`.
+        flag: what the errors call ``source`` (the command's option).
 
     Returns:
         ``x`` ``(N, D)`` float32 on ``device`` (``D = C*H*W``, one flattened example a row,
@@ -81,7 +83,7 @@ def load_run_source(
         data = load_data(data_config, device=device, root=root)
         return data.test_images, _labels(data.test_labels)
     shape = data_shape(data_config)
-    examples = _read(Path(source).expanduser().resolve(), data_config, shape.image_shape)
+    examples = _read(Path(source).expanduser().resolve(), data_config, shape.image_shape, flag)
     if examples.item_shape != shape.image_shape:
         raise DataError(
             f"{examples.where} holds examples of shape {examples.item_shape}, but the run was "
@@ -98,23 +100,26 @@ def load_run_source(
     return x.to(device), _labels(y.to(device))
 
 
-def _read(path: Path, data_config: dict[str, Any], run_shape: tuple[int, ...]) -> Examples:
-    """The examples of the folder or array file ``path``, read as the run's data was."""
+def _read(
+    path: Path, data_config: dict[str, Any], run_shape: tuple[int, ...], flag: str
+) -> Examples:
+    """The examples of the folder or array file ``path`` (the option ``flag``), read as the
+    run's data was."""
     if not path.exists():
         raise DataError(
-            f"--data '{path}' does not exist; give 'test' (the run's test set), a folder of PNG "
-            "or JPEG images, or a .npy or .npz file"
+            f"{flag} '{path}' does not exist; give 'test' (the run's test set), a folder of "
+            "images, or a .npy or .npz file"
         )
     if path.is_dir():
         channels = data_config["channels"] or (run_shape[0] if len(run_shape) == 3 else 0)
-        examples, _ = read_folder(path, "--data", data_config["image_size"], channels)
+        examples, _ = read_folder(path, flag, data_config["image_size"], channels)
         return examples
     if path.suffix.lower() not in (".npy", ".npz"):
         raise DataError(
-            f"--data '{path}' is neither a folder nor a .npy/.npz file; give 'test' (the run's "
+            f"{flag} '{path}' is neither a folder nor a .npy/.npz file; give 'test' (the run's "
             "test set), a folder of images, or a .npy or .npz file"
         )
-    train, test, _ = read_array_file(path, "--data")
+    train, test, _ = read_array_file(path, flag)
     return test if test is not None else train
 
 
