@@ -211,3 +211,17 @@ def test_mlflow_run_reads_back_through_its_client(tmp_path):
     assert {"samples", "reconstructions", "kl_per_dimension"} <= artifacts
     # the run directory keeps the store and its artifacts: nothing is written outside it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_an_object_with_some_of_the_hooks_is_adapted_once():
+    class Plain:  # not a pyrovae.Callback: only the hook it needs
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_end(self, trainer, row):
+            self.epochs.append(row["epoch"])
+
+    plain = Plain()
+    trainer = pyrovae.train(tiny_config(train={"epochs": 2}), progress=False, callbacks=[plain])
+    assert plain.epochs == [1, 2]
+    assert all(isinstance(c, pyrovae.Callback) for c in trainer.callbacks)
