@@ -144,6 +144,13 @@ class AISDiagnostics:
         return self.log_weights.std(dim=0)
 
     @property
+    def ess(self) -> torch.Tensor:
+        """``(N,)`` effective number of chains ``(sum_s w_s)^2 / sum_s w_s^2`` of the chains'
+        weights, in ``[1, S]`` (float64)."""
+        weights = self.log_weights.double().softmax(dim=0)  # (S, N), normalized
+        return 1.0 / weights.square().sum(dim=0)
+
+    @property
     def repeat_std(self) -> torch.Tensor | None:
         """``(N,)`` standard deviation across the repeated estimates (nats), or ``None``."""
         return None if self.repeats is None else self.repeats.std(dim=0)

@@ -76,9 +76,7 @@ def example_scores(
         return_diagnostics=True,
     )
     if isinstance(diagnostics, AISDiagnostics):
-        weights = diagnostics.log_weights.double().softmax(dim=0)  # (S, N), normalized
-        ess = 1.0 / (weights**2).sum(dim=0)
-        k = diagnostics.num_chains
+        ess, k = diagnostics.ess, diagnostics.num_chains
         pareto_k = torch.full_like(estimates, float("nan"))
     else:
         ess, k, pareto_k = diagnostics.ess.double(), diagnostics.num_samples, diagnostics.pareto_k

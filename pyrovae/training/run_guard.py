@@ -36,18 +36,9 @@ from typing import NoReturn
 
 from filelock import FileLock, Timeout
 
-from ..atomic import TEMP_SUFFIX, temp_prefix, write_error
+from ..atomic import RUN_FILES, TEMP_SUFFIX, temp_prefix, write_error
 from ..errors import RunDirectoryError
-from .run_dir import (
-    BEST_FILE,
-    CHECKPOINT_FILE,
-    CONFIG_FILE,
-    CSV_FILE,
-    METRICS_FILE,
-    PICTURE_FILE,
-    PROGRAM_FILE,
-    STEPS_CSV_FILE,
-)
+from .run_dir import CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE
 
 __all__ = ["LOCK_FILE", "check_new_run_dir", "hold_run_dir", "is_run_dir"]
 
@@ -56,17 +47,8 @@ LOCK_FILE = ".pyrovae.lock"
 
 #: the files that mark a folder as a run directory
 MARKER_FILES = (CONFIG_FILE, METRICS_FILE)
-#: the files a training run writes (atomically, through temporary files)
-WRITTEN_FILES = (
-    CONFIG_FILE,
-    CHECKPOINT_FILE,
-    BEST_FILE,
-    METRICS_FILE,
-    PICTURE_FILE,
-    CSV_FILE,
-    STEPS_CSV_FILE,
-    PROGRAM_FILE,
-)
+#: the files a training run writes (atomically, through temporary files): the run's own
+WRITTEN_FILES = RUN_FILES
 
 
 def is_run_dir(path: Path) -> bool:
